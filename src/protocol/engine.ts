@@ -1,0 +1,615 @@
+// The sans-I/O WireGuard device engine: peers, handshakes, cookies under load, the
+// index table, keypair rotation, staging, timers and roaming. It never touches a socket,
+// a thread or a real clock: time comes from `clock`, randomness and crypto from `crypto`,
+// and everything it wants done goes through `hooks`.
+//
+// Who calls what (main thread):
+//   handshake datagrams (types 1–3) ─▶ receiveHandshake()          ─▶ hooks.sendTo()
+//   TUN packet routed to a peer      ─▶ sendKeypair() / stage()    (counter assigned by caller)
+//   sealed transport message sent    ─▶ transportSent()
+//   transport datagram (type 4)      ─▶ lookupReceive() → [worker decrypts] → receiveTransport()
+//   timers                           ─▶ nextDeadline() / tick()
+// Keepalives and staged packets are sealed by the host through hooks.sendTransport().
+import {
+  HANDSHAKE_INITIATION_RATE, KEEPALIVE_TIMEOUT, KEY_LEN, LAST_MINUTE_REKEY, MAX_STAGED_PACKETS, MAX_TIMER_HANDSHAKES,
+  MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT,
+  REKEY_TIMEOUT_JITTER_MAX, ZERO_KEY_MATERIAL_AFTER,
+} from '../constants.js';
+import { type Crypto } from '../crypto/crypto.js';
+import { AllowedIPs } from './allowedips.js';
+import { CookieChecker } from './cookie.js';
+import { type DropReason, Direction, DropCounters } from './drops.js';
+import { type Endpoint, endpointFromAddress, endpointSourceKey } from './endpoint.js';
+import { IndexTable } from './indextable.js';
+import { Keypair } from './keypair.js';
+import { Initiation, Response, readU32 } from './messages.js';
+import {
+  type NoiseInitialState, type StaticIdentity, HandshakeState, InitiationVerdict, checkInitiation, commitInitiation,
+  consumeInitiation, consumeResponse, createInitiation, createResponse, deriveKeys, initialState, precomputeStaticStatic,
+} from './noise.js';
+import { Peer, Stat, STATS_PER_PEER } from './peer.js';
+import { RateLimiter } from './ratelimiter.js';
+import { TimerHeap, TimerKind } from './timers.js';
+
+const REKEY_AFTER_MESSAGES_N = Number(REKEY_AFTER_MESSAGES);
+
+export interface Clock {
+  /** Monotonic milliseconds (timers, key ages). */
+  now(): number;
+  /** Wall-clock milliseconds since the Unix epoch (TAI64N, last handshake time). */
+  wallNow(): number;
+}
+
+export interface EngineHooks {
+  /** Send a datagram (handshake message or cookie reply) to an endpoint. */
+  sendTo(ep: Endpoint, msg: Uint8Array): boolean;
+  /** Seal `plaintext` (empty = keepalive) with kp/counter and send it to peer's endpoint; return the message length sent, or -1. */
+  sendTransport(peer: Peer, kp: Keypair, counter: number, plaintext: Uint8Array): number;
+  /** A keypair was created: install its keys where the crypto workers can use them (set kp.keyId). */
+  keypairCreated(kp: Keypair): void;
+  /** A keypair was retired: remove its keys from the workers' table (after in-flight use). */
+  keypairRetired(kp: Keypair): void;
+  /** Optional observers (logging, metrics). */
+  handshakeCompleted?(peer: Peer, isInitiator: boolean): void;
+  handshakeMessage?(type: number, direction: Direction, peer: Peer | null): void;
+  log?(level: 'error' | 'verbose', msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface EngineOptions {
+  crypto: Crypto;
+  clock: Clock;
+  hooks: EngineHooks;
+  /** Uniform random number in [0, 1) for timer jitter; defaults to crypto-random. */
+  random?: () => number;
+  /** Per-peer counters (Stat × peer id); allocated here if not given. */
+  stats?: Float64Array;
+  drops?: DropCounters;
+  maxPeers?: number;
+}
+
+interface IndexEntry { peer: Peer; keypair: Keypair | null }
+
+export class Engine {
+  readonly crypto: Crypto;
+  readonly clock: Clock;
+  readonly allowedIPs = new AllowedIPs<Peer>();
+  readonly stats: Float64Array;
+  readonly drops: DropCounters;
+  readonly rateLimiter = new RateLimiter();
+  private readonly peersByKey = new Map<string, Peer>();
+  private readonly peersById: (Peer | undefined)[] = [];
+  private readonly freeIds: number[] = [];
+  private readonly index: IndexTable<IndexEntry>;
+  private readonly timers = new TimerHeap<Peer>();
+  private readonly checker: CookieChecker;
+  private readonly init: NoiseInitialState;
+  private readonly hooks: EngineHooks;
+  private readonly random: () => number;
+  private readonly maxPeers: number;
+  private identity: StaticIdentity | null = null;
+  private isUp = false;
+  private readonly scratchInitiation = new Uint8Array(Initiation.SIZE);
+  private readonly scratchResponse = new Uint8Array(Response.SIZE);
+
+  constructor(opts: EngineOptions) {
+    this.crypto = opts.crypto;
+    this.clock = opts.clock;
+    this.hooks = opts.hooks;
+    this.maxPeers = opts.maxPeers ?? 1 << 17;
+    this.stats = opts.stats ?? new Float64Array(this.maxPeers * STATS_PER_PEER);
+    this.drops = opts.drops ?? new DropCounters();
+    const c = this.crypto;
+    this.random = opts.random ?? (() => readU32(c.randomBytes(4), 0) / 2 ** 32);
+    this.index = new IndexTable<IndexEntry>(() => readU32(c.randomBytes(4), 0));
+    this.checker = new CookieChecker(c);
+    this.init = initialState(c);
+  }
+
+  // ───────────────────────── configuration ─────────────────────────
+
+  get publicKey(): Uint8Array | null {
+    return this.identity?.publicKey ?? null;
+  }
+  get privateKey(): Uint8Array | null {
+    return this.identity?.privateKey ?? null;
+  }
+  get peerCount(): number {
+    return this.peersByKey.size;
+  }
+  peers(): IterableIterator<Peer> {
+    return this.peersByKey.values();
+  }
+  peerByKey(pub: Uint8Array): Peer | undefined {
+    return this.peersByKey.get(keyHex(pub));
+  }
+  peerById(id: number): Peer | undefined {
+    return this.peersById[id];
+  }
+
+  /** Set (or, with null, remove) the device private key (§5 "New device private key"). */
+  setPrivateKey(privateKey: Uint8Array | null): void {
+    if (privateKey && this.identity && equalBytes(privateKey, this.identity.privateKey)) return;
+    const old = this.identity;
+    if (privateKey) {
+      const publicKey = this.crypto.publicKey(privateKey);
+      this.identity = { privateKey: Uint8Array.from(privateKey), publicKey };
+      const self = this.peerByKey(publicKey);
+      if (self) this.removePeer(self);
+    } else {
+      this.identity = null;
+    }
+    old?.privateKey.fill(0);
+    this.checker.init(this.identity?.publicKey ?? null);
+    for (const peer of this.peersByKey.values()) {
+      precomputeStaticStatic(this.crypto, this.identity, peer.handshake);
+      this.clearHandshake(peer);
+      // Existing sessions stay readable but must not be used to send: expire them for sending.
+      for (const kp of [peer.keypairs.current, peer.keypairs.next]) if (kp) kp.sendCounter = Number.MAX_SAFE_INTEGER;
+    }
+  }
+
+  /** Create a peer (the caller checks for duplicates and for our own key). */
+  addPeer(publicKey: Uint8Array): Peer {
+    const hex = keyHex(publicKey);
+    const existing = this.peersByKey.get(hex);
+    if (existing) return existing;
+    const id = this.freeIds.length ? this.freeIds.pop()! : this.peersById.length;
+    if (id >= this.maxPeers) throw new RangeError(`too many peers (max ${this.maxPeers})`);
+    const peer = new Peer(id, Uint8Array.from(publicKey), hex, this.crypto, (kp) => this.retireKeypair(kp));
+    precomputeStaticStatic(this.crypto, this.identity, peer.handshake);
+    this.stats.fill(0, id * STATS_PER_PEER, (id + 1) * STATS_PER_PEER);
+    this.peersByKey.set(hex, peer);
+    this.peersById[id] = peer;
+    return peer;
+  }
+
+  removePeer(peer: Peer): void {
+    if (peer.removed) return;
+    peer.removed = true;
+    this.timers.cancelAll(peer.timers);
+    this.allowedIPs.removeByPeer(peer);
+    this.zeroAndFlush(peer);
+    peer.handshake.precomputedStaticStatic?.fill(0);
+    peer.handshake.presharedKey = new Uint8Array(KEY_LEN);
+    peer.cookieGenerator.clear();
+    this.peersByKey.delete(peer.publicKeyHex);
+    this.peersById[peer.id] = undefined;
+    this.freeIds.push(peer.id);
+  }
+
+  removeAllPeers(): void {
+    for (const peer of [...this.peersByKey.values()]) this.removePeer(peer);
+  }
+
+  setPresharedKey(peer: Peer, psk: Uint8Array | null): void {
+    const hs = peer.handshake;
+    if (hs.presharedKey.some((b) => b !== 0)) hs.presharedKey.fill(0);
+    hs.presharedKey = psk ? Uint8Array.from(psk) : new Uint8Array(KEY_LEN);
+  }
+
+  setEndpoint(peer: Peer, ep: Endpoint): void {
+    peer.endpoint = ep;
+  }
+
+  /** Seconds, 0 = off. Turning it on while up sends a keepalive at once (§6). */
+  setPersistentKeepalive(peer: Peer, seconds: number): void {
+    const was = peer.persistentKeepalive;
+    peer.persistentKeepalive = seconds;
+    if (seconds === 0) this.timers.cancel(peer.timers, TimerKind.PersistentKeepalive);
+    else if (was === 0 && this.isUp) this.sendKeepalive(peer);
+  }
+
+  /** The interface is up: sessions may start; persistent keepalives fire once at once. */
+  up(): void {
+    if (this.isUp) return;
+    this.isUp = true;
+    for (const peer of this.peersByKey.values()) if (peer.persistentKeepalive > 0) this.sendKeepalive(peer);
+  }
+
+  /** The interface went down: all sessions are wiped. */
+  down(): void {
+    if (!this.isUp) return;
+    this.isUp = false;
+    for (const peer of this.peersByKey.values()) {
+      this.timers.cancelAll(peer.timers);
+      this.zeroAndFlush(peer);
+    }
+  }
+
+  // ───────────────────────── handshakes ─────────────────────────
+
+  /**
+   * A handshake-type datagram (1, 2 or 3, already size-checked by messageType()) from
+   * `src`. `underLoad` is the host's view of its handshake queue (§7). Returns the drop
+   * reason, or null when the message was accepted.
+   */
+  receiveHandshake(msg: Uint8Array, src: Endpoint, underLoad: boolean): DropReason | null {
+    const now = this.clock.now();
+    const type = msg[0]!;
+    if (type === MESSAGE_COOKIE_REPLY) return this.receiveCookieReply(msg, now);
+    if (!this.identity) return 'unknown_peer';
+    if (!this.checker.checkMac1(msg)) return this.drop('invalid_mac');
+    if (underLoad) {
+      const source = endpointSourceKey(src);
+      if (!this.checker.checkMac2(msg, source, now)) {
+        const reply = this.checker.createReply(msg, readU32(msg, 4), source, now);
+        if (reply && this.hooks.sendTo(src, reply)) this.hooks.handshakeMessage?.(MESSAGE_COOKIE_REPLY, Direction.Outbound, null);
+        return this.drop('cookie_required');
+      }
+      if (!this.rateLimiter.allow(src.bytes, now)) return this.drop('rate_limited');
+    }
+    return type === MESSAGE_INITIATION ? this.receiveInitiation(msg, src, now) : this.receiveResponse(msg, src, now);
+  }
+
+  private receiveInitiation(msg: Uint8Array, src: Endpoint, now: number): DropReason | null {
+    const id = this.identity!;
+    let unknownPeer = false;
+    const res = consumeInitiation(this.crypto, this.init, id, msg, (pub) => {
+      const peer = this.peersByKey.get(keyHex(pub));
+      if (!peer) unknownPeer = true;
+      return peer?.handshake;
+    });
+    if (!res) return this.drop(unknownPeer ? 'unknown_peer' : 'decrypt_failed');
+    const peer = this.peersByKey.get(keyHex(res.consumed.remoteStatic))!;
+    const verdict = checkInitiation(res.hs, res.consumed, now, HANDSHAKE_INITIATION_RATE);
+    if (verdict === InitiationVerdict.Replay) return this.drop('replay');
+    if (verdict === InitiationVerdict.Flood) return this.drop('handshake_flood');
+    if (peer.handshake.localIndex) this.index.delete(peer.handshake.localIndex);
+    commitInitiation(peer.handshake, res.consumed, now);
+    this.hooks.handshakeMessage?.(MESSAGE_INITIATION, Direction.Inbound, peer);
+    this.stats[peer.id * STATS_PER_PEER + Stat.RxBytes] += msg.length;
+    this.roam(peer, src);
+    this.timersAnyAuthenticatedPacketTraversal(peer, now);
+    this.timersAnyAuthenticatedPacketReceived(peer);
+    this.sendResponse(peer, now);
+    return null;
+  }
+
+  private sendResponse(peer: Peer, now: number): void {
+    const hs = peer.handshake;
+    const entry: IndexEntry = { peer, keypair: null };
+    const localIndex = this.index.allocate(entry);
+    const out = this.scratchResponse;
+    if (!createResponse(this.crypto, hs, localIndex, out)) {
+      this.index.delete(localIndex);
+      return;
+    }
+    const keys = deriveKeys(this.crypto, hs)!;
+    const kp = new Keypair(keys.sendKey, keys.receiveKey, false, now, keys.localIndex, keys.remoteIndex, peer.id);
+    entry.keypair = kp;
+    this.hooks.keypairCreated(kp);
+    peer.keypairs.installAsResponder(kp);
+    this.timersSessionDerived(peer, now);
+    peer.cookieGenerator.addMacs(out, now);
+    peer.lastSentHandshake = now;
+    this.sendHandshakeMessage(peer, out, MESSAGE_RESPONSE, now);
+  }
+
+  private receiveResponse(msg: Uint8Array, src: Endpoint, now: number): DropReason | null {
+    const entry = this.index.get(readU32(msg, Response.RECEIVER));
+    if (!entry || entry.keypair) return this.drop('unknown_index');
+    const peer = entry.peer;
+    const hs = peer.handshake;
+    if (hs.state !== HandshakeState.InitiationCreated || hs.localIndex !== readU32(msg, Response.RECEIVER)) {
+      return this.drop('unknown_index');
+    }
+    if (!consumeResponse(this.crypto, this.identity!, hs, msg)) return this.drop('decrypt_failed');
+    this.hooks.handshakeMessage?.(MESSAGE_RESPONSE, Direction.Inbound, peer);
+    this.stats[peer.id * STATS_PER_PEER + Stat.RxBytes] += msg.length;
+    this.roam(peer, src);
+    const keys = deriveKeys(this.crypto, hs)!;
+    const kp = new Keypair(keys.sendKey, keys.receiveKey, true, now, keys.localIndex, keys.remoteIndex, peer.id);
+    entry.keypair = kp;
+    this.hooks.keypairCreated(kp);
+    peer.keypairs.installAsInitiator(kp);
+    this.timersSessionDerived(peer, now);
+    this.timersHandshakeComplete(peer, true);
+    this.timersAnyAuthenticatedPacketTraversal(peer, now);
+    this.timersAnyAuthenticatedPacketReceived(peer);
+    // Key confirmation for the responder: staged data, or else a keepalive.
+    if (peer.staged.length) this.sendStaged(peer, now);
+    else this.sendKeepalive(peer);
+    return null;
+  }
+
+  private receiveCookieReply(msg: Uint8Array, now: number): DropReason | null {
+    const entry = this.index.get(readU32(msg, 4));
+    if (!entry) return this.drop('unknown_index');
+    if (!entry.peer.cookieGenerator.consumeReply(msg, now)) return this.drop('decrypt_failed');
+    this.hooks.handshakeMessage?.(MESSAGE_COOKIE_REPLY, Direction.Inbound, entry.peer);
+    return null;
+  }
+
+  /**
+   * Send a fresh initiation unless one went out less than REKEY_TIMEOUT ago (§6).
+   * `isRetry` keeps the attempt counter (retransmit timer); otherwise it restarts at 0.
+   */
+  sendInitiation(peer: Peer, isRetry: boolean): void {
+    const now = this.clock.now();
+    if (!isRetry) peer.handshakeAttempts = 0;
+    if (!this.isUp || !this.identity || peer.removed) return;
+    if (now - peer.lastSentHandshake < REKEY_TIMEOUT) return;
+    peer.lastSentHandshake = now;
+    const hs = peer.handshake;
+    if (hs.localIndex) this.index.delete(hs.localIndex);
+    const localIndex = this.index.allocate({ peer, keypair: null });
+    const out = this.scratchInitiation;
+    if (!createInitiation(this.crypto, this.init, this.identity, hs, localIndex, this.clock.wallNow(), out)) {
+      this.index.delete(localIndex);
+      hs.clear();
+      return;
+    }
+    peer.cookieGenerator.addMacs(out, now);
+    this.sendHandshakeMessage(peer, out, MESSAGE_INITIATION, now);
+    this.timers.arm(peer, peer.timers, TimerKind.RetransmitHandshake, now + REKEY_TIMEOUT + this.jitter());
+  }
+
+  private sendHandshakeMessage(peer: Peer, msg: Uint8Array, type: number, now: number): void {
+    this.timersAnyAuthenticatedPacketTraversal(peer, now);
+    this.timersAnyAuthenticatedPacketSent(peer);
+    if (!peer.endpoint) {
+      this.drops.count(Direction.Outbound, 'no_endpoint');
+      return;
+    }
+    if (this.hooks.sendTo(peer.endpoint, msg)) {
+      this.stats[peer.id * STATS_PER_PEER + Stat.TxBytes] += msg.length;
+      this.hooks.handshakeMessage?.(type, Direction.Outbound, peer);
+    }
+  }
+
+  // ───────────────────────── transport: sending ─────────────────────────
+
+  /** The keypair to encrypt with now, or null (then stage the packet). */
+  sendKeypair(peer: Peer): Keypair | null {
+    const kp = peer.keypairs.current;
+    return kp && kp.canSend(this.clock.now()) ? kp : null;
+  }
+
+  /** Keep a copy of a packet until a session exists, and ask for one (§5). */
+  stage(peer: Peer, packet: Uint8Array): void {
+    if (peer.staged.length >= MAX_STAGED_PACKETS) {
+      peer.staged.shift();
+      this.drops.count(Direction.Outbound, 'no_session');
+    }
+    peer.staged.push(Uint8Array.from(packet));
+    this.sendStaged(peer, this.clock.now());
+  }
+
+  /**
+   * A transport message for `peer` left the socket (called in send order).
+   * `isData` = non-empty plaintext. Updates counters and timers, and rekeys when due.
+   */
+  transportSent(peer: Peer, msgLen: number, isData: boolean): void {
+    const now = this.clock.now();
+    const s = peer.id * STATS_PER_PEER;
+    this.stats[s + Stat.TxBytes] += msgLen;
+    this.stats[s + Stat.TxPackets] += 1;
+    this.timersAnyAuthenticatedPacketTraversal(peer, now);
+    this.timersAnyAuthenticatedPacketSent(peer);
+    if (isData) this.timersDataSent(peer, now);
+    // keepKeyFreshSending
+    const kp = peer.keypairs.current;
+    if (kp && (kp.sendCounter > REKEY_AFTER_MESSAGES_N || (kp.isInitiator && now - kp.created > REKEY_AFTER_TIME))) {
+      this.sendInitiation(peer, false);
+    }
+  }
+
+  /** Send a keepalive now (or stage one and start a handshake if there is no session). */
+  sendKeepalive(peer: Peer): void {
+    if (peer.staged.length === 0) peer.staged.push(EMPTY);
+    this.sendStaged(peer, this.clock.now());
+  }
+
+  private sendStaged(peer: Peer, now: number): void {
+    if (peer.staged.length === 0) return;
+    const kp = peer.keypairs.current;
+    if (!kp || !kp.canSend(now)) {
+      this.sendInitiation(peer, false);
+      return;
+    }
+    const staged = peer.staged;
+    peer.staged = [];
+    for (const packet of staged) {
+      if (!kp.canSend(now)) break;
+      const counter = kp.sendCounter++;
+      const len = this.hooks.sendTransport(peer, kp, counter, packet);
+      if (len >= 0) this.transportSent(peer, len, packet.length > 0);
+    }
+  }
+
+  // ───────────────────────── transport: receiving ─────────────────────────
+
+  /** Receiver index of a transport message → keypair that may decrypt it, or null (drop reason counted). */
+  lookupReceive(receiverIndex: number): Keypair | null {
+    const entry = this.index.get(receiverIndex);
+    if (!entry || !entry.keypair) {
+      this.drops.count(Direction.Inbound, 'unknown_index');
+      return null;
+    }
+    if (!entry.keypair.canReceive(this.clock.now())) {
+      this.drops.count(Direction.Inbound, 'too_old');
+      return null;
+    }
+    return entry.keypair;
+  }
+
+  /**
+   * An authenticated (decrypted) transport message: replay check, roaming, key
+   * confirmation, timers (§5, §6, §8). Returns the peer when the packet is accepted
+   * (then the caller checks the inner packet and delivers it), else null.
+   */
+  receiveTransport(kp: Keypair, counter: number, msgLen: number, plaintextLen: number, srcAddress: string, srcPort: number, srcFamily: 4 | 6): Peer | null {
+    const peer = this.peersById[kp.peerId];
+    if (!peer || peer.removed) return null;
+    if (!kp.replay.validate(counter)) {
+      this.drops.count(Direction.Inbound, 'replay');
+      return null;
+    }
+    const now = this.clock.now();
+    const ep = peer.endpoint;
+    if (!ep || ep.port !== srcPort || ep.address !== srcAddress) this.roamTo(peer, srcAddress, srcPort, srcFamily);
+    if (peer.keypairs.receivedWith(kp)) {
+      this.timersHandshakeComplete(peer, false);
+      this.sendStaged(peer, now);
+    }
+    // keepKeyFreshReceiving
+    const cur = peer.keypairs.current;
+    if (!peer.sentLastMinuteHandshake && cur && cur.isInitiator && now - cur.created > LAST_MINUTE_REKEY) {
+      peer.sentLastMinuteHandshake = true;
+      this.sendInitiation(peer, false);
+    }
+    this.timersAnyAuthenticatedPacketTraversal(peer, now);
+    this.timersAnyAuthenticatedPacketReceived(peer);
+    const s = peer.id * STATS_PER_PEER;
+    this.stats[s + Stat.RxBytes] += msgLen;
+    this.stats[s + Stat.RxPackets] += 1;
+    if (plaintextLen > 0) this.timersDataReceived(peer, now);
+    return peer;
+  }
+
+  // ───────────────────────── endpoints ─────────────────────────
+
+  private roam(peer: Peer, src: Endpoint): void {
+    const ep = peer.endpoint;
+    if (!ep || ep.port !== src.port || ep.address !== src.address) peer.endpoint = src;
+  }
+
+  private roamTo(peer: Peer, address: string, port: number, family: 4 | 6): void {
+    const ep = family === 4
+      ? { address, port, family, bytes: Uint8Array.from(address.split('.').map(Number)) }
+      : endpointFromAddress(address, port);
+    if (ep) peer.endpoint = ep;
+  }
+
+  // ───────────────────────── timers (§6) ─────────────────────────
+
+  nextDeadline(): number {
+    return this.timers.nextDeadline();
+  }
+
+  /** Fire every timer that is due. */
+  tick(): void {
+    const now = this.clock.now();
+    this.timers.runDue(now, (peer, kind) => {
+      if (!peer.removed) this.expired(peer, kind, now);
+    });
+    this.rateLimiter.gc(now);
+  }
+
+  private expired(peer: Peer, kind: TimerKind, now: number): void {
+    switch (kind) {
+      case TimerKind.RetransmitHandshake:
+        if (peer.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
+          this.hooks.log?.('verbose', 'handshake did not complete after 20 attempts, giving up', { peer: peer.name });
+          this.timers.cancel(peer.timers, TimerKind.SendKeepalive);
+          peer.staged = [];
+          if (!peer.timers.isPending(TimerKind.ZeroKeyMaterial)) {
+            this.timers.arm(peer, peer.timers, TimerKind.ZeroKeyMaterial, now + ZERO_KEY_MATERIAL_AFTER);
+          }
+        } else {
+          peer.handshakeAttempts++;
+          this.hooks.log?.('verbose', 'handshake did not complete after 5 seconds, retrying', { peer: peer.name, attempt: peer.handshakeAttempts + 1 });
+          this.sendInitiation(peer, true);
+        }
+        return;
+      case TimerKind.SendKeepalive:
+        if (peer.staged.length === 0) this.sendKeepalive(peer);
+        if (peer.needAnotherKeepalive) {
+          peer.needAnotherKeepalive = false;
+          this.timers.arm(peer, peer.timers, TimerKind.SendKeepalive, now + KEEPALIVE_TIMEOUT);
+        }
+        return;
+      case TimerKind.NewHandshake:
+        this.hooks.log?.('verbose', 'retrying handshake because we stopped hearing back', { peer: peer.name });
+        this.sendInitiation(peer, false);
+        return;
+      case TimerKind.ZeroKeyMaterial:
+        this.hooks.log?.('verbose', 'removing all keys, since we have not received a new one in a while', { peer: peer.name });
+        this.zeroAndFlush(peer);
+        return;
+      case TimerKind.PersistentKeepalive:
+        if (peer.persistentKeepalive > 0) this.sendKeepalive(peer);
+        return;
+      default:
+        assertNever(kind);
+    }
+  }
+
+  private timersDataSent(peer: Peer, now: number): void {
+    if (!peer.timers.isPending(TimerKind.NewHandshake)) {
+      this.timers.arm(peer, peer.timers, TimerKind.NewHandshake, now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + this.jitter());
+    }
+  }
+  private timersDataReceived(peer: Peer, now: number): void {
+    if (!peer.timers.isPending(TimerKind.SendKeepalive)) {
+      this.timers.arm(peer, peer.timers, TimerKind.SendKeepalive, now + KEEPALIVE_TIMEOUT);
+    } else {
+      peer.needAnotherKeepalive = true;
+    }
+  }
+  private timersAnyAuthenticatedPacketSent(peer: Peer): void {
+    this.timers.cancel(peer.timers, TimerKind.SendKeepalive);
+  }
+  private timersAnyAuthenticatedPacketReceived(peer: Peer): void {
+    this.timers.cancel(peer.timers, TimerKind.NewHandshake);
+  }
+  private timersAnyAuthenticatedPacketTraversal(peer: Peer, now: number): void {
+    if (peer.persistentKeepalive > 0) {
+      this.timers.arm(peer, peer.timers, TimerKind.PersistentKeepalive, now + peer.persistentKeepalive * 1000);
+    }
+  }
+  private timersHandshakeComplete(peer: Peer, isInitiator: boolean): void {
+    this.timers.cancel(peer.timers, TimerKind.RetransmitHandshake);
+    peer.handshakeAttempts = 0;
+    peer.sentLastMinuteHandshake = false;
+    peer.lastHandshakeWall = this.clock.wallNow();
+    this.hooks.handshakeCompleted?.(peer, isInitiator);
+  }
+  private timersSessionDerived(peer: Peer, now: number): void {
+    this.timers.arm(peer, peer.timers, TimerKind.ZeroKeyMaterial, now + ZERO_KEY_MATERIAL_AFTER);
+  }
+
+  private jitter(): number {
+    return Math.floor(this.random() * REKEY_TIMEOUT_JITTER_MAX);
+  }
+
+  // ───────────────────────── key lifetime ─────────────────────────
+
+  private retireKeypair(kp: Keypair): void {
+    this.index.delete(kp.localIndex);
+    this.hooks.keypairRetired(kp);
+    kp.zero();
+  }
+
+  private clearHandshake(peer: Peer): void {
+    if (peer.handshake.localIndex) this.index.delete(peer.handshake.localIndex);
+    peer.handshake.clear();
+  }
+
+  private zeroAndFlush(peer: Peer): void {
+    peer.keypairs.clear();
+    this.clearHandshake(peer);
+    peer.staged = [];
+  }
+
+  private drop(reason: DropReason): DropReason {
+    this.drops.count(Direction.Inbound, reason);
+    return reason;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+export function keyHex(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex');
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function assertNever(x: never): never {
+  throw new Error(`unexpected ${String(x)}`);
+}

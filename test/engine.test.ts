@@ -1,0 +1,203 @@
+// Two engines handshaking and exchanging data on a fake clock: the protocol state
+// machine of spec §3–§6 without sockets, threads or real time.
+import t from 'tap';
+import { MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT } from '../src/constants.js';
+import { ipv4Packet, twoPeers, type Wire } from './helpers/pair.js';
+
+const typeOf = (w: Wire) => w.bytes[0];
+const initiations = (ws: Wire[]) => ws.filter((w) => typeOf(w) === MESSAGE_INITIATION).length;
+
+t.test('first packet triggers a 1-RTT handshake, staged data is delivered, both sides confirm', async (t) => {
+  const { net, a, b, peerAB, peerBA } = twoPeers();
+  const pkt = ipv4Packet('10.0.0.1', '10.0.0.2', 64);
+  t.equal(net.sendPacket(a, pkt), 'staged');
+  net.pump();
+  t.same(a.sent.map(typeOf), [MESSAGE_INITIATION, MESSAGE_TRANSPORT], 'A: initiation, then the staged packet');
+  t.same(b.sent.map(typeOf), [MESSAGE_RESPONSE]);
+  t.equal(b.delivered.length, 1);
+  t.same(b.delivered[0]!.subarray(0, pkt.length), pkt, 'inner packet arrives intact (padding after it)');
+  t.equal(b.delivered[0]!.length % 16, 0, 'padded to a multiple of 16');
+  t.ok(peerAB.keypairs.current, 'initiator has a current keypair');
+  t.ok(peerBA.keypairs.current, 'responder rotated next → current on the first data packet');
+  t.equal(peerBA.keypairs.next, null);
+  t.ok(peerAB.lastHandshakeWall > 0 && peerBA.lastHandshakeWall > 0);
+  t.equal(peerAB.lastHandshakeWall, net.clock.wallNow(), 'last handshake is wall-clock time');
+  // reply traffic goes straight out on B's current keypair
+  t.equal(net.sendPacket(b, ipv4Packet('10.0.0.2', '10.0.0.1')), 'sent');
+  net.pump();
+  t.equal(a.delivered.length, 1);
+  // byte counters: wireguard-go semantics (whole messages, handshakes included)
+  const ab = a.engine.stats, ba = b.engine.stats;
+  t.equal(ab[peerAB.id * 4 + 0], 148 + a.sent[1]!.bytes.length + 0, 'A tx = initiation + data');
+  t.equal(ba[peerBA.id * 4 + 1], 148 + a.sent[1]!.bytes.length, 'B rx = initiation + data');
+});
+
+t.test('preshared key: handshake completes only when both sides agree', async (t) => {
+  const psk = new Uint8Array(32).fill(7);
+  const ok = twoPeers({ psk });
+  ok.net.sendPacket(ok.a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  ok.net.pump();
+  t.equal(ok.b.delivered.length, 1, 'same psk works');
+
+  const bad = twoPeers();
+  bad.a.engine.setPresharedKey(bad.peerAB, psk);
+  bad.net.sendPacket(bad.a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  bad.net.pump();
+  t.equal(bad.b.delivered.length, 0, 'mismatched psk: no data');
+  t.equal(bad.peerAB.keypairs.current, null, 'initiator rejects the response');
+  t.equal(bad.a.engine.drops.get(0, 'decrypt_failed'), 1);
+});
+
+t.test('unknown peer gets no answer; replayed initiation is rejected', async (t) => {
+  const { net, a, b, peerBA } = twoPeers();
+  b.engine.removePeer(peerBA);
+  net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  net.pump();
+  t.equal(b.sent.length, 0, 'silence towards unknown keys');
+  t.equal(b.engine.drops.get(0, 'unknown_peer'), 1);
+
+  const p = twoPeers();
+  p.net.sendPacket(p.a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  const init = p.net.queue[0]!.bytes;
+  p.net.pump();
+  p.net.clock.t += 1000;
+  t.equal(p.net.receive(p.b, init, p.a.endpoint), 'replay', 'same TAI64N twice');
+});
+
+t.test('initiations closer than 20 ms are refused as a flood', async (t) => {
+  const { net, a, b, peerAB } = twoPeers();
+  net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  net.pump();
+  // A forges a second, newer initiation 10 ms later (bypassing its own 5 s send limit).
+  net.clock.t += 10; net.clock.wallBase += 100;
+  peerAB.lastSentHandshake = -Infinity;
+  a.engine.sendInitiation(peerAB, false);
+  const w = net.queue.shift()!;
+  t.equal(net.receive(b, w.bytes, a.endpoint), 'handshake_flood');
+  net.clock.t += 30; net.clock.wallBase += 100;
+  peerAB.lastSentHandshake = -Infinity;
+  a.engine.sendInitiation(peerAB, false);
+  t.equal(net.receive(b, net.queue.shift()!.bytes, a.endpoint), null, 'accepted after 20 ms');
+});
+
+t.test('transport replay and corruption are dropped after decryption', async (t) => {
+  const { net, a, b } = twoPeers();
+  net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  net.pump();
+  net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  const data = net.queue.shift()!.bytes;
+  t.equal(net.receive(b, data, a.endpoint), null);
+  t.equal(net.receive(b, data, a.endpoint), 'rejected', 'second copy is a replay');
+  t.equal(b.engine.drops.get(0, 'replay'), 1);
+  const bad = Uint8Array.from(data); bad[20]! ^= 1;
+  t.equal(net.receive(b, bad, a.endpoint), 'decrypt_failed');
+  const unknown = Uint8Array.from(data); unknown[4]! ^= 0xff;
+  t.equal(net.receive(b, unknown, a.endpoint), 'unknown_index');
+});
+
+t.test('roaming: an authenticated packet from a new address moves the endpoint; garbage does not', async (t) => {
+  const { net, a, b, peerBA } = twoPeers();
+  net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  net.pump();
+  net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  const data = net.queue.shift()!.bytes;
+  const bad = Uint8Array.from(data); bad[40]! ^= 1;
+  const evil = { address: '198.51.100.9', port: 999, family: 4 as const, bytes: Uint8Array.from([198, 51, 100, 9]) };
+  net.receive(b, bad, evil);
+  t.equal(peerBA.endpoint!.address, '192.0.2.1', 'unauthenticated packet does not roam');
+  const moved = { address: '203.0.113.5', port: 40000, family: 4 as const, bytes: Uint8Array.from([203, 0, 113, 5]) };
+  t.equal(net.receive(b, data, moved), null);
+  t.equal(peerBA.endpoint!.address, '203.0.113.5');
+  t.equal(peerBA.endpoint!.port, 40000);
+});
+
+t.test('timers: keepalive after 10 s of one-way traffic', async (t) => {
+  const { net, a, b } = twoPeers();
+  net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  net.pump();
+  const before = b.sent.length;
+  net.advance(9_900);
+  t.equal(b.sent.length, before, 'nothing before 10 s');
+  net.advance(200);
+  const ka = b.sent.slice(before);
+  t.equal(ka.length, 1, 'exactly one keepalive');
+  t.equal(ka[0]!.bytes[0], MESSAGE_TRANSPORT);
+  t.equal(ka[0]!.bytes.length, 32, 'keepalive is 32 bytes');
+});
+
+t.test('timers: initiator rekeys after 120 s when sending', async (t) => {
+  const { net, a, peerAB } = twoPeers();
+  net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  net.pump();
+  const first = peerAB.keypairs.current;
+  for (let s = 0; s < 130; s += 5) { // keep traffic flowing both ways so no other timer interferes
+    net.advance(5_000, 1_000);
+    net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+    net.pump();
+    if (s < 115) t.equal(initiations(a.sent), 1, `no rekey at ${s + 5} s`);
+  }
+  t.equal(initiations(a.sent), 2, 'one new initiation after 120 s');
+  t.not(peerAB.keypairs.current, first, 'new current keypair');
+  t.equal(peerAB.keypairs.previous, first, 'old one kept as previous');
+});
+
+t.test('timers: retransmit every 5 s, give up after 20 initiations, zero keys after 540 s', async (t) => {
+  const { net, a, b, peerAB } = twoPeers();
+  net.filter = (w) => w.from !== 'b' && w.to !== `${b.endpoint.address}:${b.endpoint.port}`; // B unreachable
+  net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  net.advance(4_900);
+  t.equal(initiations(a.sent), 1);
+  net.advance(500);
+  t.equal(initiations(a.sent), 2, 'first retransmit after 5 s + jitter');
+  net.advance(200_000, 500);
+  t.equal(initiations(a.sent), 20, '1 + 19 initiations, then silence');
+  t.equal(peerAB.staged.length, 0, 'staged packets dropped when giving up');
+
+  const ok = twoPeers();
+  ok.net.sendPacket(ok.a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  ok.net.pump();
+  t.ok(ok.peerAB.keypairs.current);
+  ok.net.filter = () => false; // silence afterwards
+  ok.net.advance(539_000, 1_000);
+  t.ok(ok.peerBA.keypairs.current, 'keys still present at 539 s');
+  ok.net.advance(2_000, 1_000);
+  t.equal(ok.peerBA.keypairs.current, null, 'B zeroed its keys after 540 s');
+  t.equal(ok.peerAB.keypairs.current, null, 'A zeroed its keys after 540 s');
+});
+
+t.test('persistent keepalive fires at once on enable and every interval', async (t) => {
+  const { net, a, peerAB } = twoPeers();
+  a.engine.setPersistentKeepalive(peerAB, 25);
+  net.pump();
+  t.equal(initiations(a.sent), 1, 'enabling it starts a handshake for the first keepalive');
+  const after = a.sent.length;
+  net.advance(25_100, 100);
+  t.ok(a.sent.slice(after).some((w) => w.bytes[0] === MESSAGE_TRANSPORT && w.bytes.length === 32), 'keepalive after 25 s');
+});
+
+t.test('under load: cookie reply, then the retransmitted initiation carries mac2 and succeeds', async (t) => {
+  const { net, a, b } = twoPeers();
+  b.underLoad = true;
+  net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  net.pump();
+  t.same(b.sent.map(typeOf), [MESSAGE_COOKIE_REPLY], 'first initiation answered with a cookie');
+  t.equal(b.engine.drops.get(0, 'cookie_required'), 1);
+  net.advance(5_500);
+  t.same(b.sent.map(typeOf), [MESSAGE_COOKIE_REPLY, MESSAGE_RESPONSE], 'retransmit with mac2 accepted');
+  t.equal(b.delivered.length, 1, 'staged data delivered');
+});
+
+t.test('new private key: sessions stop sending and peers with our own key are removed', async (t) => {
+  const { net, a, b, peerAB } = twoPeers();
+  net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  net.pump();
+  t.ok(a.engine.sendKeypair(peerAB));
+  a.engine.setPrivateKey(net.crypto.generatePrivateKey());
+  t.equal(a.engine.sendKeypair(peerAB), null, 'current is unusable for sending');
+  const self = b.engine.addPeer(a.engine.publicKey!); // B now has a peer with A's new key
+  t.ok(b.engine.peerByKey(a.engine.publicKey!));
+  const bKey = b.engine.privateKey!;
+  a.engine.setPrivateKey(bKey); // A takes B's key: its peer with that public key must go
+  t.equal(a.engine.peerByKey(b.engine.publicKey!), undefined);
+  t.ok(self);
+});
