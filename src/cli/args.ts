@@ -1,0 +1,150 @@
+// Command-line parsing for `wirepool [-f|--foreground] [options] INTERFACE-NAME`, a pure
+// function of argv (shared/spec/wireguard-protocol.md §10). The caller prints usage() and
+// exits 1 on { ok: false } (wireguard-go exits 0 on wrong arguments; we do not), prints
+// the banner for --version and usage() for --help, both exiting 0. Environment variables
+// (WG_TUN_FD, WG_PROCESS_FOREGROUND, LOG_LEVEL) are the caller's concern.
+
+import { isIP } from 'node:net';
+import { ifnameProblem } from '../io/tun.js';
+
+export const MAX_WORKERS = 64;
+
+export type ParsedArgs =
+  | {
+      ok: true;
+      foreground: boolean;
+      /** '' only when version or help is set */
+      ifname: string;
+      workers: number | null;
+      config: string | null;
+      /** "ADDR:PORT" as given, validated; IPv6 addresses in brackets */
+      metrics: string | null;
+      version: boolean;
+      help: boolean;
+    }
+  | { ok: false; message: string };
+
+export function usage(): string {
+  return [
+    'Usage: wirepool [-f|--foreground] [options] INTERFACE-NAME',
+    '',
+    'Creates the TUN interface INTERFACE-NAME and serves the WireGuard configuration',
+    'socket /var/run/wireguard/INTERFACE-NAME.sock. Without -f it detaches once both exist.',
+    '',
+    'Options:',
+    '  -f, --foreground      stay in the foreground',
+    `  --workers N           crypto worker threads (1-${MAX_WORKERS}; default: from the CPU count)`,
+    '  --config FILE         apply this wg(8) configuration file at start-up',
+    '  --metrics ADDR:PORT   serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9586, [::1]:9586)',
+    '  --version             print the version and exit',
+    '  -h, --help            print this help and exit',
+    '',
+    'Environment: LOG_LEVEL=verbose|debug|error|silent, WG_TUN_FD, WG_UAPI_FD, WG_PROCESS_FOREGROUND=1',
+  ].join('\n');
+}
+
+const fail = (message: string): ParsedArgs => ({ ok: false, message });
+
+/** Why `value` is not ADDR:PORT, or null if it is. */
+function listenAddressProblem(value: string): string | null {
+  const colon = value.lastIndexOf(':');
+  if (colon < 0) return 'expected ADDR:PORT';
+  const host = value.slice(0, colon);
+  const port = value.slice(colon + 1);
+  if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+    return `port ${JSON.stringify(port)} is not a number from 1 to 65535`;
+  }
+  if (host.startsWith('[') && host.endsWith(']')) {
+    return isIP(host.slice(1, -1)) === 6 ? null : `${host} is not an IPv6 address`;
+  }
+  if (host.includes(':')) return 'IPv6 addresses must be written in brackets, like [::1]:9586';
+  if (isIP(host) === 4) return null;
+  // A host name such as "localhost".
+  if (/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(host)) return null;
+  return `${JSON.stringify(host)} is not an address or host name`;
+}
+
+/** Parses argv without the node and script entries (process.argv.slice(2)). */
+export function parseArgs(argv: string[]): ParsedArgs {
+  let foreground = false;
+  let version = false;
+  let help = false;
+  let workers: number | null = null;
+  let config: string | null = null;
+  let metrics: string | null = null;
+  const positional: string[] = [];
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      positional.push(arg);
+      continue;
+    }
+    // "--opt=value" or "--opt value" for the options that take a value.
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const option = eq < 0 ? arg : arg.slice(0, eq);
+    const takeValue = (): string | null => {
+      if (eq >= 0) return arg.slice(eq + 1);
+      if (i + 1 < argv.length) return argv[++i];
+      return null;
+    };
+    switch (option) {
+      case '-f':
+      case '--foreground':
+        if (eq >= 0) return fail(`${option} takes no value`);
+        foreground = true;
+        break;
+      case '--version':
+        if (eq >= 0) return fail(`${option} takes no value`);
+        version = true;
+        break;
+      case '-h':
+      case '--help':
+        if (eq >= 0) return fail(`${option} takes no value`);
+        help = true;
+        break;
+      case '--workers': {
+        const v = takeValue();
+        if (v === null) return fail('--workers needs a value');
+        if (!/^[0-9]+$/.test(v) || Number(v) < 1 || Number(v) > MAX_WORKERS) {
+          return fail(`--workers must be an integer from 1 to ${MAX_WORKERS}, not ${JSON.stringify(v)}`);
+        }
+        workers = Number(v);
+        break;
+      }
+      case '--config': {
+        const v = takeValue();
+        if (v === null || v === '') return fail('--config needs a file name');
+        config = v;
+        break;
+      }
+      case '--metrics': {
+        const v = takeValue();
+        if (v === null || v === '') return fail('--metrics needs ADDR:PORT');
+        const problem = listenAddressProblem(v);
+        if (problem !== null) return fail(`--metrics ${JSON.stringify(v)}: ${problem}`);
+        metrics = v;
+        break;
+      }
+      default:
+        return fail(`unknown option ${JSON.stringify(option)}`);
+    }
+  }
+
+  let ifname = '';
+  if (positional.length > 1) {
+    return fail(`expected one interface name, got ${positional.length}: ${positional.map((p) => JSON.stringify(p)).join(' ')}`);
+  }
+  if (positional.length === 1) {
+    ifname = positional[0];
+    const problem = ifnameProblem(ifname);
+    if (problem !== null) return fail(`invalid interface name ${JSON.stringify(ifname)}: ${problem}`);
+  } else if (!version && !help) {
+    return fail('missing interface name');
+  }
+  return { ok: true, foreground, ifname, workers, config, metrics, version, help };
+}

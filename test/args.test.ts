@@ -1,0 +1,83 @@
+// Command-line parsing: accepted command lines give the exact parsed values; rejected ones
+// give ok:false with a message naming the problem.
+
+import t from 'tap';
+import { parseArgs, usage, MAX_WORKERS } from '../src/cli/args.js';
+
+const defaults: Record<string, unknown> = { ok: true, foreground: false, ifname: '', workers: null, config: null, metrics: null, version: false, help: false };
+
+t.test('accepted command lines', async (t) => {
+  const cases: Array<[string[], Record<string, unknown>]> = [
+    [['wg0'], { ifname: 'wg0' }],
+    [['-f', 'wg0'], { ifname: 'wg0', foreground: true }],
+    [['--foreground', 'wg0'], { ifname: 'wg0', foreground: true }],
+    [['wg0', '-f'], { ifname: 'wg0', foreground: true }],
+    [['--workers', '4', 'wg0'], { ifname: 'wg0', workers: 4 }],
+    [['--workers=1', 'wg0'], { ifname: 'wg0', workers: 1 }],
+    [['--workers', String(MAX_WORKERS), 'wg0'], { ifname: 'wg0', workers: MAX_WORKERS }],
+    [['--config', '/etc/wireguard/wg0.conf', 'wg0'], { ifname: 'wg0', config: '/etc/wireguard/wg0.conf' }],
+    [['--metrics', '127.0.0.1:9586', 'wg0'], { ifname: 'wg0', metrics: '127.0.0.1:9586' }],
+    [['--metrics=[::1]:9586', 'wg0'], { ifname: 'wg0', metrics: '[::1]:9586' }],
+    [['--metrics', 'localhost:1', 'wg0'], { ifname: 'wg0', metrics: 'localhost:1' }],
+    [['--metrics', '0.0.0.0:65535', 'wg0'], { ifname: 'wg0', metrics: '0.0.0.0:65535' }],
+    [['-f', '--workers', '2', '--config', 'c.conf', '--metrics', '[::]:9100', 'wg-office'],
+      { ifname: 'wg-office', foreground: true, workers: 2, config: 'c.conf', metrics: '[::]:9100' }],
+    [['--version'], { version: true }],
+    [['-h'], { help: true }],
+    [['--help', 'wg0'], { help: true, ifname: 'wg0' }],
+    [['abcdefghijklmno'], { ifname: 'abcdefghijklmno' }], // 15 characters
+    [['--', '-wg'], { ifname: '-wg' }],
+    [['wg.0_x-y'], { ifname: 'wg.0_x-y' }],
+  ];
+  for (const [argv, want] of cases) {
+    t.same(parseArgs(argv), { ...defaults, ...want }, argv.join(' '));
+  }
+});
+
+t.test('rejected command lines', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [[], /missing interface name/],
+    [['-f'], /missing interface name/],
+    [['wg0', 'wg1'], /one interface name, got 2/],
+    [['--bogus', 'wg0'], /unknown option "--bogus"/],
+    [['-x', 'wg0'], /unknown option "-x"/],
+    [['--foreground=yes', 'wg0'], /takes no value/],
+    [['wg0', '--workers'], /--workers needs a value/],
+    [['--workers', '0', 'wg0'], /--workers must be an integer from 1 to 64/],
+    [['--workers', String(MAX_WORKERS + 1), 'wg0'], /from 1 to 64/],
+    [['--workers', '1.5', 'wg0'], /from 1 to 64/],
+    [['--workers', '-2', 'wg0'], /from 1 to 64/],
+    [['--workers', 'four', 'wg0'], /from 1 to 64/],
+    [['--workers=', 'wg0'], /from 1 to 64/],
+    [['wg0', '--config'], /--config needs a file name/],
+    [['--metrics', '9586', 'wg0'], /expected ADDR:PORT/],
+    [['--metrics', '127.0.0.1:0', 'wg0'], /port "0"/],
+    [['--metrics', '127.0.0.1:65536', 'wg0'], /port "65536"/],
+    [['--metrics', '127.0.0.1:http', 'wg0'], /port "http"/],
+    [['--metrics', '::1:9586', 'wg0'], /in brackets/],
+    [['--metrics', '[127.0.0.1]:9586', 'wg0'], /not an IPv6 address/],
+    [['--metrics', 'bad host:9586', 'wg0'], /not an address or host name/],
+    [['abcdefghijklmnop'], /longer than 15/], // 16 characters
+    [['wg/0'], /cannot contain '\/'/],
+    [['wg:0'], /cannot contain ':'/],
+    [['wg%d'], /cannot contain '%'/],
+    [['wg 0'], /whitespace/],
+    [['wg\t0'], /whitespace/],
+    [['.'], /"\." or "\.\."/],
+    [['..'], /"\." or "\.\."/],
+    [['--', ''], /empty/],
+    [['wgé'], /printable ASCII/],
+  ];
+  for (const [argv, want] of cases) {
+    const r = parseArgs(argv);
+    t.equal(r.ok, false, `${JSON.stringify(argv)} is rejected`);
+    if (!r.ok) t.match(r.message, want, JSON.stringify(argv));
+  }
+});
+
+t.test('usage names every option', async (t) => {
+  const text = usage();
+  for (const opt of ['-f', '--foreground', '--workers', '--config', '--metrics', '--version', '--help', 'INTERFACE-NAME']) {
+    t.ok(text.includes(opt), opt);
+  }
+});
