@@ -7,7 +7,7 @@
 // IPv4/UDP packet is delivered to a socket; openTunFromFd checks the fd; deleting the link
 // wakes the blocked reader and fires watchTunRemoval.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -138,21 +138,30 @@ await reader.terminate();
 console.log(JSON.stringify(out));
 `;
 
-t.test('TUN device in a network namespace', { skip: netnsSkipReason }, async (t) => {
+/**
+ * Writes the probe script, runs it in a fresh namespace (through `wrap`, a command prefix
+ * run inside the namespace) and returns its JSON report, or null after failing the test.
+ */
+async function runProbe(t: Test, mode: string, wrap: string[] = []): Promise<any> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wirepool-tun-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const script = path.join(dir, 'tun-probe.mjs');
   fs.writeFileSync(script, SCRIPT);
   const ns = await Netns.create('tun');
   t.teardown(() => ns.destroy());
-
-  const r = await ns.exec(process.execPath, [script, TUN_MODULE, 'main'], { timeoutMs: 30_000 });
+  const argv = [...wrap, process.execPath, script, TUN_MODULE, mode];
+  const r = await ns.exec(argv[0]!, argv.slice(1), { timeoutMs: 30_000 });
   t.equal(r.code, 0, 'probe script ran');
   if (r.code !== 0) {
     t.comment(r.stderr);
-    return;
+    return null;
   }
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
+
+t.test('TUN device in a network namespace', { skip: netnsSkipReason }, async (t) => {
+  const out = await runProbe(t, 'main');
+  if (out === null) return;
 
   t.equal(out.name, 'wpt0');
   t.ok(out.fdIsNumber, 'has an fd');
@@ -194,24 +203,9 @@ t.test('TUN device in a network namespace', { skip: netnsSkipReason }, async (t)
 });
 
 t.test('missing /dev/net/tun gives ERR_TUN_UNAVAILABLE', { skip: netnsSkipReason || (haveCommand('unshare') ? false : 'needs unshare') }, async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wirepool-tun-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const script = path.join(dir, 'tun-probe.mjs');
-  fs.writeFileSync(script, SCRIPT);
-  const ns = await Netns.create('tun');
-  t.teardown(() => ns.destroy());
   // A private mount namespace with an empty /dev/net: nothing outside it changes.
-  const r = await ns.exec(
-    'unshare',
-    ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs none /dev/net && exec "$0" "$@"', process.execPath, script, TUN_MODULE, 'missing'],
-    { timeoutMs: 30_000 },
-  );
-  t.equal(r.code, 0, 'probe script ran');
-  if (r.code !== 0) {
-    t.comment(r.stderr);
-    return;
-  }
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  const out = await runProbe(t, 'missing', ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs none /dev/net && exec "$0" "$@"']);
+  if (out === null) return;
   t.match(out.missing, { code: 'ERR_TUN_UNAVAILABLE', message: /\/dev\/net\/tun is missing/ });
   t.same(out.links, ['lo']);
   t.ok(fs.existsSync('/dev/net/tun'), 'the real /dev/net/tun is untouched');
