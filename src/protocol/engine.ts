@@ -75,7 +75,7 @@ export class Engine {
   readonly allowedIPs = new AllowedIPs<Peer>();
   readonly stats: Float64Array;
   readonly drops: DropCounters;
-  readonly rateLimiter = new RateLimiter();
+  readonly rateLimiter: RateLimiter;
   private readonly peersByKey = new Map<string, Peer>();
   private readonly peersById: (Peer | undefined)[] = [];
   private readonly freeIds: number[] = [];
@@ -102,6 +102,7 @@ export class Engine {
     this.random = opts.random ?? (() => readU32(c.randomBytes(4), 0) / 2 ** 32);
     this.index = new IndexTable<IndexEntry>(() => readU32(c.randomBytes(4), 0));
     this.checker = new CookieChecker(c);
+    this.rateLimiter = new RateLimiter({ seed: readU32(c.randomBytes(4), 0) });
     this.init = initialState(c);
   }
 

@@ -1,0 +1,92 @@
+// Entry point of `bin/wirepool`: argument handling and daemonisation (spec §10).
+//
+// Without -f the parent re-executes itself in the foreground as a detached child with a
+// readiness pipe on fd 3, waits until the child reports that the interface and the UAPI
+// socket exist (or why it failed), and exits 0 or 1 accordingly — wg-quick runs
+// `wg setconf` right after we return, so both must exist by then. With -f (or
+// WG_PROCESS_FOREGROUND=1) the daemon runs in this process.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { createLogger, logLevelFromEnv } from '../log.js';
+import { runDaemon } from '../daemon.js';
+import { parseArgs, usage } from './args.js';
+
+const READY_FD_ENV = 'WIREPOOL_READY_FD';
+
+export function version(): string {
+  const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const args = parseArgs(argv);
+  if (!args.ok) {
+    process.stderr.write(`wirepool: ${args.message}\n\n${usage()}\n`);
+    process.exit(1);
+  }
+  if (args.help) {
+    process.stdout.write(usage() + '\n');
+    process.exit(0);
+  }
+  if (args.version) {
+    process.stdout.write(`wirepool v${version()}\n\nUserspace WireGuard daemon for Node.js ${process.version} on ${os.platform()}-${os.arch()}.\n`);
+    process.exit(0);
+  }
+  const level = logLevelFromEnv(process.env.LOG_LEVEL);
+  const foreground = args.foreground || process.env.WG_PROCESS_FOREGROUND === '1';
+  if (!foreground) return daemonize(argv, level !== 'silent' && process.env.LOG_LEVEL !== undefined);
+
+  const log = createLogger({ level, ifname: args.ifname });
+  const readyFd = process.env[READY_FD_ENV] ? Number(process.env[READY_FD_ENV]) : -1;
+  delete process.env[READY_FD_ENV];
+  const report = (line: string): void => {
+    if (readyFd < 0) return;
+    try { fs.writeSync(readyFd, line + '\n'); fs.closeSync(readyFd); } catch { /* parent gone */ }
+  };
+  try {
+    await runDaemon({
+      ifname: args.ifname,
+      workers: args.workers ?? Math.max(1, os.availableParallelism() - 1),
+      config: args.config,
+      metrics: args.metrics,
+      log,
+      onReady: () => report('ok'),
+    });
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    log.error('failed to start', { error: msg });
+    if (readyFd >= 0) report(`error: ${msg}`);
+    else process.stderr.write(`wirepool: ${msg}\n`);
+    process.exit(1);
+  }
+}
+
+/** Start the foreground daemon detached and wait for its readiness report. */
+function daemonize(argv: string[], inheritOutput: boolean): Promise<void> {
+  const script = process.argv[1]!;
+  const child = spawn(process.execPath, [...process.execArgv, script, '--foreground', ...argv.filter((a) => a !== '-f' && a !== '--foreground')], {
+    detached: true,
+    stdio: ['ignore', inheritOutput ? 'inherit' : 'ignore', inheritOutput ? 'inherit' : 'ignore', 'pipe'],
+    env: { ...process.env, [READY_FD_ENV]: '3', WG_PROCESS_FOREGROUND: '1' },
+  });
+  return new Promise((resolve) => {
+    let report = '';
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    pipe.setEncoding('utf8');
+    pipe.on('data', (d: string) => { report += d; });
+    const finish = (): void => {
+      const line = report.trim();
+      if (line === 'ok') {
+        child.unref();
+        process.exit(0);
+      }
+      process.stderr.write(`wirepool: ${line.startsWith('error: ') ? line.slice(7) : `daemon exited during start-up (${child.exitCode ?? child.signalCode ?? 'no report'})`}\n`);
+      process.exit(1);
+    };
+    pipe.on('end', finish);
+    child.on('error', (err) => { process.stderr.write(`wirepool: cannot start daemon: ${err.message}\n`); process.exit(1); });
+    void resolve;
+  });
+}

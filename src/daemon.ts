@@ -1,0 +1,84 @@
+// The daemon's life cycle: create the TUN interface and the device, serve the UAPI socket,
+// report readiness, and shut down cleanly on SIGTERM/SIGINT, when the socket file is
+// deleted, or when the TUN link disappears (wg-quick down deletes it). On the way out the
+// socket is removed and the workers stopped.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import { DEFAULT_MTU } from './constants.js';
+import { Device } from './device.js';
+import { createTun, openTunFromFd, type TunDevice, watchTunRemoval } from './io/tun.js';
+import { type Logger } from './log.js';
+import { applyConfigFile } from './config.js';
+import { UapiServer } from './uapi/server.js';
+
+export interface DaemonOptions {
+  ifname: string;
+  workers: number;
+  config: string | null;
+  metrics: string | null;
+  log: Logger;
+  onReady(): void;
+}
+
+export async function runDaemon(opts: DaemonOptions): Promise<void> {
+  const { ifname, log } = opts;
+  const cleanups: (() => Promise<void> | void)[] = [];
+  let tun: TunDevice;
+  try {
+    const inheritedFd = process.env.WG_TUN_FD;
+    tun = inheritedFd ? openTunFromFd(Number(inheritedFd), ifname) : createTun(ifname, DEFAULT_MTU);
+    // Deleting the link is what wakes the TUN reader thread blocked in read() (closing the
+    // fd does not), and a thread blocked in a syscall would keep the process from exiting.
+    // wireguard-go's interface also disappears when it exits.
+    cleanups.push(() => {
+      if (tun.exists()) {
+        try { execFileSync('ip', ['link', 'delete', 'dev', tun.name], { stdio: 'ignore', timeout: 5000 }); } catch { /* already gone */ }
+      }
+      tun.close();
+    });
+    const device = await Device.create({ ifname, tun, workers: opts.workers, log });
+    cleanups.unshift(() => device.close());
+    if (opts.config) applyConfigFile(device, fs.readFileSync(opts.config, 'utf8'));
+    const uapiFd = process.env.WG_UAPI_FD;
+    const uapi = await UapiServer.listen({
+      ifname,
+      device,
+      ...(uapiFd ? { fd: Number(uapiFd) } : {}),
+      onRequest: (op, errno) => device.countUapiRequest(op, errno),
+      log: (level, msg, fields) => (level === 'error' ? log.error(msg, fields as Record<string, unknown>) : log.verbose(msg, fields as Record<string, unknown>)),
+    });
+    cleanups.unshift(() => uapi.close());
+
+    let stopping = false;
+    const shutdown = (why: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info('shutting down', { reason: why });
+      // Last resort: a thread stuck in a syscall would make process.exit() wait forever.
+      const hard = setTimeout(() => process.kill(process.pid, 'SIGKILL'), 5000);
+      hard.unref();
+      void runCleanups(cleanups, log).then(() => process.exit(0));
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    uapi.onSocketRemoved(() => shutdown('UAPI socket removed'));
+    const stopWatch = watchTunRemoval(ifname, () => shutdown('TUN device removed'));
+    cleanups.push(stopWatch);
+    device.onTunGone(() => shutdown('TUN device removed'));
+    log.info('interface is up', { workers: opts.workers, listen_port: device.listenPort });
+    opts.onReady();
+  } catch (err) {
+    await runCleanups(cleanups, log);
+    throw err;
+  }
+}
+
+async function runCleanups(cleanups: (() => Promise<void> | void)[], log: Logger): Promise<void> {
+  for (const c of cleanups.splice(0)) {
+    try {
+      await c();
+    } catch (err) {
+      log.error('error during shutdown', { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+}

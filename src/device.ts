@@ -1,0 +1,443 @@
+// The composition root: one WireGuard interface. It wires the sans-I/O engine (handshakes,
+// routing, timers) to the edges — UDP sockets, the dataplane pipeline (crypto workers and
+// TUN threads over SharedArrayBuffer rings) and the UAPI configuration interface — and is
+// the only place where the engine's timers meet setTimeout.
+//
+// Send path (TUN → UDP), stage by stage:
+//   TUN reader thread reads a packet into a TUN-ring slot
+//   → route() here, main thread: destination → peer (allowed-IPs trie), keypair + counter
+//     assigned (or the packet is staged and a handshake started), header and padding written
+//   → a crypto worker seals the slot in place
+//   → onSealed() here, in ring order: one UDP send to the peer's endpoint, counters and timers.
+// Receive path (UDP → TUN):
+//   UDP datagram on the main thread → type filter; handshake types go to the handshake queue,
+//     transport: receiver index → keypair, datagram copied into a RECV-ring slot
+//   → a crypto worker opens it in place
+//   → onOpened() here, in ring order: replay window, roaming, key confirmation, timers, inner
+//     IP header and source-address check (cryptokey routing)
+//   → the TUN writer thread writes the inner packet to TUN.
+import { performance } from 'node:perf_hooks';
+import { DEFAULT_MTU, MESSAGE_TRANSPORT } from './constants.js';
+import { clampPrivateKey, nodeCrypto } from './crypto/crypto.js';
+import { Pipeline, RING_TUN, type SlotMeta } from './dataplane/pipeline.js';
+import { type TunDevice } from './io/tun.js';
+import { UdpBind } from './io/udp.js';
+import { type Logger } from './log.js';
+import { formatPrefix } from './protocol/allowedips.js';
+import { Direction } from './protocol/drops.js';
+import { endpointFromAddress, endpointFromBytes, formatEndpoint } from './protocol/endpoint.js';
+import { type Clock, Engine, type EngineHooks } from './protocol/engine.js';
+import { type Keypair } from './protocol/keypair.js';
+import { messageType, paddedLength, readU32, Transport, writeU32 } from './protocol/messages.js';
+import { type Peer, Stat, STATS_PER_PEER } from './protocol/peer.js';
+import { HandshakeQueue, type QueuedHandshake } from './handshake-queue.js';
+import { type UapiDevice, type UapiDeviceState, UapiError } from './uapi/protocol.js';
+
+export interface DeviceOptions {
+  ifname: string;
+  /** null = no TUN (tests/benchmarks drive the TUN ring directly). */
+  tun: TunDevice | null;
+  workers: number;
+  log: Logger;
+  /** Initial listen port (0 = random). */
+  listenPort?: number;
+}
+
+const monotonicClock: Clock = {
+  now: () => performance.now(),
+  wallNow: () => Date.now(),
+};
+
+export class Device implements UapiDevice {
+  readonly engine: Engine;
+  readonly ifname: string;
+  private pipeline!: Pipeline;
+  private readonly udp: UdpBind;
+  private readonly log: Logger;
+  private readonly handshakes: HandshakeQueue;
+  private mtu = DEFAULT_MTU;
+  private fwmark = 0;
+  private configuredPort = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private timerAt = Infinity;
+  private closed = false;
+  private tunGoneCallbacks: (() => void)[] = [];
+  private mtuPoll: ReturnType<typeof setInterval> | null = null;
+  readonly uapiRequests = new Map<string, number>();
+  // Main-only side data per ring slot (the pipeline's views are reused; these are ours).
+  private tunSlotPeer: (Peer | undefined)[] = [];
+  private localSlotPeer: (Peer | undefined)[] = [];
+  private recvSlotKeypair: (Keypair | undefined)[] = [];
+  private recvSlotAddress: string[] = [];
+  private recvSlotPort!: Int32Array;
+  private recvSlotFamily!: Uint8Array;
+
+  private constructor(opts: DeviceOptions) {
+    this.ifname = opts.ifname;
+    this.log = opts.log;
+    const hooks: EngineHooks = {
+      sendTo: (ep, msg) => this.udp.send(ep, Buffer.from(msg)),
+      sendTransport: (peer, kp, counter, plaintext) => this.sendLocal(peer, kp, counter, plaintext),
+      keypairCreated: (kp) => this.installKeys(kp),
+      keypairRetired: (kp) => { if (kp.keyId >= 0) this.pipeline.retireKeys(kp.keyId); kp.keyId = -1; },
+      handshakeCompleted: (peer, isInitiator) => this.log.verbose('handshake complete', { peer: peer.name, role: isInitiator ? 'initiator' : 'responder' }),
+      log: (level, msg, fields) => (level === 'error' ? this.log.error(msg, fields) : this.log.verbose(msg, fields)),
+    };
+    this.engine = new Engine({ crypto: nodeCrypto, clock: monotonicClock, hooks });
+    this.udp = new UdpBind(
+      (msg, address, port, family) => this.onDatagram(msg, address, port, family),
+      (err) => this.log.error('UDP socket error', { error: err.message }),
+    );
+    this.handshakes = new HandshakeQueue((h, underLoad) => this.processHandshake(h, underLoad), monotonicClock.now);
+  }
+
+  static async create(opts: DeviceOptions): Promise<Device> {
+    const d = new Device(opts);
+    d.pipeline = await Pipeline.start({ workers: opts.workers, tunFd: opts.tun ? opts.tun.fd : null }, {
+      route: (slot, data, len, meta) => d.route(slot, data, len, meta),
+      onSealed: (slot, data, msgLen, ok, meta) => d.onSealed(slot, data, msgLen, ok, meta),
+      onOpened: (slot, data, plen, ok, meta) => d.onOpened(slot, data, plen, ok, meta),
+      onTunGone: () => { for (const cb of d.tunGoneCallbacks) cb(); },
+      onWorkerError: (id, err) => d.log.error('dataplane thread failed; restarting it', { worker: id, error: err instanceof Error ? err.message : String(err) }),
+      onHookError: (stage, err) => d.log.error('packet hook failed', { stage, error: err instanceof Error ? err.stack : String(err) }),
+    });
+    const slots = d.pipeline.slots(2 /* RING_RECV */);
+    d.recvSlotPort = new Int32Array(slots);
+    d.recvSlotFamily = new Uint8Array(slots);
+    try {
+      await d.udp.bind(opts.listenPort ?? 0);
+    } catch (err) {
+      await d.pipeline.stop();
+      throw err;
+    }
+    if (opts.tun) {
+      d.mtu = opts.tun.mtu();
+      d.mtuPoll = setInterval(() => { try { d.mtu = opts.tun!.mtu(); } catch { /* link gone: the watcher reports it */ } }, 1000);
+      d.mtuPoll.unref();
+    }
+    d.engine.up();
+    return d;
+  }
+
+  get listenPort(): number {
+    return this.udp.port;
+  }
+
+  onTunGone(cb: () => void): void {
+    this.tunGoneCallbacks.push(cb);
+  }
+
+  countUapiRequest(op: 'get' | 'set', errno: number): void {
+    const k = `${op}:${errno}`;
+    this.uapiRequests.set(k, (this.uapiRequests.get(k) ?? 0) + 1);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.mtuPoll) clearInterval(this.mtuPoll);
+    this.handshakes.clear();
+    this.engine.down();
+    await this.udp.close();
+    await this.pipeline.stop();
+  }
+
+  /** For tests and benchmarks without a TUN device. */
+  get dataplane(): Pipeline {
+    return this.pipeline;
+  }
+
+  // ───────────────────────── UDP in ─────────────────────────
+
+  private onDatagram(msg: Buffer, address: string, port: number, family: 4 | 6): void {
+    const type = messageType(msg);
+    if (type === 0) {
+      this.engine.drops.count(Direction.Inbound, 'malformed');
+      return;
+    }
+    if (type !== MESSAGE_TRANSPORT) {
+      if (!this.handshakes.push({ msg, address, port, family })) this.engine.drops.count(Direction.Inbound, 'queue_full');
+      return;
+    }
+    const kp = this.engine.lookupReceive(readU32(msg, Transport.RECEIVER));
+    if (!kp) return;
+    if (msg.length > this.pipeline.slotBytes) {
+      this.engine.drops.count(Direction.Inbound, 'too_big');
+      return;
+    }
+    const p = this.pipeline;
+    const slot = p.reserveRecv();
+    if (slot < 0) {
+      this.engine.drops.count(Direction.Inbound, 'ring_full');
+      return;
+    }
+    p.recvData(slot).set(msg);
+    this.recvSlotKeypair[slot] = kp;
+    this.recvSlotAddress[slot] = address;
+    this.recvSlotPort[slot] = port;
+    this.recvSlotFamily[slot] = family;
+    p.publishRecv(slot, msg.length, kp.keyId, kp.peerId, readU32(msg, Transport.COUNTER), readU32(msg, Transport.COUNTER + 4));
+  }
+
+  private processHandshake(h: QueuedHandshake, underLoad: boolean): void {
+    if (this.closed) return;
+    const src = endpointFromAddress(h.address, h.port);
+    if (!src) return;
+    this.engine.receiveHandshake(h.msg, src, underLoad);
+    this.scheduleTimers();
+  }
+
+  // ───────────────────────── dataplane hooks ─────────────────────────
+
+  /** TUN ring, stage 2: pick peer, keypair and counter for the packet at data[16, 16+len). */
+  private route(slot: number, data: Uint8Array, len: number, meta: SlotMeta): boolean {
+    const e = this.engine;
+    const version = len > 0 ? data[16]! >> 4 : 0;
+    let peer: Peer | undefined;
+    if (version === 4 && len >= 20) peer = e.allowedIPs.lookupV4(data, 16 + 16);
+    else if (version === 6 && len >= 40) peer = e.allowedIPs.lookupV6(data, 16 + 24);
+    else {
+      e.drops.count(Direction.Outbound, 'malformed');
+      return false;
+    }
+    if (!peer) {
+      e.drops.count(Direction.Outbound, 'no_peer_for_destination');
+      return false;
+    }
+    const kp = e.sendKeypair(peer);
+    if (!kp || !peer.endpoint || kp.keyId < 0) {
+      e.stage(peer, data.subarray(16, 16 + len));
+      this.scheduleTimers();
+      return false;
+    }
+    const counter = kp.sendCounter++;
+    const padded = paddedLength(len, this.mtu);
+    if (16 + padded + 16 > data.length) {
+      e.drops.count(Direction.Outbound, 'too_big');
+      return false;
+    }
+    writeTransportHeader(data, kp.remoteIndex, counter);
+    data.fill(0, 16 + len, 16 + padded);
+    meta.setSeal(padded, kp.keyId, counter >>> 0, Math.floor(counter / 0x1_0000_0000), peer.id);
+    this.tunSlotPeer[slot] = peer;
+    return true;
+  }
+
+  /** Send rings, stage 4: the sealed message goes out, in ring order. */
+  private onSealed(slot: number, data: Uint8Array, msgLen: number, ok: boolean, meta: SlotMeta): boolean {
+    const fromTun = meta.ring === RING_TUN;
+    const peers = fromTun ? this.tunSlotPeer : this.localSlotPeer;
+    const peer = peers[slot];
+    peers[slot] = undefined;
+    if (!peer) return false;
+    if (!ok) {
+      this.engine.drops.count(Direction.Outbound, 'ring_full');
+      return false;
+    }
+    const ep = peer.endpoint;
+    if (peer.removed || !ep) {
+      this.engine.drops.count(Direction.Outbound, 'no_endpoint');
+      return false;
+    }
+    const held = this.udp.sendFromRing(ep, data.subarray(0, msgLen), () => this.pipeline.releaseHeld(meta.ring as typeof RING_TUN, slot));
+    if (fromTun) {
+      this.engine.transportSent(peer, msgLen, true);
+      this.scheduleTimers();
+    }
+    return held;
+  }
+
+  /** RECV ring, stage 3: replay, roaming, timers and the cryptokey-routing source check. */
+  private onOpened(slot: number, data: Uint8Array, plen: number, ok: boolean, meta: SlotMeta): number {
+    const kp = this.recvSlotKeypair[slot];
+    this.recvSlotKeypair[slot] = undefined;
+    const e = this.engine;
+    if (!kp) return -1;
+    if (!ok) {
+      e.drops.count(Direction.Inbound, 'decrypt_failed');
+      return -1;
+    }
+    const counter = meta.counterLo + meta.counterHi * 0x1_0000_0000;
+    const peer = e.receiveTransport(kp, counter, meta.length, plen, this.recvSlotAddress[slot]!, this.recvSlotPort[slot]!, this.recvSlotFamily[slot] as 4 | 6);
+    this.scheduleTimers();
+    if (!peer || plen === 0) return -1; // dropped (counted), or a keepalive
+    const version = data[16]! >> 4;
+    let innerLen: number;
+    let src: Peer | undefined;
+    if (version === 4 && plen >= 20) {
+      innerLen = (data[16 + 2]! << 8) | data[16 + 3]!;
+      if (innerLen < 20 || innerLen > plen) return this.dropInbound('malformed');
+      src = e.allowedIPs.lookupV4(data, 16 + 12);
+    } else if (version === 6 && plen >= 40) {
+      innerLen = ((data[16 + 4]! << 8) | data[16 + 5]!) + 40;
+      if (innerLen > plen) return this.dropInbound('malformed');
+      src = e.allowedIPs.lookupV6(data, 16 + 8);
+    } else {
+      return this.dropInbound('malformed');
+    }
+    if (src !== peer) return this.dropInbound('source_not_allowed');
+    return innerLen;
+  }
+
+  private dropInbound(reason: 'malformed' | 'source_not_allowed'): number {
+    this.engine.drops.count(Direction.Inbound, reason);
+    return -1;
+  }
+
+  // ───────────────────────── engine hooks ─────────────────────────
+
+  /** Keepalives and staged packets: sealed by a worker through the LOCAL ring. */
+  private sendLocal(peer: Peer, kp: Keypair, counter: number, plaintext: Uint8Array): number {
+    if (!peer.endpoint || kp.keyId < 0) return -1;
+    const p = this.pipeline;
+    const padded = paddedLength(plaintext.length, this.mtu);
+    const slot = p.reserveLocal();
+    if (slot < 0 || 16 + padded + 16 > p.slotBytes) {
+      this.engine.drops.count(Direction.Outbound, slot < 0 ? 'ring_full' : 'too_big');
+      return -1;
+    }
+    const data = p.localData(slot);
+    writeTransportHeader(data, kp.remoteIndex, counter);
+    data.set(plaintext, 16);
+    data.fill(0, 16 + plaintext.length, 16 + padded);
+    this.localSlotPeer[slot] = peer;
+    p.publishLocal(slot, padded, kp.keyId, peer.id, counter >>> 0, Math.floor(counter / 0x1_0000_0000));
+    return 16 + padded + 16;
+  }
+
+  private installKeys(kp: Keypair): void {
+    const keys = this.pipeline.keys;
+    const id = keys.allocate();
+    if (id < 0) {
+      this.log.error('keypair table full; session cannot be used', { capacity: keys.capacity });
+      return;
+    }
+    keys.setKeys(id, kp.sendKey, kp.receiveKey);
+    kp.keyId = id;
+  }
+
+  // ───────────────────────── timers ─────────────────────────
+
+  /** Make sure a timeout is armed no later than the engine's next deadline. Cheap: one heap peek. */
+  private scheduleTimers(): void {
+    const at = this.engine.nextDeadline();
+    if (at >= this.timerAt || this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(this.onTimer, Math.max(0, at - monotonicClock.now()));
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    this.timerAt = Infinity;
+    this.engine.tick();
+    this.scheduleTimers();
+  };
+
+  // ───────────────────────── UAPI ─────────────────────────
+
+  getState(): UapiDeviceState {
+    const e = this.engine;
+    const peers = [];
+    for (const peer of e.peers()) {
+      const s = peer.id * STATS_PER_PEER;
+      const wall = peer.lastHandshakeWall;
+      const psk = peer.handshake.presharedKey;
+      peers.push({
+        publicKey: peer.publicKey,
+        presharedKey: psk.some((b) => b !== 0) ? psk : null,
+        endpoint: peer.endpoint ? formatEndpoint(peer.endpoint) : null,
+        lastHandshakeTimeSec: Math.floor(wall / 1000),
+        lastHandshakeTimeNsec: (wall % 1000) * 1_000_000,
+        txBytes: e.stats[s + Stat.TxBytes]!,
+        rxBytes: e.stats[s + Stat.RxBytes]!,
+        persistentKeepaliveInterval: peer.persistentKeepalive,
+        allowedIps: e.allowedIPs.entriesForPeer(peer).map((p) => formatPrefix(p.addr, p.cidr)),
+      });
+    }
+    return { privateKey: e.privateKey, listenPort: this.udp.port, fwmark: this.fwmark, peers };
+  }
+
+  publicKey(): Uint8Array | null {
+    return this.engine.publicKey;
+  }
+
+  setPrivateKey(key: Uint8Array | null): void {
+    this.engine.setPrivateKey(key ? clampPrivateKey(Uint8Array.from(key)) : null);
+  }
+
+  setListenPort(port: number): void {
+    if (port === this.configuredPort && port !== 0 && this.udp.port === port) return;
+    this.configuredPort = port;
+    if (port === 0 && this.udp.port !== 0) return; // already bound to a random port
+    // Node binds asynchronously: the reply cannot wait for it, so a failure is logged and
+    // the port is reported unset (listen_port omitted), as wireguard-go does after -98.
+    this.udp.bind(port).catch((err: Error) => this.log.error('cannot bind listen port', { port, error: err.message }));
+  }
+
+  setFwmark(mark: number): void {
+    if (mark !== 0 && this.fwmark === 0) {
+      this.log.error('fwmark is recorded but not applied: Node.js dgram has no SO_MARK', { fwmark: mark });
+    }
+    this.fwmark = mark;
+  }
+
+  replacePeers(): void {
+    this.engine.removeAllPeers();
+  }
+
+  hasPeer(pub: Uint8Array): boolean {
+    return this.engine.peerByKey(pub) !== undefined;
+  }
+
+  createPeer(pub: Uint8Array): void {
+    this.engine.addPeer(pub);
+  }
+
+  removePeer(pub: Uint8Array): void {
+    const peer = this.engine.peerByKey(pub);
+    if (peer) this.engine.removePeer(peer);
+  }
+
+  setPresharedKey(pub: Uint8Array, key: Uint8Array | null): void {
+    this.engine.setPresharedKey(this.mustPeer(pub), key);
+  }
+
+  setEndpoint(pub: Uint8Array, host: Uint8Array, port: number): void {
+    this.engine.setEndpoint(this.mustPeer(pub), endpointFromBytes(host, port));
+  }
+
+  setPersistentKeepalive(pub: Uint8Array, seconds: number): void {
+    this.engine.setPersistentKeepalive(this.mustPeer(pub), seconds);
+  }
+
+  replaceAllowedIps(pub: Uint8Array): void {
+    this.engine.allowedIPs.removeByPeer(this.mustPeer(pub));
+  }
+
+  addAllowedIp(pub: Uint8Array, addr: Uint8Array, cidr: number): void {
+    this.engine.allowedIPs.insert(addr, cidr, this.mustPeer(pub));
+  }
+
+  removeAllowedIp(pub: Uint8Array, addr: Uint8Array, cidr: number): void {
+    this.engine.allowedIPs.remove(addr, cidr, this.mustPeer(pub));
+  }
+
+  commit(): void {
+    this.scheduleTimers();
+  }
+
+  private mustPeer(pub: Uint8Array): Peer {
+    const peer = this.engine.peerByKey(pub);
+    if (!peer) throw new UapiError(-55, 'peer vanished during configuration');
+    return peer;
+  }
+}
+
+function writeTransportHeader(data: Uint8Array, receiverIndex: number, counter: number): void {
+  data[0] = MESSAGE_TRANSPORT; data[1] = 0; data[2] = 0; data[3] = 0;
+  writeU32(data, Transport.RECEIVER, receiverIndex);
+  writeU32(data, Transport.COUNTER, counter >>> 0);
+  writeU32(data, Transport.COUNTER + 4, Math.floor(counter / 0x1_0000_0000));
+}
