@@ -377,8 +377,11 @@ export class Device implements UapiDevice {
   }
 
   setFwmark(mark: number): void {
-    if (mark !== 0 && this.fwmark === 0) {
-      this.log.error('fwmark is recorded but not applied: Node.js dgram has no SO_MARK', { fwmark: mark });
+    if (mark === this.fwmark) return;
+    try {
+      this.udp.setMark(mark);
+    } catch (err) {
+      throw new UapiError(-98, `cannot apply fwmark: ${err instanceof Error ? err.message : String(err)}`);
     }
     this.fwmark = mark;
   }

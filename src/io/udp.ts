@@ -3,6 +3,7 @@
 // one contiguous buffer without a callback (the cheapest dgram path measured here).
 import dgram from 'node:dgram';
 import { type Endpoint } from '../protocol/endpoint.js';
+import { setSocketMark } from './sockopt.js';
 
 export type DatagramHandler = (msg: Buffer, address: string, port: number, family: 4 | 6) => void;
 
@@ -10,6 +11,7 @@ export class UdpBind {
   private v4: dgram.Socket | null = null;
   private v6: dgram.Socket | null = null;
   private boundPort = 0;
+  private mark = 0;
 
   constructor(private readonly onMessage: DatagramHandler, private readonly onError: (err: Error) => void) {}
 
@@ -33,6 +35,7 @@ export class UdpBind {
           const again = await this.open('udp4', actual);
           this.v4 = again;
           this.boundPort = actual;
+          if (this.mark) this.setMark(this.mark);
           return;
         }
         throw v6;
@@ -40,6 +43,7 @@ export class UdpBind {
       this.v4 = v4;
       this.v6 = v6;
       this.boundPort = actual;
+      if (this.mark) this.setMark(this.mark);
       return;
     }
     throw Object.assign(new Error('could not find a port free on both IPv4 and IPv6'), { code: 'EADDRINUSE' });
@@ -57,6 +61,16 @@ export class UdpBind {
         resolve(s);
       });
     });
+  }
+
+  /** Apply (0 = clear) SO_MARK on both sockets, now and after every rebind. Throws if it cannot be applied. */
+  setMark(mark: number): void {
+    for (const s of [this.v4, this.v6]) {
+      if (!s) continue;
+      const err = setSocketMark(s, mark);
+      if (err) throw new Error(err);
+    }
+    this.mark = mark;
   }
 
   /** Send one datagram; false when there is no socket of that family. */

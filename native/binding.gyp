@@ -1,0 +1,5 @@
+{
+  "targets": [
+    { "target_name": "wirepool_sockopt", "sources": ["sockopt.c"] }
+  ]
+}
