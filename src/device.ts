@@ -161,7 +161,7 @@ export class Device implements UapiDevice {
       return;
     }
     const kp = this.engine.lookupReceive(readU32(msg, Transport.RECEIVER));
-    if (!kp) return;
+    if (!kp || kp.keyId < 0) return;
     if (msg.length > this.pipeline.slotBytes) {
       this.engine.drops.count(Direction.Inbound, 'too_big');
       return;

@@ -19,8 +19,16 @@ export class UdpBind {
     return this.boundPort;
   }
 
-  /** (Re)bind both families to `port` (0 = random, the same for both). Throws on failure. */
-  async bind(port: number): Promise<void> {
+  private binding: Promise<void> = Promise.resolve();
+
+  /** (Re)bind both families to `port` (0 = random, the same for both). Throws on failure. Calls are serialised. */
+  bind(port: number): Promise<void> {
+    const next = this.binding.catch(() => {}).then(() => this.bindNow(port));
+    this.binding = next;
+    return next;
+  }
+
+  private async bindNow(port: number): Promise<void> {
     await this.close();
     for (let attempt = 0; attempt < 10; attempt++) {
       const v4 = await this.open('udp4', port).catch((e: NodeJS.ErrnoException) => e);

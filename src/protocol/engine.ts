@@ -440,6 +440,9 @@ export class Engine {
    * (then the caller checks the inner packet and delivers it), else null.
    */
   receiveTransport(kp: Keypair, counter: number, msgLen: number, plaintextLen: number, srcAddress: string, srcPort: number, srcFamily: 4 | 6): Peer | null {
+    // A keypair retired while its packet was in a worker must not be attributed to a peer
+    // that has since taken over its id.
+    if (kp.retired) return null;
     const peer = this.peersById[kp.peerId];
     if (!peer || peer.removed) return null;
     if (!kp.replay.validate(counter)) {

@@ -11,6 +11,8 @@ export class Keypair {
   readonly replay = new ReplayWindow();
   /** Slot in the shared key table, set by the host; -1 until installed. */
   keyId = -1;
+  /** Left the previous/current/next set; packets still in flight with it are dropped. */
+  retired = false;
 
   constructor(
     readonly sendKey: Uint8Array,
@@ -33,6 +35,7 @@ export class Keypair {
   }
 
   zero(): void {
+    this.retired = true;
     this.sendKey.fill(0);
     this.receiveKey.fill(0);
   }
