@@ -1,0 +1,226 @@
+// Shared-memory layout of the dataplane: every offset, index and state number that more than
+// one thread reads is declared here, once. Everything lives in SharedArrayBuffers, so a new
+// worker (a replacement after a crash) re-attaches by receiving the same buffers.
+//
+// Buffers (allocated by pipeline.ts, passed to every worker in workerData as `DataplaneShared`):
+//   control  Int32Array: cursors, doorbells and flags, each word on its own 64-byte line.
+//   stats    Float64Array: counters, one 64-byte row per writing thread (single writer per element).
+//   keys     KeyTable bytes: KEY_SLOT_BYTES per keypair id (send key, receive key).
+//   per ring: meta  Int32Array, META_WORDS per slot (state, lengths, ids, counter, sequence);
+//             data  Uint8Array, slotBytes per slot (64-byte aligned).
+//
+// Three rings (see pipeline.ts for the stages):
+//   RING_TUN    send ring fed by the TUN reader thread (or by main in test mode);
+//   RING_LOCAL  send ring fed by main (keepalives, staged packets: anything main originates);
+//   RING_RECV   receive ring fed by main from UDP, drained to TUN by the TUN writer thread.
+//
+// Cursors are Int32 sequence numbers that only grow (wrapping at 2^32; always compare with
+// `(a - b) | 0`); slot index = seq & (slots - 1).
+
+import { AEAD_TAG_LEN, MESSAGE_TRANSPORT_HEADER_SIZE } from '../constants.js';
+
+/** Bytes per cache line; every control word and stats row gets a line of its own. */
+export const CACHE_LINE = 64;
+export const LINE_WORDS = CACHE_LINE / 4; // Int32 words per line
+export const LINE_F64 = CACHE_LINE / 8; // Float64 entries per line
+
+// ---- rings ----------------------------------------------------------------------------------
+
+export const RING_TUN = 0;
+export const RING_LOCAL = 1;
+export const RING_RECV = 2;
+export const RING_COUNT = 3;
+export type RingId = typeof RING_TUN | typeof RING_LOCAL | typeof RING_RECV;
+export const RING_NAMES = ['tun', 'local', 'recv'] as const;
+
+export const DEFAULT_RING_SLOTS = 1024;
+export const DEFAULT_LOCAL_SLOTS = 256;
+export const DEFAULT_KEYPAIR_CAPACITY = 1 << 16;
+/** Largest inner packet a slot holds by default (jumbo frames). */
+export const DEFAULT_MAX_INNER_MTU = 9216;
+/** Most crypto workers one pipeline can have (the worker id must fit the state word, see CRYPTING_TAG). */
+export const MAX_WORKERS = 64;
+
+/** Plaintext of a send slot (and of a received message, after decryption) starts here. */
+export const SLOT_PAYLOAD_OFFSET = MESSAGE_TRANSPORT_HEADER_SIZE; // 16
+
+/** Bytes per slot data area for an inner MTU: header + padded payload + tag, rounded to a cache line. */
+export function slotBytesFor(maxInnerMtu: number): number {
+  const padded = (maxInnerMtu + 15) & ~15;
+  const need = MESSAGE_TRANSPORT_HEADER_SIZE + padded + AEAD_TAG_LEN;
+  return Math.ceil(need / CACHE_LINE) * CACHE_LINE;
+}
+export const DEFAULT_SLOT_BYTES = slotBytesFor(DEFAULT_MAX_INNER_MTU); // 9280
+
+// ---- slot metadata (Int32 words per slot) -----------------------------------------------------
+
+export const META_WORDS = LINE_WORDS; // 16 words = 64 bytes per slot
+/** SlotState, or CRYPTING_TAG | workerId << 8 while a crypto worker owns the slot. Always Atomics. */
+export const M_STATE = 0;
+/** Input length. Send: inner packet length, then (after route) the padded plaintext length. Recv: datagram length. */
+export const M_LENGTH = 1;
+/** Output length. Send: whole message length (16 + padded + 16). Recv: plaintext length, then the length to deliver. */
+export const M_RESULT = 2;
+export const M_PEER = 3;
+export const M_KEYPAIR = 4;
+export const M_COUNTER_LO = 5;
+export const M_COUNTER_HI = 6;
+/** Ring sequence number of the slot's current use (set by the producer). */
+export const M_SEQ = 7;
+// words 8..15 spare
+
+/** Slot states. A slot's life: FREE → FILLED (TUN ring only) → PENDING → crypting → DONE | FAILED | DEAD → … */
+export const SlotState = {
+  /** Owned by the producer side, nothing in it. */
+  FREE: 0,
+  /** TUN ring: holds a packet from TUN, waiting for main's route stage. */
+  FILLED: 1,
+  /** Waiting for a crypto worker. */
+  PENDING: 2,
+  /** Crypto succeeded (sealed / opened). */
+  DONE: 3,
+  /** Crypto failed: seal threw, or authentication failed on open. */
+  FAILED: 4,
+  /** The crypto worker that owned the slot died; the content is garbage. */
+  DEAD: 5,
+  /** Send rings: route() declined the packet; released without sending. */
+  SKIP: 6,
+  /** Send rings: onSealed() kept a reference; released by Pipeline.releaseHeld(). */
+  HELD: 7,
+  /** Recv ring: checked, to be written to TUN. */
+  DELIVER: 8,
+  /** Recv ring: checked and dropped; the TUN writer just frees it. */
+  DROP: 9,
+} as const;
+export type SlotStateValue = (typeof SlotState)[keyof typeof SlotState];
+
+/** Low byte of the state word of a slot being crypted; bits 8..15 hold the owning worker id. */
+export const CRYPTING_TAG = 0x10;
+export function cryptingState(workerId: number): number {
+  return CRYPTING_TAG | (workerId << 8);
+}
+export function isCrypting(state: number): boolean {
+  return (state & 0xff) === CRYPTING_TAG;
+}
+
+// ---- control words (Int32 indices, one line each) -----------------------------------------------
+
+const line = (n: number): number => n * LINE_WORDS;
+/** 1 once stop() began: every thread leaves its loop. */
+export const CTL_SHUTDOWN = line(0);
+/** Main doorbell: bumped by any thread that published something main must look at, if CTL_MAIN_ARMED. */
+export const CTL_MAIN_BELL = line(1);
+/** 1 while main sleeps in Atomics.waitAsync on CTL_MAIN_BELL; 0 while it drains. */
+export const CTL_MAIN_ARMED = line(2);
+/** Worker doorbell: main bumps it and notifies when it published work and CTL_WORKER_SLEEPERS > 0. */
+export const CTL_WORKER_BELL = line(3);
+/**
+ * Bitmask of crypto workers in (or about to enter) Atomics.wait on CTL_WORKER_BELL: word
+ * CTL_WORKER_SLEEPERS + (id >> 5), bit id & 31. A mask rather than a count so the supervisor can
+ * clear the bit of a worker that was terminated while asleep.
+ */
+export const CTL_WORKER_SLEEPERS = line(4);
+/** 1 once the TUN reader or writer saw the device go away (read error, EOF, EBADF on write). */
+export const CTL_TUN_GONE = line(5);
+/** 1 while the TUN reader waits for a free send slot (it waits on the TUN ring's C_FREED word). */
+export const CTL_READER_WAITING = line(6);
+/** 1 while the TUN writer waits for checked slots (it waits on the recv ring's C_RETIRED word). */
+export const CTL_WRITER_WAITING = line(7);
+/** Why the TUN went away (TunGoneCause), stored before CTL_TUN_GONE. */
+export const CTL_TUN_GONE_CAUSE = line(8);
+/** The failing call's errno as Node reports it (negative, e.g. -9 for EBADF; 0 for EOF), same line. */
+export const CTL_TUN_GONE_ERRNO = CTL_TUN_GONE_CAUSE + 1;
+const RING_CTL_BASE = 9;
+
+/** Per-ring cursors, in stage order. */
+export const C_PRODUCED = 0; // TUN ring: written by the TUN reader (stage 1). Other rings: unused (== C_READY).
+export const C_READY = 1; // slots workers may claim below this (TUN: routed; LOCAL/RECV: published by main)
+export const C_CLAIM = 2; // claim hint: workers CAS it forward (the claim itself is the state-word CAS)
+export const C_RETIRED = 3; // main's in-order consumer: TUN/LOCAL released, RECV checked
+export const C_FREED = 4; // producer may reuse slots below this: TUN/LOCAL = released, RECV = written
+/** Main stores the C_RETIRED value it waits at before it sleeps; a worker finishing that very seq rings the bell. */
+export const C_HEAD_WAIT = 5;
+const RING_CTL_FIELDS = 6;
+
+export function ringCtl(ring: number, field: number): number {
+  return line(RING_CTL_BASE + ring * RING_CTL_FIELDS + field);
+}
+export const CONTROL_WORDS = line(RING_CTL_BASE + RING_COUNT * RING_CTL_FIELDS);
+
+/** Why the TUN went away (CTL_TUN_GONE_CAUSE). */
+export const TunGoneCause = { NONE: 0, READ_ERROR: 1, READ_EOF: 2, WRITE_ERROR: 3 } as const;
+
+// ---- stats (Float64 indices; each element has exactly one writing thread) -----------------------
+
+const row = (n: number): number => n * LINE_F64;
+/** Per ring, written by main (except DROP_TUN_WRITE: the TUN writer). */
+export const Drop = {
+  /** reserve*() found the ring full. */
+  RING_FULL: 0,
+  /** publish*() got a length the slot cannot hold or too short to be a message. */
+  BAD_LENGTH: 1,
+  /** Owning crypto worker died. */
+  DEAD: 2,
+  /** Seal threw / authentication failed. */
+  CRYPTO_FAILED: 3,
+  /** TUN ring: route() returned false (not necessarily a drop: the packet may have been staged). */
+  SKIPPED: 4,
+  /** RECV ring: onOpened() returned -1. */
+  REJECTED: 5,
+  /** A hook threw; the slot was given up. */
+  HOOK_ERROR: 6,
+  /** RECV ring: writeSync to TUN failed (written by the TUN writer). */
+  TUN_WRITE: 7,
+} as const;
+export const DROP_KINDS = 8;
+export function statDrop(ring: number, kind: number): number {
+  return row(ring) + kind;
+}
+/** Row written by the TUN reader. */
+export const STAT_READER = row(RING_COUNT);
+export const R_PACKETS = 0;
+export const R_BYTES = 1;
+export const R_FULL_WAITS = 2; // times it had to wait for a free slot (backpressure)
+export const R_TRANSIENT_ERRORS = 3; // EAGAIN/EINTR/ENOBUFS, retried
+/** Row written by the TUN writer. */
+export const STAT_WRITER = row(RING_COUNT + 1);
+export const W_PACKETS = 0;
+export const W_BYTES = 1;
+export const W_ERRORS = 2;
+/** Row written by main. */
+export const STAT_MAIN = row(RING_COUNT + 2);
+export const MAIN_WAKEUPS = 0; // waitAsync resolutions
+export const MAIN_WORKER_RESTARTS = 1;
+export const MAIN_WORKER_NOTIFIES = 2; // times main notified sleeping workers
+/** Rows written by crypto worker `id` (a replacement continues its predecessor's row). */
+export function statWorker(id: number): number {
+  return row(RING_COUNT + 3 + id);
+}
+export const CW_BUSY_NS = 0; // time spent between wake-up and going back to sleep
+export const CW_SEALED = 1;
+export const CW_OPENED = 2;
+export const CW_FAILED = 3;
+export const CW_WAKEUPS = 4; // returns from Atomics.wait
+export const STATS_LENGTH = row(RING_COUNT + 3 + MAX_WORKERS);
+
+// ---- key table ------------------------------------------------------------------------------------
+
+export const KEY_SLOT_BYTES = 64;
+export const KEY_SEND_OFFSET = 0; // [0, 32) send key
+export const KEY_RECV_OFFSET = 32; // [32, 64) receive key
+
+// ---- what a worker is given -----------------------------------------------------------------------
+
+export interface RingShared {
+  slots: number; // power of two
+  slotBytes: number;
+  meta: SharedArrayBuffer; // slots * META_WORDS * 4
+  data: SharedArrayBuffer; // slots * slotBytes
+}
+
+export interface DataplaneShared {
+  control: SharedArrayBuffer; // CONTROL_WORDS * 4
+  stats: SharedArrayBuffer; // STATS_LENGTH * 8
+  keys: SharedArrayBuffer; // capacity * KEY_SLOT_BYTES
+  rings: RingShared[]; // indexed by RingId
+}

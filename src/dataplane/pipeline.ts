@@ -1,0 +1,735 @@
+// The dataplane pipeline, main-thread half: three SharedArrayBuffer rings between the main thread
+// (handshakes, routing, UDP), crypto worker threads and TUN reader/writer threads, plus the
+// supervision of those threads. Each ring is one circular array of slots with one monotonically
+// increasing cursor per stage (Disruptor-style); a stage only touches slots the previous stage has
+// published, and the in-order stages keep global ring order, hence per-peer order.
+//
+// TUN send ring (RING_TUN), TUN → UDP:
+//   1 produced  TUN reader thread (workers/tun-reader.ts): readSync into data[16, 16+len), FILLED,
+//               C_PRODUCED++, rings main. Full ring: waits on C_FREED (backpressure).
+//               Test mode (tunFd null): main produces with reserveTun()/publishTun().
+//   2 routed    main, in order: hooks.route() fills header data[0,16), zero padding, padded length,
+//               keypair id and counter (slot → PENDING) or declines (SKIP). C_READY++, wake workers.
+//   3 sealed    crypto workers (workers/crypt-worker.ts), any order: claim (state CAS PENDING →
+//               crypting|workerId), sealTransport in place, DONE or FAILED (a dead owner: DEAD).
+//   4 released  main, in order, stopping at the first slot still PENDING/crypting:
+//               hooks.onSealed() (the UDP send of data[0, msgLen)), then FREE, C_RETIRED = C_FREED++,
+//               notify the reader if it waits.
+// LOCAL send ring (RING_LOCAL), main → UDP (keepalives, staged packets, anything main originates):
+//   1 main reserveLocal()/publishLocal() with header, padding, keypair, counter already filled
+//   (→ PENDING); 3 sealed and 4 released as above, with meta.ring === RING_LOCAL in onSealed().
+// RECV ring (RING_RECV), UDP → TUN:
+//   1 produced  main: reserveRecv() (-1 when full: drop "ring_full"), copy the datagram into
+//               recvData(slot)[0, len), publishRecv() (→ PENDING, wake workers).
+//   2 opened    crypto workers: openTransport in place (plaintext at data[16, 16+len-32)): DONE | FAILED.
+//   3 checked   main, in order: hooks.onOpened() (replay window, source address, timers) returns the
+//               length to deliver or -1 (DELIVER | DROP). C_RETIRED++, notify the writer if it waits.
+//   4 written   TUN writer thread (workers/tun-writer.ts): writeSync each DELIVER slot; C_FREED++
+//               (reserveRecv reuses slots below it). Test mode: main calls hooks.deliver() instead.
+//
+// Main-thread API (all methods are main-thread only and never block):
+//   Pipeline.start(opts, hooks)            threads attached, doorbell armed
+//   keys                                   KeyTable: allocate(), setKeys(id, send, recv), free(id); retireKeys(id)
+//   reserveRecv() / recvData(s) / publishRecv(s, len, keypairId, peerId, ctrLo, ctrHi)
+//   reserveLocal() / localData(s) / publishLocal(s, paddedLen, keypairId, peerId, ctrLo, ctrHi)
+//   reserveTun() / tunData(s) / publishTun(s, len)   test mode only (no TUN reader)
+//   releaseHeld(ring, s), drain(), inFlight(ring), slots(ring), stats, tunGoneCode, stop()
+// reserve*() returns the next slot index or -1 (full; counted in stats as Drop.RING_FULL) and may
+// be called again until publish*(); nothing is committed before publish*(). Hooks run on main,
+// inside drains; they may call the producer APIs.
+//
+// Who owns what: a slot belongs to the stage whose cursor range it is in; crypto workers own a slot
+// only while its state word says crypting|workerId. Main never blocks: it sleeps in
+// Atomics.waitAsync on one main doorbell and drains every stage of every ring on each wake (so
+// wakes batch under load); producers/workers ring it only when main sleeps (see ring.ts).
+// Crypto workers sleep in Atomics.wait on the worker doorbell; main notifies only if a sleeper
+// bit is set. Views and SlotMeta objects passed to hooks are reused: do not keep them. Per-slot
+// main-only side data (for instance the UDP source endpoint of a received datagram, needed in
+// onOpened) belongs in the integrator's own arrays indexed by slot (one array per ring).
+//
+// Supervision (supervisor.ts): crypto workers, TUN reader and TUN writer are long-lived plain
+// worker_threads Workers, not piscina (see supervisor.ts for why). When a crypto worker exits or
+// throws, its in-flight slots (state crypting|id) are marked DEAD here (counted as drops; onSealed/
+// onOpened see ok=false), its sleeper bit is cleared, and a replacement with the same id attaches
+// to the same buffers. A TUN thread that found the device gone is not replaced: onTunGone() runs.
+//
+// Stopping: stop() sets CTL_SHUTDOWN and wakes every thread; in-flight slots are abandoned. A TUN
+// reader blocked in read() cannot be interrupted or terminated, and a thread blocked in a syscall
+// keeps the process from exiting (even process.exit waits for it): stop() resolves without it
+// (tunReaderRunning stays true) and it exits when its read returns — delete the link (the read then
+// fails) or close the device after a packet arrived. Integrator: stop the pipeline, then delete or
+// close the TUN device.
+//
+// Keys: `keys` is the shared KeyTable. Use retireKeys(id) rather than keys.free(id) for a keypair
+// that may still be named by published slots: it zeroes and frees the id once every slot published
+// before the call has left the rings.
+//
+// Doorbell decisions (measured with bench/ring.ts): a crypto worker rings main only when main
+// sleeps waiting for exactly the slot it finished, and defers that ring by up to 16 slots while
+// it has more work, so a busy worker wakes main about once per 16–32 packets instead of chasing
+// it packet by packet (one worker, A/B on this noisy 2-vCPU host: 116–235 → ~50 wakes per 1000
+// packets, main CPU 6.9–17.5 → 1.5–1.7 µs per packet). The TUN reader rings whenever
+// main sleeps (it cannot know whether another packet follows). Main as producer (publishTun in
+// test mode) never rings itself: it schedules one drain per synchronous burst (a microtask).
+//
+// Memory: each ring is slots × (64 B meta + slotBytes); slotBytes = 9280 for the default 9216-byte
+// inner MTU, so the defaults (1024 + 256 + 1024 slots) take ≈ 21 MB; maxInnerMtu 1420 ≈ 3.6 MB.
+//
+// onSealed() and dgram: dgram.send() may keep a reference to the bytes until its callback (when the
+// kernel buffer was full and libuv queued the send); the slot would be overwritten after release.
+// Return true from onSealed() to hold the slot (the release stage stops there) and call
+// releaseHeld() from the send callback, or copy the bytes.
+
+import type { Worker } from 'node:worker_threads';
+import { getSystemErrorName } from 'node:util';
+import { AEAD_TAG_LEN, MESSAGE_TRANSPORT_HEADER_SIZE, MESSAGE_TRANSPORT_MIN_SIZE } from '../constants.js';
+import { KeyTable } from './keytable.js';
+import {
+  CONTROL_WORDS, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE,
+  CTL_TUN_GONE_ERRNO, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CTL_WRITER_WAITING, DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS,
+  DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS, Drop, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_KEYPAIR,
+  M_LENGTH, M_PEER, M_RESULT, M_SEQ, M_STATE, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
+  META_WORDS, RING_COUNT, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
+  SlotState, TunGoneCause, cryptingState, slotBytesFor, statDrop,
+} from './layout.js';
+import { RingView, allocRing, ringMainBell } from './ring.js';
+import { Supervisor, TUN_READER_ID, TUN_WRITER_ID } from './supervisor.js';
+
+export interface PipelineOptions {
+  /** Number of crypto worker threads (1..MAX_WORKERS). */
+  workers: number;
+  /** Blocking TUN fd read by the TUN reader thread; null = test mode (main produces into the TUN ring and hooks.deliver() replaces the writer). */
+  tunFd: number | null;
+  /** fd the TUN writer writes to; defaults to tunFd (tests use a second pipe). */
+  tunWriteFd?: number;
+  /** Slots of the TUN and RECV rings (power of two, default 1024). */
+  ringSlots?: number;
+  /** Slots of the LOCAL send ring (power of two, default 256). */
+  localSlots?: number;
+  /** Keypair ids in the KeyTable (default 2^16). */
+  keypairCapacity?: number;
+  /** Largest inner packet (default 9216); sets the slot size. */
+  maxInnerMtu?: number;
+  /** Idle re-checks a crypto worker makes before it sleeps (default 0). */
+  workerSpin?: number;
+  /** Module with sealTransport/openTransport (and optional init(data, workerId)) for the crypto workers; default src/crypto/transport.js. */
+  cryptoModule?: string | URL;
+  /** Structured-cloneable value passed to the crypto module's init(). */
+  cryptoModuleData?: unknown;
+  /** Bound on start() waiting for threads to attach (default 10000 ms). */
+  startTimeoutMs?: number;
+  /** Bound on stop() waiting for each thread to exit before terminating it (default 2000 ms). */
+  stopTimeoutMs?: number;
+}
+
+export interface PipelineHooks {
+  /** TUN ring stage 2: the slot holds a TUN packet at data[16, 16+len). Fill header data[0,16), zero padding, and meta (length = padded length, keypairId, counterLo/Hi, peerId), then return true (SEAL); or return false (SKIP: released without sending). */
+  route(slot: number, data: Uint8Array, len: number, meta: SlotMeta): boolean;
+  /** Send rings stage 4 (meta.ring tells which): sealed message at data[0, msgLen) (ok), or sealing failed / its worker died (!ok, meta.state FAILED/DEAD). Return true to hold the slot until releaseHeld(). */
+  onSealed(slot: number, data: Uint8Array, msgLen: number, ok: boolean, meta: SlotMeta): boolean | void;
+  /** RECV ring stage 3: plaintext at data[16, 16+plaintextLen) when ok. Return the inner length to deliver to TUN (0..plaintextLen), or -1 to drop. */
+  onOpened(slot: number, data: Uint8Array, plaintextLen: number, ok: boolean, meta: SlotMeta): number;
+  /** Test mode only (tunFd null): RECV ring stage 4, a packet at data[16, 16+len) that would be written to TUN. */
+  deliver?(slot: number, data: Uint8Array, len: number, meta: SlotMeta): void;
+  /** The TUN reader or writer found the device gone (read error/EOF, EBADF on write). Called once. */
+  onTunGone(): void;
+  /** A thread failed: crypto worker id, or TUN_READER_ID / TUN_WRITER_ID. It is being replaced. */
+  onWorkerError(workerId: number, err: unknown): void;
+  /** A replacement for a failed thread (crypto worker id, TUN_READER_ID or TUN_WRITER_ID) has attached. */
+  onWorkerRestarted?(workerId: number): void;
+  /** A hook threw; the slot was given up (counted as Drop.HOOK_ERROR). Default: rethrow asynchronously. */
+  onHookError?(stage: 'route' | 'onSealed' | 'onOpened' | 'deliver', err: unknown): void;
+}
+
+export { TUN_READER_ID, TUN_WRITER_ID };
+
+/**
+ * Reused accessor for one ring's slot metadata (one instance per ring; `slot` is set before each
+ * hook call). Setters are for route() on the TUN ring; elsewhere the fields are read-only by contract.
+ */
+export class SlotMeta {
+  slot = 0;
+  private m = 0;
+  constructor(readonly ring: RingId, private readonly words: Int32Array) {}
+  /** @internal */
+  at(slot: number): this {
+    this.slot = slot;
+    this.m = slot * META_WORDS;
+    return this;
+  }
+  get state(): number { return Atomics.load(this.words, this.m + M_STATE); }
+  /** Ring sequence number of this use of the slot. */
+  get seq(): number { return this.words[this.m + M_SEQ]!; }
+  /** Send: inner length, set to the padded length by route(). Recv: datagram length. */
+  get length(): number { return this.words[this.m + M_LENGTH]!; }
+  set length(v: number) { this.words[this.m + M_LENGTH] = v; }
+  get peerId(): number { return this.words[this.m + M_PEER]!; }
+  set peerId(v: number) { this.words[this.m + M_PEER] = v; }
+  get keypairId(): number { return this.words[this.m + M_KEYPAIR]!; }
+  set keypairId(v: number) { this.words[this.m + M_KEYPAIR] = v; }
+  get counterLo(): number { return this.words[this.m + M_COUNTER_LO]! >>> 0; }
+  set counterLo(v: number) { this.words[this.m + M_COUNTER_LO] = v; }
+  get counterHi(): number { return this.words[this.m + M_COUNTER_HI]! >>> 0; }
+  set counterHi(v: number) { this.words[this.m + M_COUNTER_HI] = v; }
+  /** route() convenience: everything the seal stage needs. */
+  setSeal(paddedLen: number, keypairId: number, counterLo: number, counterHi: number, peerId: number): void {
+    const w = this.words;
+    const m = this.m;
+    w[m + M_LENGTH] = paddedLen;
+    w[m + M_KEYPAIR] = keypairId;
+    w[m + M_COUNTER_LO] = counterLo;
+    w[m + M_COUNTER_HI] = counterHi;
+    w[m + M_PEER] = peerId;
+  }
+}
+
+type WaitAsyncResult = { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
+const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number): WaitAsyncResult }).waitAsync;
+
+/** Publish the route stage's output to workers every this many slots (bounds their idle time behind a long batch). */
+const ROUTE_PUBLISH_BATCH = 32;
+
+export class Pipeline {
+  readonly keys: KeyTable;
+  /** Shared counters (layout.ts: statDrop, STAT_READER, STAT_WRITER, STAT_MAIN, statWorker). */
+  readonly stats: Float64Array;
+  readonly slotBytes: number;
+  readonly maxInnerMtu: number;
+  readonly testMode: boolean;
+
+  private readonly shared: DataplaneShared;
+  private readonly ctl: Int32Array;
+  private readonly rings: RingView[];
+  private readonly views: Uint8Array[][];
+  private readonly metas: SlotMeta[];
+  /** Main-owned cursor copies: C_READY and C_RETIRED per ring; TUN produced in test mode; RECV freed in test mode. */
+  private readonly ready = new Int32Array(RING_COUNT);
+  private readonly retired = new Int32Array(RING_COUNT);
+  private tunProduced = 0;
+  private recvFreedLocal = 0;
+
+  private readonly supervisor: Supervisor;
+  private readonly pendingRetire: { id: number; marks: number[] }[] = [];
+
+  private pumping = false;
+  private waiting = false;
+  private started = false;
+  private stopping = false;
+  private stopPromise: Promise<void> | null = null;
+  private tunGoneReported = false;
+
+  private constructor(opts: Required<Pick<PipelineOptions, 'workers' | 'workerSpin' | 'startTimeoutMs' | 'stopTimeoutMs'>> & PipelineOptions,
+    private readonly hooks: PipelineHooks) {
+    this.maxInnerMtu = opts.maxInnerMtu ?? DEFAULT_MAX_INNER_MTU;
+    this.slotBytes = slotBytesFor(this.maxInnerMtu);
+    this.testMode = opts.tunFd === null;
+    this.keys = KeyTable.create(opts.keypairCapacity ?? DEFAULT_KEYPAIR_CAPACITY);
+    const ringSlots = opts.ringSlots ?? DEFAULT_RING_SLOTS;
+    const localSlots = opts.localSlots ?? DEFAULT_LOCAL_SLOTS;
+    this.shared = {
+      control: new SharedArrayBuffer(CONTROL_WORDS * 4),
+      stats: new SharedArrayBuffer(STATS_LENGTH * 8),
+      keys: this.keys.buffer,
+      rings: [allocRing(ringSlots, this.slotBytes), allocRing(localSlots, this.slotBytes), allocRing(ringSlots, this.slotBytes)],
+    };
+    this.ctl = new Int32Array(this.shared.control);
+    this.stats = new Float64Array(this.shared.stats);
+    this.rings = [RING_TUN, RING_LOCAL, RING_RECV].map((r) => new RingView(r as RingId, this.ctl, this.shared.rings[r]!));
+    this.views = this.rings.map((ring) => Array.from({ length: ring.slots }, (_, s) => ring.data.subarray(s * ring.slotBytes, (s + 1) * ring.slotBytes)));
+    this.metas = this.rings.map((ring) => new SlotMeta(ring.id, ring.meta));
+    const cm = opts.cryptoModule;
+    this.supervisor = new Supervisor({
+      shared: this.shared,
+      workers: opts.workers,
+      tunFd: opts.tunFd,
+      tunWriteFd: opts.tunWriteFd ?? null,
+      maxRead: this.slotBytes - MESSAGE_TRANSPORT_HEADER_SIZE - AEAD_TAG_LEN,
+      workerSpin: opts.workerSpin,
+      cryptoModule: cm === undefined ? undefined : cm.toString(),
+      cryptoModuleData: opts.cryptoModuleData,
+      startTimeoutMs: opts.startTimeoutMs,
+      stopTimeoutMs: opts.stopTimeoutMs,
+    }, {
+      cryptoExited: (id) => this.reclaimWorker(id),
+      tunThreadExited: () => {
+        if (Atomics.load(this.ctl, CTL_TUN_GONE) === 0) return true;
+        this.pump(); // reports onTunGone
+        return false;
+      },
+      error: (id, err) => this.hooks.onWorkerError(id, err),
+      restarted: (id) => this.hooks.onWorkerRestarted?.(id),
+    }, this.stats);
+  }
+
+  /** Allocate the rings, start and attach all threads, and start draining. Rejects (after cleaning up) if a thread fails to attach in time. */
+  static async start(opts: PipelineOptions, hooks: PipelineHooks): Promise<Pipeline> {
+    if (!Number.isInteger(opts.workers) || opts.workers < 1 || opts.workers > MAX_WORKERS) {
+      throw new RangeError(`workers must be an integer in 1..${MAX_WORKERS}, got ${opts.workers}`);
+    }
+    const mtu = opts.maxInnerMtu ?? DEFAULT_MAX_INNER_MTU;
+    if (!Number.isInteger(mtu) || mtu < 0 || mtu > 65535) throw new RangeError(`maxInnerMtu must be in 0..65535, got ${mtu}`);
+    if (opts.tunFd === null && opts.tunWriteFd !== undefined) throw new RangeError('tunWriteFd needs tunFd');
+    const p = new Pipeline({
+      ...opts,
+      workerSpin: opts.workerSpin ?? 0,
+      startTimeoutMs: opts.startTimeoutMs ?? 10_000,
+      stopTimeoutMs: opts.stopTimeoutMs ?? 2_000,
+    }, hooks);
+    try {
+      await p.supervisor.start();
+    } catch (err) {
+      await p.stop();
+      throw err;
+    }
+    p.started = true;
+    p.pump();
+    return p;
+  }
+
+  // ---- producer APIs (main) ---------------------------------------------------------------------
+
+  /** The whole data area of a slot (slotBytes), a reused view. */
+  slotData(ring: RingId, slot: number): Uint8Array {
+    return this.views[ring]![slot]!;
+  }
+
+  /** RECV stage 1: index of the next free slot, or -1 when the ring is full (counted as Drop.RING_FULL). Idempotent until publishRecv(). */
+  reserveRecv(): number {
+    const ring = this.rings[RING_RECV]!;
+    const freed = this.testMode ? this.recvFreedLocal : Atomics.load(this.ctl, ring.iFreed);
+    const seq = this.ready[RING_RECV]!;
+    if (((seq - freed) | 0) >= ring.slots) {
+      this.stats[statDrop(RING_RECV, Drop.RING_FULL)]! += 1;
+      return -1;
+    }
+    return seq & ring.mask;
+  }
+
+  /** The reserved slot's data area: copy the datagram to [0, len). */
+  recvData(slot: number): Uint8Array {
+    return this.views[RING_RECV]![slot]!;
+  }
+
+  /** RECV stage 1: publish the reserved slot holding a transport message of `len` bytes (≥ 32). False (counted as Drop.BAD_LENGTH) if len does not fit. */
+  publishRecv(slot: number, len: number, keypairId: number, peerId: number, counterLo: number, counterHi: number): boolean {
+    const ring = this.rings[RING_RECV]!;
+    this.checkReserved(RING_RECV, slot);
+    if (!(len >= MESSAGE_TRANSPORT_MIN_SIZE && len <= ring.slotBytes)) {
+      this.stats[statDrop(RING_RECV, Drop.BAD_LENGTH)]! += 1;
+      return false;
+    }
+    this.publishPending(ring, slot, len, keypairId, peerId, counterLo, counterHi);
+    return true;
+  }
+
+  /** LOCAL stage 1: next free slot of the LOCAL send ring, or -1 when full (Drop.RING_FULL). Idempotent until publishLocal(). */
+  reserveLocal(): number {
+    return this.reserveSend(RING_LOCAL);
+  }
+
+  /** The reserved LOCAL slot's data area: plaintext at [16, 16+paddedLen) (zero padded), transport header at [0,16). */
+  localData(slot: number): Uint8Array {
+    return this.views[RING_LOCAL]![slot]!;
+  }
+
+  /** LOCAL stage 1: publish a filled slot for sealing (paddedLen may be 0: keepalive). False (Drop.BAD_LENGTH) if it does not fit. */
+  publishLocal(slot: number, paddedLen: number, keypairId: number, peerId: number, counterLo: number, counterHi: number): boolean {
+    const ring = this.rings[RING_LOCAL]!;
+    this.checkReserved(RING_LOCAL, slot);
+    if (!(paddedLen >= 0 && paddedLen <= ring.slotBytes - MESSAGE_TRANSPORT_HEADER_SIZE - AEAD_TAG_LEN)) {
+      this.stats[statDrop(RING_LOCAL, Drop.BAD_LENGTH)]! += 1;
+      return false;
+    }
+    this.publishPending(ring, slot, paddedLen, keypairId, peerId, counterLo, counterHi);
+    return true;
+  }
+
+  /** Test mode: next free TUN-ring slot, or -1 when full (Drop.RING_FULL). Idempotent until publishTun(). */
+  reserveTun(): number {
+    if (!this.testMode) throw new Error('reserveTun: the TUN reader thread produces the TUN ring');
+    return this.reserveSend(RING_TUN);
+  }
+
+  /** Test mode: the reserved TUN-ring slot's data area; put the IP packet at [16, 16+len). */
+  tunData(slot: number): Uint8Array {
+    return this.views[RING_TUN]![slot]!;
+  }
+
+  /** Test mode: publish a packet as if the TUN reader had read it (stage 1); route() sees it on the next drain. */
+  publishTun(slot: number, len: number): boolean {
+    if (!this.testMode) throw new Error('publishTun: the TUN reader thread produces the TUN ring');
+    const ring = this.rings[RING_TUN]!;
+    if (slot !== (this.tunProduced & ring.mask) || ((this.tunProduced - this.retired[RING_TUN]!) | 0) >= ring.slots) {
+      throw new Error(`publishTun: slot ${slot} was not reserved`);
+    }
+    if (!(len >= 0 && len <= ring.slotBytes - MESSAGE_TRANSPORT_HEADER_SIZE - AEAD_TAG_LEN)) {
+      this.stats[statDrop(RING_TUN, Drop.BAD_LENGTH)]! += 1;
+      return false;
+    }
+    const m = slot * META_WORDS;
+    ring.meta[m + M_LENGTH] = len;
+    ring.meta[m + M_RESULT] = 0;
+    ring.meta[m + M_SEQ] = this.tunProduced;
+    Atomics.store(ring.meta, m + M_STATE, SlotState.FILLED);
+    this.tunProduced = (this.tunProduced + 1) | 0;
+    Atomics.store(this.ctl, ring.iProduced, this.tunProduced);
+    // Main is the producer here: instead of ringing its own bell (a waitAsync wake per injected
+    // burst), run the route stage once the caller's synchronous burst is over.
+    if (!this.drainScheduled) {
+      this.drainScheduled = true;
+      queueMicrotask(this.scheduledDrain);
+    }
+    return true;
+  }
+
+  /** Release a send-ring slot held by onSealed() returning true. */
+  releaseHeld(ring: typeof RING_TUN | typeof RING_LOCAL, slot: number): void {
+    const r = this.rings[ring]!;
+    const m = slot * META_WORDS;
+    if (Atomics.load(r.meta, m + M_STATE) !== SlotState.HELD) throw new Error(`releaseHeld: slot ${slot} of ring ${ring} is not held`);
+    Atomics.store(r.meta, m + M_STATE, SlotState.SKIP); // released without a second onSealed()
+    this.pump();
+  }
+
+  /** Zero and free keypair id `id` once every slot published before this call has left the rings. */
+  retireKeys(id: number): void {
+    const marks = [this.ready[RING_TUN]!, this.ready[RING_LOCAL]!, this.ready[RING_RECV]!];
+    this.pendingRetire.push({ id, marks });
+    this.processRetired();
+  }
+
+  /** Run every main stage now (e.g. after a burst of UDP datagrams) instead of waiting for the doorbell. Reentrant calls are ignored. */
+  drain(): void {
+    this.pump();
+  }
+
+  /** Number of slots of `ring`. */
+  slots(ring: RingId): number {
+    return this.rings[ring]!.slots;
+  }
+
+  /** Slots currently between the producer and the last stage of `ring`. */
+  inFlight(ring: RingId): number {
+    const r = this.rings[ring]!;
+    const head = ring === RING_TUN ? (this.testMode ? this.tunProduced : Atomics.load(this.ctl, r.iProduced)) : this.ready[ring]!;
+    const freed = ring === RING_RECV ? (this.testMode ? this.recvFreedLocal : Atomics.load(this.ctl, r.iFreed)) : this.retired[ring]!;
+    return (head - freed) | 0;
+  }
+
+  /** A crypto worker thread by id (for tests and diagnostics). */
+  cryptoWorker(id: number): Worker | undefined {
+    return this.supervisor.cryptoWorker(id);
+  }
+
+  /** Why the TUN went away, for logs: 'EOF', an errno name such as 'EBADF' or 'EFAULT', or null while it is there. */
+  get tunGoneCode(): string | null {
+    if (Atomics.load(this.ctl, CTL_TUN_GONE) === 0) return null;
+    if (Atomics.load(this.ctl, CTL_TUN_GONE_CAUSE) === TunGoneCause.READ_EOF) return 'EOF';
+    const errno = Atomics.load(this.ctl, CTL_TUN_GONE_ERRNO);
+    try {
+      return getSystemErrorName(errno);
+    } catch {
+      return `errno ${errno}`;
+    }
+  }
+
+  /** Whether the TUN reader thread is still alive (it may outlive stop() while blocked in read()). */
+  get tunReaderRunning(): boolean {
+    return this.supervisor.readerRunning;
+  }
+
+  /** Stop every thread (bounded by stopTimeoutMs each); in-flight slots are abandoned. See the header about a blocked TUN reader. */
+  stop(): Promise<void> {
+    if (this.stopPromise === null) this.stopPromise = this.doStop();
+    return this.stopPromise;
+  }
+
+  // ---- main stages ---------------------------------------------------------------------------------
+
+  private reserveSend(r: typeof RING_TUN | typeof RING_LOCAL): number {
+    const ring = this.rings[r]!;
+    const seq = r === RING_TUN ? this.tunProduced : this.ready[r]!;
+    if (((seq - this.retired[r]!) | 0) >= ring.slots) {
+      this.stats[statDrop(r, Drop.RING_FULL)]! += 1;
+      return -1;
+    }
+    return seq & ring.mask;
+  }
+
+  private checkReserved(r: RingId, slot: number): void {
+    const ring = this.rings[r]!;
+    const seq = this.ready[r]!;
+    const freed = r === RING_RECV ? (this.testMode ? this.recvFreedLocal : Atomics.load(this.ctl, ring.iFreed)) : this.retired[r]!;
+    if (slot !== (seq & ring.mask) || ((seq - freed) | 0) >= ring.slots) throw new Error(`slot ${slot} of ring ${r} was not reserved`);
+  }
+
+  private publishPending(ring: RingView, slot: number, len: number, keypairId: number, peerId: number, lo: number, hi: number): void {
+    const meta = ring.meta;
+    const m = slot * META_WORDS;
+    const seq = this.ready[ring.id]!;
+    meta[m + M_LENGTH] = len;
+    meta[m + M_RESULT] = 0;
+    meta[m + M_KEYPAIR] = keypairId;
+    meta[m + M_PEER] = peerId;
+    meta[m + M_COUNTER_LO] = lo;
+    meta[m + M_COUNTER_HI] = hi;
+    meta[m + M_SEQ] = seq;
+    Atomics.store(meta, m + M_STATE, SlotState.PENDING);
+    const next = (seq + 1) | 0;
+    this.ready[ring.id] = next;
+    Atomics.store(this.ctl, ring.iReady, next); // publish (release)
+    this.wakeWorkers(1);
+  }
+
+  /** Notify sleeping crypto workers (only if a sleeper bit is set: the common busy case costs two loads). */
+  private wakeWorkers(n: number): void {
+    const ctl = this.ctl;
+    if ((Atomics.load(ctl, CTL_WORKER_SLEEPERS) | Atomics.load(ctl, CTL_WORKER_SLEEPERS + 1)) !== 0) {
+      Atomics.add(ctl, CTL_WORKER_BELL, 1);
+      Atomics.notify(ctl, CTL_WORKER_BELL, n);
+      this.stats[STAT_MAIN + MAIN_WORKER_NOTIFIES]! += 1;
+    }
+  }
+
+  /** Drain all stages until nothing moves, then arm the doorbell (protocol: ring.ts). */
+  private pump(): void {
+    if (this.pumping || this.stopping || !this.started) return;
+    this.pumping = true;
+    const ctl = this.ctl;
+    try {
+      for (;;) {
+        Atomics.store(ctl, CTL_MAIN_ARMED, 0);
+        while (this.drainOnce()) { /* until no stage moves */ }
+        if (this.stopping) return;
+        Atomics.store(ctl, CTL_MAIN_ARMED, 1);
+        for (let r = 0; r < RING_COUNT; r++) Atomics.store(ctl, this.rings[r]!.iHeadWait, this.retired[r]!);
+        const bell = Atomics.load(ctl, CTL_MAIN_BELL);
+        if (this.hasWork()) continue;
+        if (this.waiting) return; // an earlier waitAsync is still pending: any ring notifies it
+        const res = waitAsync(ctl, CTL_MAIN_BELL, bell);
+        if (!res.async) continue;
+        this.waiting = true;
+        void res.value.then(this.onBell);
+        return;
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private drainScheduled = false;
+  private readonly scheduledDrain = (): void => {
+    this.drainScheduled = false;
+    this.pump();
+  };
+
+  private readonly onBell = (): void => {
+    this.waiting = false;
+    this.stats[STAT_MAIN + MAIN_WAKEUPS]! += 1;
+    this.pump();
+  };
+
+  /** Is there anything a main stage could consume right now? (Called after arming.) */
+  private hasWork(): boolean {
+    if (Atomics.load(this.ctl, this.rings[RING_TUN]!.iProduced) !== this.ready[RING_TUN]) return true;
+    for (let r = 0; r < RING_COUNT; r++) {
+      const ring = this.rings[r]!;
+      const head = this.retired[r]!;
+      if (head === this.ready[r]) continue;
+      const st = Atomics.load(ring.meta, (head & ring.mask) * META_WORDS + M_STATE);
+      if (st === SlotState.DONE || st === SlotState.FAILED || st === SlotState.DEAD || (r !== RING_RECV && st === SlotState.SKIP)) return true;
+    }
+    return !this.tunGoneReported && Atomics.load(this.ctl, CTL_TUN_GONE) !== 0;
+  }
+
+  private drainOnce(): boolean {
+    let moved = this.routeStage();
+    moved = this.releaseStage(RING_TUN) || moved;
+    moved = this.releaseStage(RING_LOCAL) || moved;
+    moved = this.checkStage() || moved;
+    if (this.pendingRetire.length !== 0) this.processRetired();
+    if (!this.tunGoneReported && Atomics.load(this.ctl, CTL_TUN_GONE) !== 0) {
+      this.tunGoneReported = true;
+      this.hooks.onTunGone();
+      moved = true;
+    }
+    return moved;
+  }
+
+  /** TUN ring stage 2. */
+  private routeStage(): boolean {
+    const ring = this.rings[RING_TUN]!;
+    const produced = Atomics.load(this.ctl, ring.iProduced);
+    let seq = this.ready[RING_TUN]!;
+    if (seq === produced) return false;
+    const meta = ring.meta;
+    const views = this.views[RING_TUN]!;
+    const sm = this.metas[RING_TUN]!;
+    let unpublished = 0;
+    while (seq !== produced) {
+      const s = seq & ring.mask;
+      const m = s * META_WORDS;
+      let seal = false;
+      try {
+        seal = this.hooks.route(s, views[s]!, meta[m + M_LENGTH]!, sm.at(s)) === true;
+      } catch (err) {
+        this.hookError('route', err, RING_TUN);
+      }
+      if (!seal) this.stats[statDrop(RING_TUN, Drop.SKIPPED)]! += 1;
+      Atomics.store(meta, m + M_STATE, seal ? SlotState.PENDING : SlotState.SKIP);
+      seq = (seq + 1) | 0;
+      if (++unpublished === ROUTE_PUBLISH_BATCH) {
+        this.publishRouted(seq, unpublished);
+        unpublished = 0;
+      }
+    }
+    if (unpublished !== 0) this.publishRouted(seq, unpublished);
+    return true;
+  }
+
+  private publishRouted(seq: number, n: number): void {
+    this.ready[RING_TUN] = seq;
+    Atomics.store(this.ctl, this.rings[RING_TUN]!.iReady, seq);
+    this.wakeWorkers(n);
+  }
+
+  /** Send rings stage 4: in order, stop at the first slot not finished (or held). */
+  private releaseStage(r: typeof RING_TUN | typeof RING_LOCAL): boolean {
+    const ring = this.rings[r]!;
+    const meta = ring.meta;
+    const ready = this.ready[r]!;
+    const start = this.retired[r]!;
+    let seq = start;
+    const views = this.views[r]!;
+    const sm = this.metas[r]!;
+    while (seq !== ready) {
+      const s = seq & ring.mask;
+      const m = s * META_WORDS;
+      const st = Atomics.load(meta, m + M_STATE);
+      if (st === SlotState.DONE || st === SlotState.FAILED || st === SlotState.DEAD) {
+        const ok = st === SlotState.DONE;
+        if (!ok) this.stats[statDrop(r, st === SlotState.DEAD ? Drop.DEAD : Drop.CRYPTO_FAILED)]! += 1;
+        let held = false;
+        try {
+          held = this.hooks.onSealed(s, views[s]!, ok ? meta[m + M_RESULT]! : 0, ok, sm.at(s)) === true;
+        } catch (err) {
+          this.hookError('onSealed', err, r);
+        }
+        if (held) {
+          Atomics.store(meta, m + M_STATE, SlotState.HELD);
+          break;
+        }
+      } else if (st !== SlotState.SKIP) {
+        break; // PENDING, crypting or HELD: keep order
+      }
+      Atomics.store(meta, m + M_STATE, SlotState.FREE);
+      seq = (seq + 1) | 0;
+    }
+    if (seq === start) return false;
+    this.retired[r] = seq;
+    Atomics.store(this.ctl, ring.iRetired, seq);
+    Atomics.store(this.ctl, ring.iFreed, seq);
+    if (r === RING_TUN && Atomics.load(this.ctl, CTL_READER_WAITING) !== 0) Atomics.notify(this.ctl, ring.iFreed, 1);
+    return true;
+  }
+
+  /** RECV ring stage 3 (and stage 4 in test mode). */
+  private checkStage(): boolean {
+    const ring = this.rings[RING_RECV]!;
+    const meta = ring.meta;
+    const ready = this.ready[RING_RECV]!;
+    const start = this.retired[RING_RECV]!;
+    const views = this.views[RING_RECV]!;
+    const sm = this.metas[RING_RECV]!;
+    let seq = start;
+    while (seq !== ready) {
+      const s = seq & ring.mask;
+      const m = s * META_WORDS;
+      const st = Atomics.load(meta, m + M_STATE);
+      if (st !== SlotState.DONE && st !== SlotState.FAILED && st !== SlotState.DEAD) break;
+      const ok = st === SlotState.DONE;
+      const plain = ok ? meta[m + M_RESULT]! : 0;
+      let n = -1;
+      try {
+        n = this.hooks.onOpened(s, views[s]!, plain, ok, sm.at(s));
+      } catch (err) {
+        this.hookError('onOpened', err, RING_RECV);
+        n = -2;
+      }
+      if (ok && Number.isInteger(n) && n >= 0 && n <= plain) {
+        meta[m + M_RESULT] = n;
+        Atomics.store(meta, m + M_STATE, SlotState.DELIVER);
+      } else {
+        if (!ok) this.stats[statDrop(RING_RECV, st === SlotState.DEAD ? Drop.DEAD : Drop.CRYPTO_FAILED)]! += 1;
+        else if (n === -1) this.stats[statDrop(RING_RECV, Drop.REJECTED)]! += 1;
+        else if (n !== -2) this.hookError('onOpened', new RangeError(`onOpened returned ${n} for a ${plain}-byte plaintext`), RING_RECV);
+        Atomics.store(meta, m + M_STATE, SlotState.DROP);
+      }
+      seq = (seq + 1) | 0;
+      if (this.testMode) {
+        if (Atomics.load(meta, m + M_STATE) === SlotState.DELIVER) {
+          try {
+            this.hooks.deliver?.(s, views[s]!, n, sm.at(s));
+          } catch (err) {
+            this.hookError('deliver', err, RING_RECV);
+          }
+        }
+        Atomics.store(meta, m + M_STATE, SlotState.FREE);
+        this.recvFreedLocal = seq;
+      }
+    }
+    if (seq === start) return false;
+    this.retired[RING_RECV] = seq;
+    Atomics.store(this.ctl, ring.iRetired, seq);
+    if (this.testMode) Atomics.store(this.ctl, ring.iFreed, seq);
+    else if (Atomics.load(this.ctl, CTL_WRITER_WAITING) !== 0) Atomics.notify(this.ctl, ring.iRetired, 1);
+    return true;
+  }
+
+  private processRetired(): void {
+    while (this.pendingRetire.length !== 0) {
+      const head = this.pendingRetire[0]!;
+      for (let r = 0; r < RING_COUNT; r++) {
+        if (((this.retired[r]! - head.marks[r]!) | 0) < 0) return; // FIFO: later entries have later marks
+      }
+      this.pendingRetire.shift();
+      this.keys.free(head.id);
+    }
+  }
+
+  private hookError(stage: 'route' | 'onSealed' | 'onOpened' | 'deliver', err: unknown, ring: RingId): void {
+    this.stats[statDrop(ring, Drop.HOOK_ERROR)]! += 1;
+    if (this.hooks.onHookError) this.hooks.onHookError(stage, err);
+    else queueMicrotask(() => { throw err; });
+  }
+
+  // ---- supervision events -----------------------------------------------------------------------------
+
+  /** A crypto worker is gone: its slots become DEAD, its sleeper bit is cleared. */
+  private reclaimWorker(id: number): void {
+    const tag = cryptingState(id);
+    for (let r = 0; r < RING_COUNT; r++) {
+      const ring = this.rings[r]!;
+      for (let seq = this.retired[r]!; seq !== this.ready[r]; seq = (seq + 1) | 0) {
+        Atomics.compareExchange(ring.meta, (seq & ring.mask) * META_WORDS + M_STATE, tag, SlotState.DEAD);
+      }
+    }
+    Atomics.and(this.ctl, CTL_WORKER_SLEEPERS + (id >> 5), ~(1 << (id & 31)));
+    this.pump(); // main may be waiting for one of those slots
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopping = true;
+    const ctl = this.ctl;
+    Atomics.store(ctl, CTL_SHUTDOWN, 1);
+    Atomics.add(ctl, CTL_WORKER_BELL, 1);
+    Atomics.notify(ctl, CTL_WORKER_BELL);
+    Atomics.notify(ctl, this.rings[RING_TUN]!.iFreed); // a reader waiting for room
+    Atomics.notify(ctl, this.rings[RING_RECV]!.iRetired); // the writer waiting for work
+    ringMainBell(ctl); // resolves a pending waitAsync; onBell then sees `stopping`
+    await this.supervisor.stop();
+  }
+}
+
+export { SlotState, RING_TUN, RING_LOCAL, RING_RECV, SLOT_PAYLOAD_OFFSET };
+export type { RingId };

@@ -1,0 +1,125 @@
+// One ring as every thread sees it, and the Atomics protocols shared by all threads: the crypto
+// workers' slot claim, publishing a crypto result, and the two doorbells.
+//
+// Slot ownership is decided by cursors (layout.ts C_*) and by the slot's state word:
+//   - a crypto worker owns a slot exactly while its state word is CRYPTING_TAG | workerId << 8;
+//     it gets there with one compareExchange PENDING → crypting, which claims the slot and records
+//     the claimer in the same atomic step (so a dead worker's slots are always identifiable);
+//   - C_CLAIM is only a hint of where the next PENDING slot is: whoever sees a non-PENDING slot
+//     there (claimed by someone else, or SKIP) moves the hint on with a compareExchange;
+//   - the result is published with Atomics.store of DONE/FAILED (release): the data written before
+//     it is visible to main's Atomics.load of the state (acquire).
+//
+// Doorbells (no lost wake-ups; all Atomics are sequentially consistent):
+//   main bell   a thread that published something main consumes first stores it (state or cursor),
+//               then reads CTL_MAIN_ARMED (and for crypto results C_HEAD_WAIT): only if main sleeps
+//               and (for results) waits on exactly that slot does it bump CTL_MAIN_BELL and notify.
+//               Main sets ARMED and HEAD_WAIT, reads the bell, re-checks all its work, then
+//               waitAsync(bell, value read). Either main's re-check sees the store, or the other
+//               thread sees ARMED=1 and bumps the bell (so waitAsync returns 'not-equal' or wakes).
+//               Ringing only for the awaited head means a worker that finishes slot k+1 before
+//               slot k never wakes main for nothing; while main drains (ARMED=0) nobody rings.
+//               Crypto workers defer that ring to the end of their batch (≤ RING_DEFER slots, or
+//               sooner when they run out of work): deferring changes when main is woken, never
+//               whether, and it turns "main wakes per packet, chasing one busy worker" (~9 µs of
+//               main CPU each) into one wake per batch (bench/ring.ts measures both).
+//   worker bell a crypto worker sets its bit in CTL_WORKER_SLEEPERS, reads CTL_WORKER_BELL, re-checks
+//               every ring for claimable work, then Atomics.wait(bell, value read). Main publishes
+//               (cursor store), then if any sleeper bit is set bumps the bell and notifies.
+
+import {
+  C_CLAIM, C_FREED, C_HEAD_WAIT, C_PRODUCED, C_READY, C_RETIRED, CTL_MAIN_ARMED, CTL_MAIN_BELL,
+  M_SEQ, M_STATE, META_WORDS, type RingId, type RingShared, SlotState, ringCtl,
+} from './layout.js';
+
+export class RingView {
+  readonly slots: number;
+  readonly mask: number;
+  readonly slotBytes: number;
+  readonly meta: Int32Array;
+  readonly data: Uint8Array;
+  readonly iProduced: number;
+  readonly iReady: number;
+  readonly iClaim: number;
+  readonly iRetired: number;
+  readonly iFreed: number;
+  readonly iHeadWait: number;
+
+  constructor(readonly id: RingId, readonly ctl: Int32Array, shared: RingShared) {
+    this.slots = shared.slots;
+    this.mask = shared.slots - 1;
+    this.slotBytes = shared.slotBytes;
+    this.meta = new Int32Array(shared.meta);
+    this.data = new Uint8Array(shared.data);
+    if (this.meta.length !== this.slots * META_WORDS || this.data.length !== this.slots * this.slotBytes) {
+      throw new RangeError(`ring ${id}: buffers do not match ${this.slots} slots of ${this.slotBytes} bytes`);
+    }
+    this.iProduced = ringCtl(id, C_PRODUCED);
+    this.iReady = ringCtl(id, C_READY);
+    this.iClaim = ringCtl(id, C_CLAIM);
+    this.iRetired = ringCtl(id, C_RETIRED);
+    this.iFreed = ringCtl(id, C_FREED);
+    this.iHeadWait = ringCtl(id, C_HEAD_WAIT);
+  }
+
+  /** Worker: is there possibly a slot to claim? (Cheap; SKIP slots also count until a claim passes them.) */
+  claimable(): boolean {
+    return ((Atomics.load(this.ctl, this.iReady) - Atomics.load(this.ctl, this.iClaim)) | 0) > 0;
+  }
+
+  /**
+   * Worker: claim the next PENDING slot for the worker whose crypting state word is `crypting`.
+   * Returns the slot index, or -1 when nothing below C_READY is left. Lock-free: every turn of the
+   * loop either claims a slot or sees the claim hint move forward, and the hint never passes C_READY.
+   */
+  claim(crypting: number): number {
+    const ctl = this.ctl;
+    const meta = this.meta;
+    for (;;) {
+      const c = Atomics.load(ctl, this.iClaim);
+      const r = Atomics.load(ctl, this.iReady);
+      if (((r - c) | 0) <= 0) return -1;
+      const s = c & this.mask;
+      // A stale `c` (we were descheduled for a lap) can only meet a slot that is PENDING for a
+      // newer seq; claiming that is still correct: crypto work does not depend on the seq.
+      const won = Atomics.compareExchange(meta, s * META_WORDS + M_STATE, SlotState.PENDING, crypting) === SlotState.PENDING;
+      Atomics.compareExchange(ctl, this.iClaim, c, (c + 1) | 0);
+      if (won) return s;
+    }
+  }
+
+  /**
+   * Worker: publish a crypto result (DONE or FAILED) for `slot`. Data written before this call is
+   * visible to main after it. Returns true if main sleeps waiting for exactly this slot: the caller
+   * then owes main a ring (ringMainBell), which it may defer to the end of its current batch.
+   */
+  finish(slot: number, state: number): boolean {
+    const m = slot * META_WORDS;
+    Atomics.store(this.meta, m + M_STATE, state);
+    return Atomics.load(this.ctl, CTL_MAIN_ARMED) !== 0 && Atomics.load(this.ctl, this.iHeadWait) === this.meta[m + M_SEQ];
+  }
+}
+
+/** Any thread: wake main (one waitAsync waiter on CTL_MAIN_BELL). */
+export function ringMainBell(ctl: Int32Array): void {
+  Atomics.add(ctl, CTL_MAIN_BELL, 1);
+  Atomics.notify(ctl, CTL_MAIN_BELL, 1);
+}
+
+/** Any thread: ring main's bell if it sleeps (for producers whose output main always wants to see). */
+export function ringMainIfArmed(ctl: Int32Array): void {
+  if (Atomics.load(ctl, CTL_MAIN_ARMED) !== 0) ringMainBell(ctl);
+}
+
+/** Main: allocate one ring's buffers. `slots` must be a power of two. */
+export function allocRing(slots: number, slotBytes: number): RingShared {
+  if (!Number.isInteger(slots) || slots < 2 || slots > 1 << 20 || (slots & (slots - 1)) !== 0) {
+    throw new RangeError(`ring slots must be a power of two in 2..2^20, got ${slots}`);
+  }
+  return {
+    slots,
+    slotBytes,
+    meta: new SharedArrayBuffer(slots * META_WORDS * 4),
+    data: new SharedArrayBuffer(slots * slotBytes),
+  };
+}

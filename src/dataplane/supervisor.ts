@@ -1,0 +1,247 @@
+// Supervision of the dataplane threads: starts the crypto workers and the TUN reader/writer as
+// long-lived plain worker_threads Workers (from dist/workers/*.js, attached by passing the
+// SharedArrayBuffers in workerData), replaces any that exits or throws, and stops them all with a
+// bound on every wait.
+//
+// Why not piscina: these tasks never return, so piscina's queueing, idle timeout, utilization and
+// close() (which waits closeTimeout = 30 s, then emits 'error') do nothing useful for them; a
+// never-returning task also occupies one of maxThreads forever. And run() per packet or per batch
+// costs 14–41 µs of main CPU against ~0.3 µs for a ring slot (shared/notes/node-dataplane.md §1–2).
+// piscina stays the right tool for request/response work such as handshake offload.
+//
+// Replacement: a thread that exits while the pipeline runs is reported (events.error) and
+// restarted with the same id and the same buffers: at once if it had lived ≥ 1 s, else after
+// 50 ms · 2^n (≤ 5 s) so a thread that cannot start does not spin. Before a crypto worker is
+// replaced, events.cryptoExited(id) lets the pipeline reclaim the slots it owned. A TUN thread is
+// not restarted when events.tunThreadExited(id) says the device is gone.
+//
+// Stopping: the caller first sets CTL_SHUTDOWN and notifies every wait word; stop() then waits up
+// to stopTimeoutMs for each thread and terminates what is left. A TUN reader blocked in read()
+// cannot be terminated until the read returns (nor can the process exit): stop() leaves it
+// unref'd and readerRunning stays true until it is gone.
+
+import { Worker } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import { type DataplaneShared, MAIN_WORKER_RESTARTS, STAT_MAIN } from './layout.js';
+
+export const TUN_READER_ID = -1;
+export const TUN_WRITER_ID = -2;
+
+const CRYPT_WORKER_URL = new URL('../../workers/crypt-worker.js', import.meta.url);
+const TUN_READER_URL = new URL('../../workers/tun-reader.js', import.meta.url);
+const TUN_WRITER_URL = new URL('../../workers/tun-writer.js', import.meta.url);
+
+const FAST_RESTART_MS = 1000;
+const MAX_RESTART_DELAY_MS = 5000;
+
+export interface SupervisorConfig {
+  shared: DataplaneShared;
+  workers: number;
+  tunFd: number | null;
+  tunWriteFd: number | null;
+  /** Largest read into a TUN-ring slot. */
+  maxRead: number;
+  workerSpin: number;
+  cryptoModule: string | undefined;
+  cryptoModuleData: unknown;
+  startTimeoutMs: number;
+  stopTimeoutMs: number;
+}
+
+export interface SupervisorEvents {
+  /** Crypto worker `id` is gone (also during start or stop): reclaim the slots it owned. */
+  cryptoExited(id: number): void;
+  /** TUN thread `id` exited while running: return false if the TUN is gone (no restart). */
+  tunThreadExited(id: number): boolean;
+  /** A thread failed and is being replaced. */
+  error(id: number, err: unknown): void;
+  /** A replacement attached. */
+  restarted(id: number): void;
+}
+
+interface ThreadEntry {
+  worker: Worker;
+  startedAt: number;
+  fastRestarts: number;
+  exited: Promise<number>;
+  /** An 'error' event was already reported. */
+  errored: boolean;
+}
+
+function threadName(id: number): string {
+  return id >= 0 ? `wirepool-crypt-${id}` : id === TUN_READER_ID ? 'wirepool-tun-reader' : 'wirepool-tun-writer';
+}
+
+/** Resolves true when `p` settles within `ms`, false otherwise; leaves no timer behind. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([p.then(() => true), new Promise<boolean>((res) => { timer = setTimeout(() => res(false), ms); })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export class Supervisor {
+  private readonly crypto: (ThreadEntry | undefined)[] = [];
+  private reader: ThreadEntry | undefined;
+  private writer: ThreadEntry | undefined;
+  private readonly restartTimers = new Set<ReturnType<typeof setTimeout>>();
+  private started = false;
+  private stopping = false;
+
+  constructor(private readonly cfg: SupervisorConfig, private readonly events: SupervisorEvents, private readonly stats: Float64Array) {}
+
+  /** Start every thread and wait (≤ startTimeoutMs) until all report 'ready'. Rejects on the first failure. */
+  async start(): Promise<void> {
+    const ready: Promise<void>[] = [];
+    for (let id = 0; id < this.cfg.workers; id++) ready.push(this.spawnCrypto(id));
+    if (this.cfg.tunFd !== null) {
+      ready.push(this.spawnReader());
+      ready.push(this.spawnWriter());
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`dataplane threads did not attach within ${this.cfg.startTimeoutMs} ms`)), this.cfg.startTimeoutMs);
+    });
+    try {
+      await Promise.race([Promise.all(ready), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    this.started = true;
+  }
+
+  /** A crypto worker thread by id (tests, diagnostics). */
+  cryptoWorker(id: number): Worker | undefined {
+    return this.crypto[id]?.worker;
+  }
+
+  get readerRunning(): boolean {
+    return this.reader !== undefined;
+  }
+
+  /** Bounded stop; the caller has already set CTL_SHUTDOWN and notified every wait word. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.restartTimers) clearTimeout(t);
+    this.restartTimers.clear();
+    const bounded = async (e: ThreadEntry | undefined): Promise<void> => {
+      if (e === undefined) return;
+      if (!(await within(e.exited, this.cfg.stopTimeoutMs))) await within(e.worker.terminate(), this.cfg.stopTimeoutMs);
+    };
+    await Promise.all([...this.crypto.map(bounded), bounded(this.writer)]);
+    this.writer = undefined;
+    const reader = this.reader;
+    if (reader !== undefined) {
+      if (await within(reader.exited, this.cfg.stopTimeoutMs)) {
+        this.reader = undefined;
+      } else {
+        // Blocked in read(): terminate() takes effect only when the read returns; don't wait.
+        void reader.worker.terminate();
+        reader.worker.unref();
+        void reader.exited.then(() => { if (this.reader === reader) this.reader = undefined; });
+      }
+    }
+  }
+
+  /** Start a thread; `ready` resolves when it reports 'ready' and rejects if it fails first (during start). */
+  private spawn(url: URL, workerData: unknown, id: number, prev: ThreadEntry | undefined,
+    onExit: (entry: ThreadEntry, code: number) => void): { entry: ThreadEntry; ready: Promise<void> } {
+    const worker = new Worker(url, { workerData, name: threadName(id) });
+    let exitResolve!: (code: number) => void;
+    const exited = new Promise<number>((res) => { exitResolve = res; });
+    const entry: ThreadEntry = { worker, startedAt: performance.now(), fastRestarts: prev?.fastRestarts ?? 0, exited, errored: false };
+    let isReady = false;
+    const ready = new Promise<void>((resolve, reject) => {
+      worker.on('message', (msg: { type?: string }) => {
+        if (msg?.type === 'ready') {
+          isReady = true;
+          resolve();
+        }
+      });
+      worker.on('error', (err) => {
+        if (!isReady && !this.started) reject(err);
+        else if (!this.stopping) {
+          entry.errored = true;
+          this.events.error(id, err);
+        }
+      });
+      worker.on('exit', (code) => {
+        exitResolve(code);
+        if (!isReady && !this.started) reject(new Error(`dataplane thread ${threadName(id)} exited with code ${code} before attaching`));
+        onExit(entry, code);
+      });
+    });
+    ready.catch(() => { /* start() reports it; after start, 'error'/'exit' do */ });
+    return { entry, ready };
+  }
+
+  private spawnCrypto(id: number): Promise<void> {
+    const data = {
+      shared: this.cfg.shared,
+      workerId: id,
+      cryptoModule: this.cfg.cryptoModule,
+      cryptoModuleData: this.cfg.cryptoModuleData,
+      spin: this.cfg.workerSpin,
+    };
+    const { entry, ready } = this.spawn(CRYPT_WORKER_URL, data, id, this.crypto[id], (e, code) => this.onCryptoExit(id, e, code));
+    this.crypto[id] = entry;
+    return ready;
+  }
+
+  private spawnReader(): Promise<void> {
+    const data = { shared: this.cfg.shared, fd: this.cfg.tunFd, maxRead: this.cfg.maxRead };
+    const { entry, ready } = this.spawn(TUN_READER_URL, data, TUN_READER_ID, this.reader, (e, code) => this.onTunThreadExit(TUN_READER_ID, e, code));
+    this.reader = entry;
+    return ready;
+  }
+
+  private spawnWriter(): Promise<void> {
+    const data = { shared: this.cfg.shared, fd: this.cfg.tunWriteFd ?? this.cfg.tunFd };
+    const { entry, ready } = this.spawn(TUN_WRITER_URL, data, TUN_WRITER_ID, this.writer, (e, code) => this.onTunThreadExit(TUN_WRITER_ID, e, code));
+    this.writer = entry;
+    return ready;
+  }
+
+  private onCryptoExit(id: number, entry: ThreadEntry, code: number): void {
+    if (this.crypto[id] !== entry) return;
+    this.events.cryptoExited(id);
+    if (this.stopping || !this.started) return;
+    if (!entry.errored) this.events.error(id, new Error(`crypto worker ${id} exited with code ${code}`));
+    this.restart(entry, () => {
+      this.spawnCrypto(id).then(() => this.events.restarted(id), (err) => this.events.error(id, err));
+    });
+  }
+
+  private onTunThreadExit(id: number, entry: ThreadEntry, code: number): void {
+    const isReader = id === TUN_READER_ID;
+    if ((isReader ? this.reader : this.writer) !== entry) return;
+    if (this.stopping || !this.started || !this.events.tunThreadExited(id)) {
+      if (isReader) this.reader = undefined;
+      else this.writer = undefined;
+      return;
+    }
+    if (!entry.errored) this.events.error(id, new Error(`${threadName(id)} exited with code ${code}`));
+    this.restart(entry, () => {
+      (isReader ? this.spawnReader() : this.spawnWriter()).then(() => this.events.restarted(id), (err) => this.events.error(id, err));
+    });
+  }
+
+  /** Respawn at once if the thread lived ≥ FAST_RESTART_MS, else after 50 ms · 2^n (≤ 5 s). */
+  private restart(entry: ThreadEntry, respawn: () => void): void {
+    this.stats[STAT_MAIN + MAIN_WORKER_RESTARTS]! += 1;
+    const fast = performance.now() - entry.startedAt < FAST_RESTART_MS;
+    entry.fastRestarts = fast ? entry.fastRestarts + 1 : 0;
+    if (entry.fastRestarts === 0) {
+      respawn();
+      return;
+    }
+    const delay = Math.min(MAX_RESTART_DELAY_MS, 50 * 2 ** (entry.fastRestarts - 1));
+    const t = setTimeout(() => {
+      this.restartTimers.delete(t);
+      if (!this.stopping) respawn();
+    }, delay);
+    this.restartTimers.add(t);
+  }
+}

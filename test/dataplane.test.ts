@@ -1,0 +1,652 @@
+// Tests for src/dataplane (layout, keytable, ring, pipeline) and workers/*: packets go through the
+// real rings, real crypto worker threads and the real sealTransport/openTransport; every sealed
+// message is checked against an independent AEAD (@noble/ciphers) and decrypted back through the
+// receive ring. TUN threads are replaced by test mode (main injects into the TUN ring, hooks.deliver
+// observes the receive ring's last stage), except in the FIFO test, which runs the real TUN reader
+// and writer threads on named pipes. Threads synchronise through the pipeline's doorbells and
+// Atomics; every wait is bounded by a timeout.
+
+import t from 'tap';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { inspect } from 'node:util';
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { KeyTable } from '../src/dataplane/keytable.js';
+import {
+  CW_OPENED, CW_SEALED, Drop, MAX_WORKERS, R_PACKETS, STAT_MAIN, STAT_READER, STAT_WRITER, W_PACKETS,
+  MAIN_WORKER_RESTARTS, slotBytesFor, statDrop, statWorker,
+} from '../src/dataplane/layout.js';
+import {
+  Pipeline, type PipelineHooks, type PipelineOptions, RING_LOCAL, RING_RECV, RING_TUN, type SlotMeta, SlotState,
+} from '../src/dataplane/pipeline.js';
+
+const WAIT_MS = 20_000;
+// Every test starts real worker threads; under tap's --import hook each one takes ~1.5 s to load
+// (50 ms under plain node), which puts the file past tap's default 30 s.
+t.setTimeout(240_000);
+
+// ---- helpers ------------------------------------------------------------------------------------
+
+/**
+ * Wakes waiters whenever a hook made progress; until() re-checks its condition after every bump.
+ * The re-check runs in a microtask, i.e. after the pipeline's drain that called the hook has
+ * updated its cursors.
+ */
+class Progress {
+  private waiters: (() => void)[] = [];
+  private scheduled = false;
+  bump(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      const w = this.waiters;
+      this.waiters = [];
+      for (const f of w) f();
+    });
+  }
+  until(cond: () => boolean, what: string, ms = WAIT_MS): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+      const check = (): void => {
+        if (cond()) {
+          clearTimeout(timer);
+          resolve();
+        } else this.waiters.push(check);
+      };
+      check();
+    });
+  }
+}
+
+const roundup16 = (n: number): number => (n + 15) & ~15;
+function nonce(lo: number, hi: number): Uint8Array {
+  const n = new Uint8Array(12);
+  const dv = new DataView(n.buffer);
+  dv.setUint32(4, lo, true);
+  dv.setUint32(8, hi, true);
+  return n;
+}
+const splitCounter = (c: number): [number, number] => [c % 2 ** 32, Math.floor(c / 2 ** 32)];
+
+/** Deterministic test packet i: length in 0..1420 (some 0), bytes a function of i. */
+function packet(i: number, maxLen = 1420): Uint8Array {
+  const len = (i * 7919) % (maxLen + 1);
+  const p = new Uint8Array(len);
+  for (let j = 0; j < len; j++) p[j] = (i * 31 + j * 7 + (j >> 8)) & 0xff;
+  if (len > 0) p[0] = 0x45;
+  if (len >= 4) new DataView(p.buffer).setUint32(len >= 8 ? 4 : 0, i, true);
+  return p;
+}
+
+function writeHeader(data: Uint8Array, receiver: number, lo: number, hi: number): void {
+  const dv = new DataView(data.buffer, data.byteOffset, 16);
+  dv.setUint32(0, 4, true);
+  dv.setUint32(4, receiver, true);
+  dv.setUint32(8, lo, true);
+  dv.setUint32(12, hi, true);
+}
+
+interface Peer {
+  sendKp: number; // keypair id whose send key seals our packets
+  recvKp: number; // keypair id whose receive key opens them (the same key: a loopback peer)
+  key: Uint8Array;
+  counter: number;
+}
+
+interface SealedRecord {
+  seq: number;
+  ring: number;
+  peer: number;
+  counterLo: number;
+  counterHi: number;
+  ok: boolean;
+  state: number;
+  msg: Uint8Array;
+}
+
+/**
+ * A pipeline in test mode with hooks that implement a miniature WireGuard sender: TUN ring packet
+ * seq i goes to peer i % peers with that peer's next counter, padded to 16.
+ */
+class Harness {
+  readonly progress = new Progress();
+  readonly sealed: SealedRecord[] = [];
+  readonly opened: { seq: number; ok: boolean; plain: number; state: number }[] = [];
+  readonly delivered: { seq: number; bytes: Uint8Array }[] = [];
+  readonly workerErrors: { id: number; err: unknown }[] = [];
+  readonly hookErrors: { stage: string; err: unknown }[] = [];
+  readonly restarted: number[] = [];
+  readonly peers: Peer[] = [];
+  /** Inner packets injected into the TUN ring, by TUN-ring seq. */
+  readonly injected: Uint8Array[] = [];
+  /** Expected inner packet per recv-ring seq (what deliver() must see). */
+  readonly expectRecv: Uint8Array[] = [];
+  tunGone = 0;
+  routeHook: ((slot: number, data: Uint8Array, len: number, meta: SlotMeta) => boolean | undefined) | null = null;
+  sealedHook: ((rec: SealedRecord) => boolean | void) | null = null;
+  openedHook: ((slot: number, data: Uint8Array, plain: number, ok: boolean, meta: SlotMeta) => number | undefined) | null = null;
+  p!: Pipeline;
+
+  static async start(opts: Partial<PipelineOptions> & { workers: number }, peers = 3, counterStart?: number[]): Promise<Harness> {
+    const h = new Harness();
+    h.p = await Pipeline.start({ tunFd: null, ...opts }, h.hooks());
+    for (let i = 0; i < peers; i++) {
+      const key = new Uint8Array(randomBytes(32));
+      const sendKp = h.p.keys.allocate();
+      const recvKp = h.p.keys.allocate();
+      h.p.keys.setKeys(sendKp, key, new Uint8Array(randomBytes(32))); // other half must not be used
+      h.p.keys.setKeys(recvKp, new Uint8Array(randomBytes(32)), key);
+      h.peers.push({ sendKp, recvKp, key, counter: counterStart?.[i] ?? 0 });
+    }
+    return h;
+  }
+
+  hooks(): PipelineHooks {
+    return {
+      route: (slot, data, len, meta) => {
+        if (this.routeHook) {
+          const r = this.routeHook(slot, data, len, meta);
+          if (r !== undefined) return r;
+        }
+        const peerId = meta.seq % this.peers.length;
+        const peer = this.peers[peerId]!;
+        const padded = roundup16(len);
+        data.fill(0, 16 + len, 16 + padded);
+        const [lo, hi] = splitCounter(peer.counter++);
+        writeHeader(data, 0x1000 + peerId, lo, hi);
+        meta.setSeal(padded, peer.sendKp, lo, hi, peerId);
+        return true;
+      },
+      onSealed: (_slot, data, msgLen, ok, meta) => {
+        const rec: SealedRecord = {
+          seq: meta.seq, ring: meta.ring, peer: meta.peerId, counterLo: meta.counterLo, counterHi: meta.counterHi,
+          ok, state: meta.state, msg: data.slice(0, msgLen),
+        };
+        this.sealed.push(rec);
+        const held = this.sealedHook?.(rec);
+        this.progress.bump();
+        return held;
+      },
+      onOpened: (slot, data, plain, ok, meta) => {
+        this.opened.push({ seq: meta.seq, ok, plain, state: meta.state });
+        this.progress.bump();
+        if (this.openedHook) {
+          const r = this.openedHook(slot, data, plain, ok, meta);
+          if (r !== undefined) return r;
+        }
+        if (!ok) return -1;
+        const want = this.expectRecv[meta.seq];
+        return want === undefined ? plain : want.length;
+      },
+      deliver: (_slot, data, len, meta) => {
+        this.delivered.push({ seq: meta.seq, bytes: data.slice(16, 16 + len) });
+        this.progress.bump();
+      },
+      onTunGone: () => {
+        this.tunGone++;
+        this.progress.bump();
+      },
+      onWorkerError: (id, err) => {
+        this.workerErrors.push({ id, err });
+        this.progress.bump();
+      },
+      onWorkerRestarted: (id) => {
+        this.restarted.push(id);
+        this.progress.bump();
+      },
+      onHookError: (stage, err) => {
+        this.hookErrors.push({ stage, err });
+      },
+    };
+  }
+
+  /** Inject packets into the TUN ring (test mode), waiting for room when the ring is full. */
+  async inject(pkts: Uint8Array[]): Promise<void> {
+    for (const pkt of pkts) {
+      let s = this.p.reserveTun();
+      if (s < 0) {
+        await this.progress.until(() => this.p.inFlight(RING_TUN) < this.p.slots(RING_TUN), 'a free TUN-ring slot');
+        s = this.p.reserveTun();
+      }
+      this.p.tunData(s).set(pkt, 16);
+      this.injected.push(pkt);
+      if (!this.p.publishTun(s, pkt.length)) throw new Error('publishTun refused a packet');
+    }
+  }
+
+  /** Feed sealed messages into the RECV ring in order, waiting for room when full. */
+  async receive(recs: SealedRecord[], inner: Uint8Array[]): Promise<void> {
+    for (let k = 0; k < recs.length; k++) {
+      const rec = recs[k]!;
+      let s = this.p.reserveRecv();
+      if (s < 0) {
+        await this.progress.until(() => this.p.inFlight(RING_RECV) < this.p.slots(RING_RECV), 'a free RECV-ring slot');
+        s = this.p.reserveRecv();
+      }
+      this.p.recvData(s).set(rec.msg, 0);
+      const seq = this.expectRecv.length;
+      this.expectRecv[seq] = inner[k]!;
+      if (!this.p.publishRecv(s, rec.msg.length, this.peers[rec.peer]!.recvKp, rec.peer, rec.counterLo, rec.counterHi)) {
+        throw new Error('publishRecv refused a message');
+      }
+    }
+  }
+
+  sum(col: number): number {
+    let n = 0;
+    for (let id = 0; id < MAX_WORKERS; id++) n += this.p.stats[statWorker(id) + col]!;
+    return n;
+  }
+}
+
+/** Independent check of a sealed transport message: header fields and noble AEAD open. */
+function checkMessage(msg: Uint8Array, key: Uint8Array, receiver: number, lo: number, hi: number, inner: Uint8Array): string | null {
+  const dv = new DataView(msg.buffer, msg.byteOffset, msg.byteLength);
+  if (msg.length !== 32 + roundup16(inner.length)) return `length ${msg.length} for inner ${inner.length}`;
+  if (dv.getUint32(0, true) !== 4 || dv.getUint32(4, true) !== receiver) return 'bad header';
+  if (dv.getUint32(8, true) !== lo || dv.getUint32(12, true) !== hi) return 'bad counter in header';
+  let plain: Uint8Array;
+  try {
+    plain = chacha20poly1305(key, nonce(lo, hi)).decrypt(msg.subarray(16));
+  } catch {
+    return 'noble failed to open the message';
+  }
+  if (plain.length !== roundup16(inner.length)) return 'bad plaintext length';
+  for (let j = 0; j < inner.length; j++) if (plain[j] !== inner[j]) return `plaintext differs at ${j}`;
+  for (let j = inner.length; j < plain.length; j++) if (plain[j] !== 0) return 'padding not zero';
+  return null;
+}
+
+/** Seal with noble (independent of the workers) for receive-ring tests. */
+function nobleSeal(key: Uint8Array, receiver: number, counter: number, inner: Uint8Array): Uint8Array {
+  const padded = new Uint8Array(roundup16(inner.length));
+  padded.set(inner);
+  const [lo, hi] = splitCounter(counter);
+  const ct = chacha20poly1305(key, nonce(lo, hi)).encrypt(padded);
+  const msg = new Uint8Array(16 + ct.length);
+  writeHeader(msg, receiver, lo, hi);
+  msg.set(ct, 16);
+  return msg;
+}
+
+// ---- KeyTable -----------------------------------------------------------------------------------
+
+t.test('KeyTable: FIFO ids, keys in place, zeroed on free, shared with an attached view', async (t) => {
+  const kt = KeyTable.create(4);
+  t.same([kt.allocate(), kt.allocate(), kt.allocate()], [0, 1, 2]);
+  const s = new Uint8Array(32).fill(7);
+  const r = new Uint8Array(32).fill(9);
+  kt.setKeys(1, s, r);
+  const att = KeyTable.attach(kt.buffer);
+  t.same(att.sendKey(1), s, 'attached table sees send key');
+  t.same(att.recvKey(1), r, 'attached table sees receive key');
+  t.equal(att.sendKey(1), att.sendKey(1), 'views are cached');
+  kt.free(1);
+  t.same(att.sendKey(1), new Uint8Array(32), 'free zero-fills');
+  t.same(att.recvKey(1), new Uint8Array(32));
+  t.throws(() => kt.free(1), /not allocated/, 'double free');
+  t.equal(kt.allocate(), 3, 'FIFO: the never-used id comes before the freed one');
+  t.equal(kt.allocate(), 1);
+  t.equal(kt.allocate(), -1, 'exhausted');
+  t.equal(kt.used, 4);
+  t.throws(() => kt.setKeys(4, s, r), RangeError);
+  t.throws(() => att.allocate(), /attached/);
+  kt.setKeys(0, new Uint8Array(32).fill(0xab), new Uint8Array(32).fill(0xab));
+  t.notMatch(inspect(kt, { depth: 5 }), /171|abab/, 'inspect shows no key bytes (171 = 0xab)');
+  t.notMatch(String(kt), /171|abab/, 'toString shows no key bytes');
+});
+
+t.test('layout: slot size holds header + padded jumbo payload + tag, cache-line aligned', async (t) => {
+  t.equal(slotBytesFor(9216), 9280);
+  t.equal(slotBytesFor(1420) % 64, 0);
+  t.ok(slotBytesFor(1420) >= 16 + roundup16(1420) + 16);
+  t.ok(slotBytesFor(1) >= 48);
+});
+
+// ---- end-to-end through the rings ---------------------------------------------------------------
+
+for (const workers of [1, 2]) {
+  t.test(`${workers} worker(s): 10000 packets sealed in order, opened back through the receive ring`, async (t) => {
+    // Peer 2 starts 5 below 2^32 so its counters cross into the high word.
+    const h = await Harness.start({ workers, ringSlots: 256 }, 3, [0, 1000, 2 ** 32 - 5]);
+    t.teardown(() => h.p.stop());
+    const N = 10_000;
+    const pkts = Array.from({ length: N }, (_, i) => packet(i));
+    await h.inject(pkts);
+    await h.progress.until(() => h.sealed.length === N, 'all sealed');
+
+    // Order and counters: ring order, per-peer counters consecutive, every message verifies with noble.
+    const counters = [0, 1000, 2 ** 32 - 5];
+    let bad = 0;
+    for (let i = 0; i < N; i++) {
+      const rec = h.sealed[i]!;
+      const peer = i % 3;
+      if (rec.seq !== i || rec.ring !== RING_TUN || !rec.ok || rec.peer !== peer || rec.state !== SlotState.DONE) { bad++; continue; }
+      const [lo, hi] = splitCounter(counters[peer]!++);
+      if (rec.counterLo !== lo || rec.counterHi !== hi) { bad++; continue; }
+      const err = checkMessage(rec.msg, h.peers[peer]!.key, 0x1000 + peer, lo, hi, pkts[i]!);
+      if (err !== null) {
+        bad++;
+        if (bad < 5) t.fail(`packet ${i}: ${err}`);
+      }
+    }
+    t.equal(bad, 0, 'every sealed message in order, with its counter, verifying with an independent AEAD');
+    t.equal(h.sum(CW_SEALED), N, 'workers counted N seals');
+
+    // Keepalives through the LOCAL ring: 32-byte messages that open to nothing.
+    for (let k = 0; k < 3; k++) {
+      const s = h.p.reserveLocal();
+      t.ok(s >= 0);
+      const peer = h.peers[k]!;
+      const [lo, hi] = splitCounter(peer.counter++);
+      writeHeader(h.p.localData(s), 0x1000 + k, lo, hi);
+      t.equal(h.p.publishLocal(s, 0, peer.sendKp, k, lo, hi), true);
+    }
+    await h.progress.until(() => h.sealed.length === N + 3, 'keepalives sealed');
+    const ka = h.sealed.slice(N);
+    t.same(ka.map((r) => [r.ring, r.ok, r.msg.length, r.peer]), [[RING_LOCAL, true, 32, 0], [RING_LOCAL, true, 32, 1], [RING_LOCAL, true, 32, 2]]);
+    for (const r of ka) t.equal(checkMessage(r.msg, h.peers[r.peer]!.key, 0x1000 + r.peer, r.counterLo, r.counterHi, new Uint8Array(0)), null);
+
+    // Receive direction: the same messages decrypt back, delivered in order with the inner length.
+    await h.receive(h.sealed.slice(0, N), pkts);
+    await h.progress.until(() => h.delivered.length === N, 'all delivered');
+    let badRecv = 0;
+    for (let i = 0; i < N; i++) {
+      const d = h.delivered[i]!;
+      const o = h.opened[i]!;
+      if (d.seq !== i || !o.ok || o.plain !== roundup16(pkts[i]!.length) || Buffer.compare(d.bytes, pkts[i]!) !== 0) badRecv++;
+    }
+    t.equal(badRecv, 0, 'every packet delivered in order, byte-identical, padding trimmed');
+    t.equal(h.sum(CW_OPENED), N);
+    for (const ring of [RING_TUN, RING_LOCAL, RING_RECV]) {
+      for (const d of [Drop.DEAD, Drop.CRYPTO_FAILED, Drop.SKIPPED, Drop.REJECTED, Drop.HOOK_ERROR, Drop.BAD_LENGTH]) {
+        t.equal(h.p.stats[statDrop(ring, d)], 0, `no drop ${d} on ring ${ring}`);
+      }
+    }
+    t.same(h.workerErrors, []);
+    t.equal(h.p.inFlight(RING_TUN), 0);
+    t.equal(h.p.inFlight(RING_RECV), 0);
+  });
+}
+
+t.test('receive ring: corrupted, wrongly keyed and rejected messages come back ok=false / dropped', async (t) => {
+  const h = await Harness.start({ workers: 2, ringSlots: 64 }, 1);
+  t.teardown(() => h.p.stop());
+  const key = h.peers[0]!.key;
+  const kp = h.peers[0]!.recvKp;
+  const inner = packet(77);
+  const good = nobleSeal(key, 0x1000, 5, inner);
+  const cases: { name: string; msg: Uint8Array; kp: number; ctr: number; ok: boolean }[] = [];
+  cases.push({ name: 'intact', msg: good, kp, ctr: 5, ok: true });
+  const flipCt = good.slice(); flipCt[20]! ^= 1;
+  cases.push({ name: 'ciphertext bit flipped', msg: flipCt, kp, ctr: 5, ok: false });
+  const flipTag = good.slice(); flipTag[flipTag.length - 1]! ^= 0x80;
+  cases.push({ name: 'tag bit flipped', msg: flipTag, kp, ctr: 5, ok: false });
+  cases.push({ name: 'wrong counter (nonce)', msg: good, kp, ctr: 6, ok: false });
+  cases.push({ name: 'send half of the keypair', msg: good, kp: h.peers[0]!.sendKp, ctr: 5, ok: false });
+  cases.push({ name: 'keypair id out of range', msg: good, kp: h.p.keys.capacity, ctr: 5, ok: false });
+  cases.push({ name: 'keepalive (32 bytes)', msg: nobleSeal(key, 0x1000, 9, new Uint8Array(0)), kp, ctr: 9, ok: true });
+  for (const c of cases) {
+    const s = h.p.reserveRecv();
+    h.p.recvData(s).set(c.msg);
+    t.equal(h.p.publishRecv(s, c.msg.length, c.kp, 0, c.ctr, 0), true);
+  }
+  h.expectRecv[0] = inner;
+  h.expectRecv[6] = new Uint8Array(0);
+  // Too short to be a transport message, and larger than a slot: refused at publish.
+  const s = h.p.reserveRecv();
+  t.equal(h.p.publishRecv(s, 31, kp, 0, 0, 0), false);
+  t.equal(h.p.publishRecv(s, h.p.slotBytes + 1, kp, 0, 0, 0), false);
+  t.equal(h.p.stats[statDrop(RING_RECV, Drop.BAD_LENGTH)], 2);
+  await h.progress.until(() => h.opened.length === cases.length, 'all opened');
+  t.same(h.opened.map((o) => o.ok), cases.map((c) => c.ok), cases.map((c) => c.name).join(', '));
+  t.same(h.opened.filter((o) => !o.ok).map((o) => o.state), [4, 4, 4, 4, 4].map(() => SlotState.FAILED));
+  t.equal(h.p.stats[statDrop(RING_RECV, Drop.CRYPTO_FAILED)], 5);
+  await h.progress.until(() => h.delivered.length === 2, 'two deliveries');
+  t.same(h.delivered.map((d) => d.seq), [0, 6]);
+  t.same(h.delivered[0]!.bytes, inner);
+  t.equal(h.delivered[1]!.bytes.length, 0);
+
+  // onOpened returning -1 for an authentic packet drops it (REJECTED), a shorter length truncates.
+  h.openedHook = (_s, _d, _p, ok, meta) => (ok && meta.seq === 7 ? -1 : ok && meta.seq === 8 ? 3 : undefined);
+  for (const ctr of [10, 11]) {
+    const slot = h.p.reserveRecv();
+    const m = nobleSeal(key, 0x1000, ctr, inner);
+    h.p.recvData(slot).set(m);
+    h.p.publishRecv(slot, m.length, kp, 0, ctr, 0);
+  }
+  await h.progress.until(() => h.delivered.length === 3, 'truncated delivery');
+  t.equal(h.p.stats[statDrop(RING_RECV, Drop.REJECTED)], 1);
+  t.same(h.delivered[2]!.bytes, inner.subarray(0, 3));
+});
+
+t.test('receive ring full: reserveRecv returns -1 until the check stage frees slots', async (t) => {
+  const h = await Harness.start({ workers: 1, ringSlots: 8 }, 1);
+  t.teardown(() => h.p.stop());
+  const key = h.peers[0]!.key;
+  // Main does not drain while this synchronous loop runs, so nothing is freed in between.
+  const used: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const s = h.p.reserveRecv();
+    used.push(s);
+    const m = nobleSeal(key, 0x1000, i, packet(i));
+    h.p.recvData(s).set(m);
+    h.expectRecv[i] = packet(i);
+    h.p.publishRecv(s, m.length, h.peers[0]!.recvKp, 0, i, 0);
+  }
+  t.same(used, [0, 1, 2, 3, 4, 5, 6, 7]);
+  t.equal(h.p.reserveRecv(), -1, 'full');
+  t.equal(h.p.reserveRecv(), -1, 'still full');
+  t.equal(h.p.stats[statDrop(RING_RECV, Drop.RING_FULL)], 2, 'counted as ring_full');
+  t.throws(() => h.p.publishRecv(0, 64, 0, 0, 0, 0), /not reserved/, 'cannot publish without a reservation');
+  await h.progress.until(() => h.delivered.length === 8, 'deliveries');
+  t.equal(h.p.reserveRecv(), 0, 'slot 0 free again (seq 8)');
+  t.same(h.delivered.map((d) => d.seq), [0, 1, 2, 3, 4, 5, 6, 7]);
+
+  // Same for the TUN ring (test mode) and the LOCAL ring.
+  for (let i = 0; i < 8; i++) {
+    const s = h.p.reserveTun();
+    t.equal(h.p.publishTun(s, 0), true);
+  }
+  t.equal(h.p.reserveTun(), -1, 'TUN ring full');
+  await h.progress.until(() => h.sealed.length === 8, 'TUN ring drained');
+  t.ok(h.p.reserveTun() >= 0);
+});
+
+t.test('onSealed may hold a slot: release stops there until releaseHeld()', async (t) => {
+  const h = await Harness.start({ workers: 2, ringSlots: 64 }, 2);
+  t.teardown(() => h.p.stop());
+  let heldSlot = -1;
+  let countAtRelease = -1;
+  h.sealedHook = (rec) => {
+    if (rec.seq !== 3) return false;
+    heldSlot = rec.seq & 63;
+    // Release from a later macrotask, after main drained and re-armed at least once.
+    setImmediate(() => setImmediate(() => {
+      countAtRelease = h.sealed.length;
+      h.p.releaseHeld(RING_TUN, heldSlot);
+    }));
+    return true;
+  };
+  await h.inject(Array.from({ length: 20 }, (_, i) => packet(i)));
+  await h.progress.until(() => h.sealed.length === 20, 'all released');
+  t.equal(countAtRelease, 4, 'nothing after the held slot was released while it was held');
+  t.same(h.sealed.map((r) => r.seq), Array.from({ length: 20 }, (_, i) => i));
+  t.throws(() => h.p.releaseHeld(RING_TUN, heldSlot), /not held/);
+});
+
+t.test('route() declining (SKIP) and throwing: slots released without onSealed, order kept', async (t) => {
+  const h = await Harness.start({ workers: 1, ringSlots: 16 }, 1);
+  t.teardown(() => h.p.stop());
+  h.routeHook = (_s, _d, _l, meta) => {
+    if (meta.seq % 5 === 1) return false;
+    if (meta.seq === 7) throw new Error('route bug');
+    return undefined;
+  };
+  await h.inject(Array.from({ length: 40 }, (_, i) => packet(i)));
+  const want = Array.from({ length: 40 }, (_, i) => i).filter((i) => i % 5 !== 1 && i !== 7);
+  await h.progress.until(() => h.sealed.length === want.length, 'sealed');
+  // All 40 slots were released (skipped ones too): the ring is empty again.
+  await h.progress.until(() => h.p.inFlight(RING_TUN) === 0, 'ring empty');
+  t.same(h.sealed.map((r) => r.seq), want);
+  t.equal(h.p.stats[statDrop(RING_TUN, Drop.SKIPPED)], 9);
+  t.equal(h.p.stats[statDrop(RING_TUN, Drop.HOOK_ERROR)], 1);
+  t.equal(h.hookErrors.length, 1);
+  t.equal(h.hookErrors[0]!.stage, 'route');
+});
+
+t.test('retireKeys: keys stay until slots published before it are consumed, then zeroed and freed', async (t) => {
+  const h = await Harness.start({ workers: 1, ringSlots: 16, keypairCapacity: 8 }, 1);
+  t.teardown(() => h.p.stop());
+  const kp = h.peers[0]!.recvKp;
+  const used = h.p.keys.used;
+  for (let i = 0; i < 4; i++) {
+    const s = h.p.reserveRecv();
+    const m = nobleSeal(h.peers[0]!.key, 0x1000, i, packet(i));
+    h.p.recvData(s).set(m);
+    h.expectRecv[i] = packet(i);
+    h.p.publishRecv(s, m.length, kp, 0, i, 0);
+  }
+  h.p.retireKeys(kp);
+  t.equal(h.p.keys.used, used, 'not freed while its slots are in flight');
+  await h.progress.until(() => h.delivered.length === 4, 'deliveries');
+  t.same(h.opened.map((o) => o.ok), [true, true, true, true], 'in-flight packets still opened with the retired keys');
+  await h.progress.until(() => h.p.keys.used === used - 1, 'id freed');
+  t.same(KeyTable.attach(h.p.keys.buffer).recvKey(kp), new Uint8Array(32), 'zeroed');
+  h.p.retireKeys(h.peers[0]!.sendKp);
+  t.equal(h.p.keys.used, used - 2, 'nothing in flight: freed at once');
+});
+
+// A crypto module that wraps the real transport and parks the worker that gets a packet whose first
+// byte is 0xEE: it reports its id in gate[0] and waits on gate[1] forever (until terminated).
+function gatedCryptoModule(): string {
+  const real = new URL('../src/crypto/transport.js', import.meta.url).href;
+  const src = `
+    import * as real from ${JSON.stringify(real)};
+    let gate = null; let wid = -1;
+    export function init(buf, id) { gate = new Int32Array(buf); wid = id; }
+    export function sealTransport(key, lo, hi, buf, off, len) {
+      if (len > 0 && buf[off] === 0xee) { Atomics.store(gate, 0, wid + 1); Atomics.notify(gate, 0); Atomics.wait(gate, 1, 0); }
+      return real.sealTransport(key, lo, hi, buf, off, len);
+    }
+    export const openTransport = real.openTransport;`;
+  return 'data:text/javascript,' + encodeURIComponent(src);
+}
+
+for (const workers of [1, 2]) {
+  t.test(`${workers} worker(s): a crypto worker killed mid-slot is replaced; its slot is DEAD, the rest flows`, async (t) => {
+    const gateBuf = new SharedArrayBuffer(8);
+    const gate = new Int32Array(gateBuf);
+    const h = await Harness.start({ workers, ringSlots: 64, cryptoModule: gatedCryptoModule(), cryptoModuleData: gateBuf }, 2);
+    t.teardown(() => h.p.stop());
+    const pkts = Array.from({ length: 100 }, (_, i) => {
+      const p = packet(i, 1400);
+      if (p.length === 0) return new Uint8Array([0x45]);
+      return p;
+    });
+    pkts[50] = new Uint8Array(64).fill(0xee);
+    const injecting = h.inject(pkts);
+    const r = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, ms: number): { async: boolean; value: Promise<string> | string } }).waitAsync(gate, 0, 0, WAIT_MS);
+    const how = r.async ? await r.value : r.value;
+    t.not(how, 'timed-out', 'a worker took the poisoned packet');
+    const victim = Atomics.load(gate, 0) - 1;
+    const old = h.p.cryptoWorker(victim)!;
+    await old.terminate();
+    await injecting;
+    await h.progress.until(() => h.sealed.length === 100, 'all 100 released');
+    t.same(h.sealed.map((r) => r.seq), pkts.map((_, i) => i), 'order kept across the replacement');
+    const bad = h.sealed.filter((r) => !r.ok);
+    t.same(bad.map((r) => [r.seq, r.state]), [[50, SlotState.DEAD]], 'exactly the claimed slot is DEAD');
+    t.equal(h.p.stats[statDrop(RING_TUN, Drop.DEAD)], 1, 'counted as a DEAD drop');
+    t.ok(h.workerErrors.some((e) => e.id === victim), 'onWorkerError reported the victim');
+    t.equal(h.p.stats[STAT_MAIN + MAIN_WORKER_RESTARTS], 1);
+    await h.progress.until(() => h.restarted.length === 1, 'replacement attached');
+    t.same(h.restarted, [victim]);
+    t.not(h.p.cryptoWorker(victim), old);
+    // Later packets flow, also through the receive ring (with one worker only the replacement works).
+    const more = Array.from({ length: 100 }, (_, i) => packet(1000 + i));
+    await h.inject(more);
+    await h.progress.until(() => h.sealed.length === 200, 'later packets sealed');
+    t.ok(h.sealed.slice(100).every((r) => r.ok), 'all later packets sealed ok');
+    await h.receive(h.sealed.slice(100), more);
+    await h.progress.until(() => h.delivered.length === 100, 'later packets opened');
+    t.ok(h.delivered.every((d, i) => Buffer.compare(d.bytes, more[i]!) === 0));
+  });
+}
+
+t.test('start() rejects (and cleans up) when the crypto module cannot be loaded', async (t) => {
+  await t.rejects(Pipeline.start({ workers: 1, tunFd: null, cryptoModule: 'data:text/javascript,throw new Error("no crypto")' }, {
+    route: () => false, onSealed: () => {}, onOpened: () => -1, onTunGone: () => {}, onWorkerError: () => {},
+  }), /no crypto/);
+  await t.rejects(Pipeline.start({ workers: 0, tunFd: null }, {} as PipelineHooks), RangeError);
+});
+
+// ---- real TUN reader/writer threads on named pipes ---------------------------------------------------
+
+t.test('TUN reader and writer threads: pipe in, pipe out, EOF reported as TUN gone', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wirepool-dp-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const inPath = path.join(dir, 'in');
+  const outPath = path.join(dir, 'out');
+  execFileSync('mkfifo', [inPath, outPath]);
+  const inWrite = fs.openSync(inPath, 'r+'); // the only writer of "in": closing it gives the reader EOF
+  const inRead = fs.openSync(inPath, 'r');
+  const outRead = fs.openSync(outPath, 'r+');
+  const outWrite = fs.openSync(outPath, 'w');
+  let inWriteOpen = true;
+  t.teardown(() => {
+    if (inWriteOpen) fs.closeSync(inWrite);
+    fs.closeSync(inRead);
+    fs.closeSync(outWrite);
+  });
+  // Collect what the writer thread writes, without blocking main.
+  const sock = new net.Socket({ fd: outRead, readable: true, writable: false });
+  const chunks: Buffer[] = [];
+  let outBytes = 0;
+  const h0 = new Progress();
+  sock.on('data', (b: Buffer) => { chunks.push(b); outBytes += b.length; h0.bump(); });
+  t.teardown(() => sock.destroy());
+
+  // 64 slots > 40 packets: the RECV ring never fills (with a writer thread, freeing slots does not
+  // wake main, so receive() could not wait for room here).
+  const h = await Harness.start({ workers: 1, tunFd: inRead, tunWriteFd: outWrite, ringSlots: 64 }, 1);
+  t.teardown(() => h.p.stop());
+  const key = h.peers[0]!.key;
+  t.throws(() => h.p.reserveTun(), /reader thread/);
+
+  // One packet at a time (a pipe keeps no boundaries): write, wait until route()d and sealed.
+  const pkts = Array.from({ length: 40 }, (_, i) => packet(i + 1, 1400)).filter((p) => p.length > 0);
+  for (let i = 0; i < pkts.length; i++) {
+    fs.writeSync(inWrite, pkts[i]!);
+    await h.progress.until(() => h.sealed.length === i + 1, `packet ${i} read and sealed`);
+  }
+  t.equal(h.p.stats[STAT_READER + R_PACKETS], pkts.length, 'reader counted every packet');
+  let bad = 0;
+  for (let i = 0; i < pkts.length; i++) {
+    const rec = h.sealed[i]!;
+    if (checkMessage(rec.msg, key, 0x1000, i, 0, pkts[i]!) !== null) bad++;
+  }
+  t.equal(bad, 0, 'what the reader read was sealed correctly');
+
+  // Receive direction: opened messages are written by the writer thread, back to back.
+  await h.receive(h.sealed.slice(), pkts);
+  const total = pkts.reduce((n, p) => n + p.length, 0);
+  await h0.until(() => outBytes >= total, 'writer output');
+  t.same(Buffer.concat(chunks), Buffer.concat(pkts), 'writer wrote every delivered packet, in order, trimmed');
+  t.equal(h.p.stats[STAT_WRITER + W_PACKETS], pkts.length);
+  t.equal(h.delivered.length, 0, 'deliver() is not used when a TUN writer runs');
+
+  // EOF on the reader's fd: TUN gone, reported once.
+  fs.closeSync(inWrite);
+  inWriteOpen = false;
+  await h.progress.until(() => h.tunGone === 1, 'onTunGone');
+  t.equal(h.p.tunGoneCode, 'EOF');
+  await h.p.stop();
+  t.equal(h.p.tunReaderRunning, false, 'reader exited');
+  t.same(h.workerErrors, []);
+});
