@@ -21,11 +21,16 @@ function keyToHex(b64: string, line: number, what: string): string {
   return buf.toString('hex');
 }
 
-/** wg setconf's request for `text` (replace_peers=true, replace_allowed_ips=true per peer). */
-export function configToUapi(text: string): string {
+/**
+ * The UAPI `set` request for configuration `text`. Without `currentPeers` it is what
+ * `wg setconf` sends (replace_peers=true). With the public keys (hex) of the peers the
+ * device has now, it is what `wg syncconf` does: no replace_peers, peers absent from the
+ * file removed, the others updated in place — their sessions are kept.
+ */
+export function configToUapi(text: string, currentPeers?: Iterable<string>): string {
   const out: string[] = ['set=1'];
   let section: 'interface' | 'peer' | null = null;
-  let sawInterfaceKeys = { listen: false };
+  const sawInterfaceKeys = { listen: false };
   const lines = text.split(/\r?\n/);
   const device: string[] = [];
   const peers: string[][] = [];
@@ -85,18 +90,30 @@ export function configToUapi(text: string): string {
     }
   }
   if (!sawInterfaceKeys.listen) device.push('listen_port=0');
-  out.push(...device, 'replace_peers=true');
+  out.push(...device);
+  if (!currentPeers) out.push('replace_peers=true');
+  const wanted = new Set<string>();
   for (const [i, p] of peers.entries()) {
     if (!p[0]?.startsWith('public_key=')) throw new ConfigError(0, `[Peer] #${i + 1} has no PublicKey`);
+    wanted.add(p[0].slice('public_key='.length));
+    if (currentPeers && !p.some((l) => l.startsWith('preshared_key='))) p.push(`preshared_key=${'0'.repeat(64)}`);
     out.push(p[0], 'replace_allowed_ips=true', ...p.slice(1));
+  }
+  if (currentPeers) {
+    for (const hex of currentPeers) if (!wanted.has(hex)) out.push(`public_key=${hex}`, 'remove=true');
   }
   return out.join('\n') + '\n\n';
 }
 
-/** Apply a configuration file to a device; throws ConfigError / Error with the errno on failure. */
-export function applyConfigFile(device: UapiDevice, text: string): void {
+/**
+ * Apply a configuration file to a device: 'set' replaces everything (`wg setconf`),
+ * 'sync' applies only the difference and keeps untouched sessions (`wg syncconf`).
+ * Throws ConfigError / Error with the errno on failure.
+ */
+export function applyConfigFile(device: UapiDevice, text: string, mode: 'set' | 'sync' = 'set'): void {
+  const current = mode === 'sync' ? device.getState().peers.map((p) => Buffer.from(p.publicKey).toString('hex')) : undefined;
   const session = new UapiSession(device);
-  const step = session.feed(Buffer.from(configToUapi(text)));
+  const step = session.feed(Buffer.from(configToUapi(text, current)));
   const reply = Buffer.from(step.output).toString();
   const m = reply.match(/errno=(-?\d+)/);
   if (!m || m[1] !== '0') throw new Error(`configuration rejected by the device (errno=${m?.[1] ?? '?'})`);
