@@ -1,5 +1,5 @@
 // The daemon's life cycle: create the TUN interface and the device, serve the UAPI socket,
-// report readiness, and shut down cleanly on SIGTERM/SIGINT, when the socket file is
+// report readiness, reload --config on SIGHUP, and shut down cleanly on SIGTERM/SIGINT, when the socket file is
 // deleted, or when the TUN link disappears (wg-quick down deletes it). On the way out the
 // socket is removed and the workers stopped.
 import { execFileSync } from 'node:child_process';
@@ -10,6 +10,9 @@ import { createTun, openTunFromFd, type TunDevice, watchTunRemoval } from './io/
 import { type Logger } from './log.js';
 import { applyConfigFile } from './config.js';
 import { UapiServer } from './uapi/server.js';
+import { resolveMetricsSettings } from './metrics/config.js';
+import { WirepoolMetrics } from './metrics/registry.js';
+import { MetricsServer } from './metrics/server.js';
 
 export interface DaemonOptions {
   ifname: string;
@@ -38,7 +41,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     });
     const device = await Device.create({ ifname, tun, workers: opts.workers, log });
     cleanups.unshift(() => device.close());
-    if (opts.config) applyConfigFile(device, fs.readFileSync(opts.config, 'utf8'));
+    const configText = opts.config ? fs.readFileSync(opts.config, 'utf8') : null;
+    if (configText !== null) {
+      applyConfigFile(device, configText);
+      device.countConfigReload(true);
+    }
     const uapiFd = process.env.WG_UAPI_FD;
     const uapi = await UapiServer.listen({
       ifname,
@@ -48,6 +55,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       log: (level, msg, fields) => (level === 'error' ? log.error(msg, fields as Record<string, unknown>) : log.verbose(msg, fields as Record<string, unknown>)),
     });
     cleanups.unshift(() => uapi.close());
+    await startMetrics(device, resolveMetricsSettings(opts.metrics, configText), cleanups, log);
 
     let stopping = false;
     const shutdown = (why: string): void => {
@@ -61,6 +69,22 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     };
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
+    // SIGHUP re-reads --config and applies only the difference (as `wg syncconf`): peers and
+    // settings that did not change keep their sessions. Without --config it is ignored.
+    process.on('SIGHUP', () => {
+      if (!opts.config) {
+        log.info('SIGHUP ignored: no --config file');
+        return;
+      }
+      try {
+        applyConfigFile(device, fs.readFileSync(opts.config, 'utf8'), 'sync');
+        device.countConfigReload(true);
+        log.info('configuration reloaded', { file: opts.config });
+      } catch (err) {
+        device.countConfigReload(false);
+        log.error('configuration reload failed; keeping the running configuration', { file: opts.config, error: err instanceof Error ? err.message : String(err) });
+      }
+    });
     uapi.onSocketRemoved(() => shutdown('UAPI socket removed'));
     const stopWatch = watchTunRemoval(ifname, () => shutdown('TUN device removed'));
     cleanups.push(stopWatch);
@@ -71,6 +95,15 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     await runCleanups(cleanups, log);
     throw err;
   }
+}
+
+/** Serves /metrics when asked for (--metrics, `# Metrics =` in the config, or WIREPOOL_METRICS); a bind failure fails start-up. */
+async function startMetrics(device: Device, settings: ReturnType<typeof resolveMetricsSettings>, cleanups: (() => Promise<void> | void)[], log: Logger): Promise<void> {
+  if (settings.listen === null) return;
+  const metrics = new WirepoolMetrics(device, settings);
+  const server = await MetricsServer.listen(settings.listen, metrics, (err) => log.error('metrics endpoint error', { error: err.message }));
+  cleanups.unshift(() => server.close());
+  log.info('serving metrics', { address: settings.listen, path: '/metrics' });
 }
 
 async function runCleanups(cleanups: (() => Promise<void> | void)[], log: Logger): Promise<void> {

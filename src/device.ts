@@ -32,6 +32,9 @@ import { messageType, paddedLength, readU32, Transport, writeU32 } from './proto
 import { type Peer, Stat, STATS_PER_PEER } from './protocol/peer.js';
 import { HandshakeQueue, type QueuedHandshake } from './handshake-queue.js';
 import { type UapiDevice, type UapiDeviceState, UapiError } from './uapi/protocol.js';
+import { HandshakeStats } from './metrics/handshakes.js';
+import { type MetricsDataplane, type MetricsDeviceInfo, type MetricsPeer, type MetricsSource } from './metrics/source.js';
+import { HANDSHAKE_QUEUE_SIZE } from './constants.js';
 
 export interface DeviceOptions {
   ifname: string;
@@ -48,7 +51,7 @@ const monotonicClock: Clock = {
   wallNow: () => Date.now(),
 };
 
-export class Device implements UapiDevice {
+export class Device implements UapiDevice, MetricsSource {
   readonly engine: Engine;
   readonly ifname: string;
   private pipeline!: Pipeline;
@@ -80,7 +83,11 @@ export class Device implements UapiDevice {
       sendTransport: (peer, kp, counter, plaintext) => this.sendLocal(peer, kp, counter, plaintext),
       keypairCreated: (kp) => this.installKeys(kp),
       keypairRetired: (kp) => { if (kp.keyId >= 0) this.pipeline.retireKeys(kp.keyId); kp.keyId = -1; },
-      handshakeCompleted: (peer, isInitiator) => this.log.verbose('handshake complete', { peer: peer.name, role: isInitiator ? 'initiator' : 'responder' }),
+      handshakeCompleted: (peer, isInitiator) => {
+        this.log.verbose('handshake complete', { peer: peer.name, role: isInitiator ? 'initiator' : 'responder' });
+        this.handshakeStats.completed(peer.id, isInitiator);
+      },
+      handshakeMessage: (type, direction, peer) => this.handshakeStats.message(type, direction, peer ? peer.id : -1),
       log: (level, msg, fields) => (level === 'error' ? this.log.error(msg, fields) : this.log.verbose(msg, fields)),
     };
     this.engine = new Engine({ crypto: nodeCrypto, clock: monotonicClock, hooks });
@@ -93,6 +100,7 @@ export class Device implements UapiDevice {
 
   static async create(opts: DeviceOptions): Promise<Device> {
     const d = new Device(opts);
+    d.metricsWorkers = opts.workers;
     d.pipeline = await Pipeline.start({ workers: opts.workers, tunFd: opts.tun ? opts.tun.fd : null }, {
       route: (slot, data, len, meta) => d.route(slot, data, len, meta),
       onSealed: (slot, data, msgLen, ok, meta) => d.onSealed(slot, data, msgLen, ok, meta),
@@ -184,7 +192,7 @@ export class Device implements UapiDevice {
     if (this.closed) return;
     const src = endpointFromAddress(h.address, h.port);
     if (!src) return;
-    this.engine.receiveHandshake(h.msg, src, underLoad);
+    if (this.engine.receiveHandshake(h.msg, src, underLoad) !== null) this.handshakeStats.rejected(h.msg[0]!);
     this.scheduleTimers();
   }
 
@@ -435,6 +443,52 @@ export class Device implements UapiDevice {
     const peer = this.engine.peerByKey(pub);
     if (!peer) throw new UapiError(-55, 'peer vanished during configuration');
     return peer;
+  }
+
+  // ───────────────────────── metrics (MetricsSource, read at scrape time) ─────────────────────────
+
+  /** Handshake attempts, results, durations and messages, fed by the engine's observer hooks. */
+  readonly handshakeStats = new HandshakeStats(monotonicClock.now);
+  /** Configuration file loads by result ('ok' | 'error'). */
+  readonly configReloads = new Map<string, number>();
+  /** Wall-clock ms of the last successful configuration load; 0 = none. */
+  lastConfigReloadSuccess = 0;
+  private metricsWorkers = 0;
+
+  countConfigReload(ok: boolean): void {
+    const k = ok ? 'ok' : 'error';
+    this.configReloads.set(k, (this.configReloads.get(k) ?? 0) + 1);
+    if (ok) this.lastConfigReloadSuccess = Date.now();
+  }
+
+  get metricsPeerStats(): Float64Array {
+    return this.engine.stats;
+  }
+
+  get metricsDropCounts(): Float64Array {
+    return this.engine.drops.counts;
+  }
+
+  metricsDeviceInfo(): MetricsDeviceInfo {
+    return { publicKey: this.engine.publicKey, listenPort: this.udp.port, fwmark: this.fwmark };
+  }
+
+  metricsPeers(): Iterable<MetricsPeer> {
+    return this.engine.peers();
+  }
+
+  metricsAllowedIps(peer: MetricsPeer): string[] {
+    return this.engine.allowedIPs.entriesForPeer(peer as Peer).map((p) => formatPrefix(p.addr, p.cidr));
+  }
+
+  metricsDataplane(): MetricsDataplane | null {
+    const p = this.pipeline;
+    if (!p) return null;
+    return { stats: p.stats, workers: this.metricsWorkers, slots: (r) => p.slots(r), inFlight: (r) => p.inFlight(r) };
+  }
+
+  metricsHandshakeQueue(): { length: number; capacity: number; underLoad: boolean } {
+    return { length: this.handshakes.length, capacity: HANDSHAKE_QUEUE_SIZE, underLoad: this.handshakes.isUnderLoad() };
   }
 }
 

@@ -1,0 +1,81 @@
+// The /metrics HTTP endpoint: a small node:http server that answers GET /metrics with the
+// registry's exposition text (Prometheus text format 0.0.4, which promtool 2.42 lints).
+// Off unless --metrics ADDR:PORT (or `# Metrics =` in the config) asks for it; the usual
+// port for WireGuard exporters is 9586. Anything else gets 404, other methods 405.
+import http from 'node:http';
+import { type AddressInfo } from 'node:net';
+import { type WirepoolMetrics } from './registry.js';
+
+/** The port WireGuard exporters conventionally use (MindFlavor, mdlayher). */
+export const DEFAULT_METRICS_PORT = 9586;
+
+/** "ADDR:PORT" (IPv6 in brackets) → host and port; throws on anything else. */
+export function parseListenAddress(value: string): { host: string; port: number } {
+  const colon = value.lastIndexOf(':');
+  if (colon < 0) throw new RangeError(`metrics address ${JSON.stringify(value)}: expected ADDR:PORT`);
+  let host = value.slice(0, colon);
+  const portText = value.slice(colon + 1);
+  const port = Number(portText);
+  if (!/^[0-9]{1,5}$/.test(portText) || port < 1 || port > 65535) {
+    throw new RangeError(`metrics address ${JSON.stringify(value)}: port must be 1..65535`);
+  }
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  else if (host.includes(':')) throw new RangeError(`metrics address ${JSON.stringify(value)}: write IPv6 addresses in brackets, like [::1]:9586`);
+  if (host === '') throw new RangeError(`metrics address ${JSON.stringify(value)}: missing address`);
+  return { host, port };
+}
+
+export class MetricsServer {
+  private constructor(private readonly server: http.Server) {}
+
+  /** Listens on `listen` ("ADDR:PORT", or host and port, 0 = any free port); resolves once bound, rejects if the bind fails. */
+  static async listen(listen: string | { host: string; port: number }, metrics: WirepoolMetrics, onError?: (err: Error) => void): Promise<MetricsServer> {
+    const { host, port } = typeof listen === 'string' ? parseListenAddress(listen) : listen;
+    const server = http.createServer((req, res) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (path !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('wirepool: metrics are at /metrics\n');
+        return;
+      }
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD' }).end();
+        return;
+      }
+      metrics.metrics().then(
+        (body) => {
+          res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(body) });
+          res.end(req.method === 'HEAD' ? undefined : body);
+        },
+        (err: unknown) => {
+          onError?.(err instanceof Error ? err : new Error(String(err)));
+          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('metrics collection failed\n');
+        },
+      );
+    });
+    server.keepAliveTimeout = 65_000; // longer than Prometheus's idle connection reuse
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 30_000;
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: Error): void => reject(err);
+      server.once('error', fail);
+      server.listen({ host, port, exclusive: true }, () => {
+        server.off('error', fail);
+        if (onError) server.on('error', onError);
+        resolve();
+      });
+    });
+    server.unref();
+    return new MetricsServer(server);
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}
