@@ -1,0 +1,67 @@
+// One measurement each, run through a BenchPair: iperf3 TCP (n streams) and UDP (fixed
+// payload, unlimited rate) from A to B's inner address, ping RTTs idle and under a TCP load,
+// with the CPU seconds both daemons used during every iperf3 run. Each command runs inside
+// the pair's namespaces with a timeout; a failure throws (the caller records it and goes on).
+
+import { INNER_B, type BenchPair } from './topology.js';
+import { type PingResult, type TcpResult, type UdpResult, parseIperfTcp, parseIperfUdp, parsePing } from './parse.js';
+
+/** Slack on top of an iperf3 run's own duration before it is killed. */
+const IPERF_SLACK_MS = 15_000;
+
+export interface CpuUse {
+  /** CPU seconds used during the run by the client-side (A, sending) and server-side (B) daemon. */
+  client: number;
+  server: number;
+}
+
+async function iperf(pair: BenchPair, args: string[], seconds: number): Promise<{ stdout: string; cpu: CpuUse }> {
+  const full = ['-c', INNER_B, '-t', String(seconds), '-J', '--connect-timeout', '3000', ...args];
+  const before = pair.cpu();
+  const r = await pair.nsA.exec('iperf3', full, { timeoutMs: seconds * 1000 + IPERF_SLACK_MS });
+  const after = pair.cpu();
+  if (r.code !== 0) {
+    let why = r.stderr.trim();
+    try {
+      why = (JSON.parse(r.stdout) as { error?: string }).error ?? why;
+    } catch {
+      // not JSON
+    }
+    throw new Error(`iperf3 ${full.join(' ')} failed (${r.code}): ${why.slice(0, 300)}`);
+  }
+  return { stdout: r.stdout, cpu: { client: after[0] - before[0], server: after[1] - before[1] } };
+}
+
+export async function tcpRun(pair: BenchPair, seconds: number, streams: number): Promise<TcpResult & { cpu: CpuUse }> {
+  const r = await iperf(pair, ['-P', String(streams)], seconds);
+  return { ...parseIperfTcp(r.stdout), cpu: r.cpu };
+}
+
+export async function udpRun(pair: BenchPair, seconds: number, payload: number): Promise<UdpResult & { cpu: CpuUse }> {
+  const r = await iperf(pair, ['-u', '-b', '0', '-l', String(payload)], seconds);
+  return { ...parseIperfUdp(r.stdout), cpu: r.cpu };
+}
+
+/** `ping -c count -i interval` from A to B's inner address; per-reply RTTs. */
+export async function pingRun(pair: BenchPair, count: number, intervalMs: number): Promise<PingResult> {
+  const args = ['-n', '-c', String(count), '-i', String(intervalMs / 1000), '-W', '1', INNER_B];
+  const r = await pair.nsA.exec('ping', args, { timeoutMs: count * intervalMs + 5_000 });
+  const parsed = parsePing(r.stdout);
+  if (parsed.rttMs.length === 0) throw new Error(`ping ${args.join(' ')}: no replies (${r.code}) ${r.stderr.trim().slice(0, 200)}`);
+  return parsed;
+}
+
+/**
+ * Ping while one iperf3 TCP stream saturates the tunnel: the stream starts, gets rampUpMs to
+ * leave slow start, then the pings run; the TCP result is returned too.
+ */
+export async function loadedPingRun(pair: BenchPair, count: number, intervalMs: number, rampUpMs: number): Promise<{ ping: PingResult; tcp: TcpResult }> {
+  const seconds = Math.ceil((rampUpMs + count * intervalMs) / 1000) + 1;
+  const load = tcpRun(pair, seconds, 1);
+  load.catch(() => {}); // observed below
+  await new Promise((r) => setTimeout(r, rampUpMs));
+  const ping = await pingRun(pair, count, intervalMs).catch((err: unknown) => err as Error);
+  const tcp = await load;
+  if (ping instanceof Error) throw ping;
+  return { ping, tcp };
+}

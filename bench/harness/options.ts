@@ -1,0 +1,153 @@
+// Command line of the side-by-side benchmark (`npm run bench -- [options]`) and the pair
+// list it implies. Pure: parseBenchArgs() returns the options or an error message.
+
+import { type PairSpec } from './topology.js';
+
+export interface BenchOptions {
+  quick: boolean;
+  rounds: number;
+  /** iperf3 seconds per run. */
+  duration: number;
+  /** Pings per latency sample (idle and under load), at pingIntervalMs. */
+  pings: number;
+  pingIntervalMs: number;
+  /** wirepool --workers values to sweep; [] = wirepool's default. */
+  workers: number[];
+  /** Pair kinds, in the order they are measured within a round. */
+  pairs: PairKind[];
+  /** Overall deadline, seconds: no measurement starts after it. */
+  deadline: number;
+  /** Tunnel MTU on every interface. */
+  mtu: number;
+  outDir: string;
+  help: boolean;
+}
+
+export const PAIR_KINDS = ['wp-wp', 'wg-wg', 'wp-wg', 'wg-wp'] as const;
+export type PairKind = (typeof PAIR_KINDS)[number];
+
+export const REFERENCE_PAIR_ID = 'wg-wg';
+
+export const USAGE = `usage: npm run bench -- [options]      (as root)
+
+  --quick              about one minute: 1 round, 2 s iperf3 runs, 50 pings
+  --rounds N           rounds; each round measures every pair once, pairs alternating (default 3)
+  --duration S         seconds per iperf3 run (default 5; --quick 2)
+  --pings N            pings per latency sample, 20 ms apart (default 100; --quick 50)
+  --workers 1,2,...    sweep wirepool's --workers: one wirepool↔wirepool pair per value
+                       (the mixed pairs use the first value); default: wirepool's own default
+  --pairs LIST         any of wp-wp,wg-wg,wp-wg,wg-wp (default all; wp = wirepool,
+                       wg = wireguard-go, client/sender first); wg-wg is the ratio reference
+  --deadline S         overall time limit; no measurement starts after it (default 1800; --quick 180)
+  --mtu N              tunnel MTU (default 1440: a 1400-byte UDP payload fits one packet)
+  --out DIR            where the JSON and SVG go (default bench/results)
+  -h, --help`;
+
+type Parsed = { ok: true; options: BenchOptions } | { ok: false; message: string };
+
+const positiveInt = (s: string | undefined, max: number): number | null => {
+  if (s === undefined || !/^\d+$/.test(s)) return null;
+  const n = Number(s);
+  return n >= 1 && n <= max ? n : null;
+};
+
+export function parseBenchArgs(argv: string[], defaultOutDir: string): Parsed {
+  const quick = argv.includes('--quick');
+  const o: BenchOptions = {
+    quick,
+    rounds: quick ? 1 : 3,
+    duration: quick ? 2 : 5,
+    pings: quick ? 50 : 100,
+    pingIntervalMs: 20,
+    workers: [],
+    pairs: [...PAIR_KINDS],
+    deadline: quick ? 180 : 1800,
+    mtu: 1440,
+    outDir: defaultOutDir,
+    help: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = (): string | undefined => inline ?? argv[++i];
+    const int = (max: number): number | null => positiveInt(value(), max);
+    let n: number | null;
+    switch (flag) {
+      case '--quick':
+        break;
+      case '-h':
+      case '--help':
+        o.help = true;
+        break;
+      case '--rounds':
+        if ((n = int(100)) === null) return { ok: false, message: '--rounds needs an integer 1..100' };
+        o.rounds = n;
+        break;
+      case '--duration':
+        if ((n = int(600)) === null) return { ok: false, message: '--duration needs whole seconds 1..600' };
+        o.duration = n;
+        break;
+      case '--pings':
+        if ((n = int(10_000)) === null) return { ok: false, message: '--pings needs an integer 1..10000' };
+        o.pings = n;
+        break;
+      case '--deadline':
+        if ((n = int(86_400)) === null) return { ok: false, message: '--deadline needs seconds 1..86400' };
+        o.deadline = n;
+        break;
+      case '--mtu':
+        if ((n = int(9000)) === null || n < 1280) return { ok: false, message: '--mtu needs an integer 1280..9000' };
+        o.mtu = n;
+        break;
+      case '--workers': {
+        const list = (value() ?? '').split(',').map((s) => positiveInt(s.trim(), 64));
+        if (list.length === 0 || list.some((w) => w === null)) return { ok: false, message: '--workers needs a list like 1,2,3 (each 1..64)' };
+        o.workers = [...new Set(list as number[])];
+        break;
+      }
+      case '--pairs': {
+        const list = (value() ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+        const bad = list.find((s) => !(PAIR_KINDS as readonly string[]).includes(s));
+        if (list.length === 0 || bad !== undefined) return { ok: false, message: `--pairs takes ${PAIR_KINDS.join(',')}${bad !== undefined ? ` (not ${bad})` : ''}` };
+        o.pairs = [...new Set(list as PairKind[])];
+        break;
+      }
+      case '--out': {
+        const v = value();
+        if (v === undefined || v === '') return { ok: false, message: '--out needs a directory' };
+        o.outDir = v;
+        break;
+      }
+      default:
+        return { ok: false, message: `unknown argument ${a}` };
+    }
+  }
+  return { ok: true, options: o };
+}
+
+/** The pairs to build, in measuring order: one wirepool↔wirepool pair per --workers value. */
+export function pairSpecs(o: Pick<BenchOptions, 'pairs' | 'workers'>): PairSpec[] {
+  const sweep = o.workers.length > 0 ? o.workers : [undefined];
+  const tag = (w: number | undefined): string => (w === undefined || o.workers.length === 0 ? '' : ` w=${w}`);
+  const idTag = (w: number | undefined): string => (w === undefined || o.workers.length === 0 ? '' : `-w${w}`);
+  const first = sweep[0];
+  const withWorkers = (w: number | undefined): { workers?: number } => (w === undefined ? {} : { workers: w });
+  const specs: PairSpec[] = [];
+  for (const kind of o.pairs) {
+    switch (kind) {
+      case 'wp-wp':
+        for (const w of sweep) specs.push({ id: `wp-wp${idTag(w)}`, label: `wirepool↔wirepool${tag(w)}`, client: 'wirepool', server: 'wirepool', ...withWorkers(w) });
+        break;
+      case 'wg-wg':
+        specs.push({ id: REFERENCE_PAIR_ID, label: 'wg-go↔wg-go', client: 'wireguard-go', server: 'wireguard-go' });
+        break;
+      case 'wp-wg':
+        specs.push({ id: `wp-wg${idTag(first)}`, label: `wirepool${tag(first)}→wg-go`, client: 'wirepool', server: 'wireguard-go', ...withWorkers(first) });
+        break;
+      case 'wg-wp':
+        specs.push({ id: `wg-wp${idTag(first)}`, label: `wg-go→wirepool${tag(first)}`, client: 'wireguard-go', server: 'wirepool', ...withWorkers(first) });
+        break;
+    }
+  }
+  return specs;
+}
