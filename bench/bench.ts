@@ -214,14 +214,19 @@ async function main(): Promise<number> {
 
   const summary = buildSummary(specs.map((s) => ({ id: s.id, label: s.label })), samples, REFERENCE_PAIR_ID, METRICS);
   const table = formatTable(summary);
+  const skipped = runs.filter((r) => r.error?.startsWith('skipped') === true).length;
+  const failed = runs.filter((r) => r.error !== undefined).length - skipped;
   log('');
+  if (skipped > 0) log(`the overall deadline (${o.deadline} s) was reached: ${skipped} measurement(s) skipped`);
+  if (failed > 0) log(`${failed} measurement(s) failed (see "runs" in the JSON)`);
   log(`medians over ${completedRounds} round(s) [min–max] ×ratio to wg-go↔wg-go (↑ higher is better, ↓ lower is better); sender → receiver`);
   log(table);
   const files = writeResults(o, summary, facts, {
     startedAt: new Date(startedAt).toISOString(),
     seconds: Math.round((Date.now() - startedAt) / 1000),
     completedRounds,
-    aborted: false,
+    skipped,
+    failed,
   });
   log('');
   for (const f of files) log(`wrote ${path.relative(process.cwd(), f) || f}`);
