@@ -33,12 +33,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     // Deleting the link is what wakes the TUN reader thread blocked in read() (closing the
     // fd does not), and a thread blocked in a syscall would keep the process from exiting.
     // wireguard-go's interface also disappears when it exits.
-    cleanups.push(() => {
+    const removeLink = (): void => {
       if (tun.exists()) {
         try { execFileSync('ip', ['link', 'delete', 'dev', tun.name], { stdio: 'ignore', timeout: 5000 }); } catch { /* already gone */ }
       }
-      tun.close();
-    });
+    };
+    cleanups.push(() => { removeLink(); tun.close(); });
     const device = await Device.create({ ifname, tun, workers: opts.workers, log });
     cleanups.unshift(() => device.close());
     const configText = opts.config ? fs.readFileSync(opts.config, 'utf8') : null;
@@ -65,8 +65,19 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       // Last resort: a thread stuck in a syscall would make process.exit() wait forever.
       const hard = setTimeout(() => process.kill(process.pid, 'SIGKILL'), 5000);
       hard.unref();
+      // Delete the link first: that wakes the TUN reader thread at once, so stopping the
+      // dataplane does not wait out its timeout (the reader then reports the TUN gone,
+      // which is ignored while stopping).
+      removeLink();
       void runCleanups(cleanups, log).then(() => process.exit(0));
     };
+    if (process.env.WIREPOOL_FAULT_INJECTION === '1') {
+      // Test hook (off unless asked for): SIGUSR2 terminates crypto worker 0, as a crash would.
+      process.on('SIGUSR2', () => {
+        log.info('fault injection: terminating crypto worker 0');
+        void device.dataplane.cryptoWorker(0)?.terminate();
+      });
+    }
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
     // SIGHUP re-reads --config and applies only the difference (as `wg syncconf`): peers and

@@ -1,4 +1,4 @@
-// Bad-input UDP sender for test/badinput.test.ts, run as its own process inside a network
+// Bad-input UDP sender for test/e2e-badinput.test.ts, run as its own process inside a network
 // namespace (`node dist/test/helpers/fuzz-sender.js MODE ...`):
 //
 //   fuzz HOST PORT COUNT SEED PUBKEY_B64 [CATEGORY]
