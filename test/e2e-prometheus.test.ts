@@ -23,7 +23,7 @@ import { Handshake, createInitiation, initialState, precomputeStaticStatic } fro
 import { DROP_REASONS } from '../src/protocol/drops.js';
 import { Netns, genKey, run, vethPair, waitFor } from './helpers/netns.js';
 import {
-  INNER, PORT_A, PORT_B, REPO_ROOT, addressUp, configText, configure, e2eSkipReason, ping, pingReplies,
+  INNER, PORT_A, PORT_B, REPO_ROOT, addressUp, configure, e2eSkipReason, ping, pingReplies,
   pingUntilUp, removeDir, removeStaleSockets, startIperfServer, startWireguardGo, startWirepool, tempDir, uniqueIfname,
 } from './helpers/tunnel.js';
 import { type Exposition, one, parseExposition, series } from './helpers/exposition.js';
@@ -135,7 +135,6 @@ t.test('Prometheus scrapes wirepool: dashboard queries, counters, drop reasons, 
     privateKey: keysB.privateKey, listenPort: PORT_B,
     peers: [{ publicKey: keysA.publicKey, endpoint: `198.51.100.1:${PORT_A}`, allowedIps: [`${INNER.a4}/32`, `${INNER.a6}/128`] }],
   });
-  void configText; // (wirepool's side is the --config file above)
   await addressUp(nsA, ifA, [`${INNER.a4}/24`, `${INNER.a6}/64`]);
   await addressUp(nsB, ifB, [`${INNER.b4}/24`, `${INNER.b6}/64`]);
 
@@ -209,6 +208,16 @@ t.test('Prometheus scrapes wirepool: dashboard queries, counters, drop reasons, 
   const afterPings = await agree(true);
   t.ok(afterPings.ok, `metrics = wg show dump (A), and A's tx/rx = wireguard-go's rx/tx: ${afterPings.detail}`);
   t.ok(afterPings.m.latestHandshake > 0, 'a handshake is on record');
+  {
+    const { e } = await scrape();
+    t.ok(one(e, 'wireguard_handshakes_total', { role: 'responder', result: 'ok' }).value >= 1, 'B initiated: a responder handshake completed');
+    t.ok(one(e, 'wireguard_handshake_duration_seconds_count', { role: 'responder' }).value >= 1, '… and its duration was observed');
+    t.ok(one(e, 'wireguard_handshake_messages_total', { type: 'initiation', direction: 'inbound' }).value >= 1, 'inbound initiation counted');
+    t.ok(one(e, 'wireguard_handshake_messages_total', { type: 'response', direction: 'outbound' }).value >= 1, 'outbound response counted');
+    t.ok(one(e, 'wireguard_worker_packets_total', { worker: '0', direction: 'outbound' }).value >= 5, 'the crypto worker sealed the pings');
+    t.ok(one(e, 'wireguard_tun_packets_total', { direction: 'inbound' }).value >= 5, 'the TUN writer delivered the replies');
+    t.equal(one(e, 'wireguard_peers', { state: 'active' }).value, 1, 'one active peer');
+  }
 
   // ── an iperf3 transfer: the payload the server received was carried in what A counted as sent ──
   const tunStats = async (): Promise<{ bytes: number; packets: number }> => {
