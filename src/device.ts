@@ -24,7 +24,7 @@ import { type TunDevice } from './io/tun.js';
 import { UdpBind } from './io/udp.js';
 import { type Logger } from './log.js';
 import { formatPrefix } from './protocol/allowedips.js';
-import { Direction } from './protocol/drops.js';
+import { Direction, DROP_REASONS, DropCounters } from './protocol/drops.js';
 import { endpointFromAddress, endpointFromBytes, formatEndpoint } from './protocol/endpoint.js';
 import { type Clock, Engine, type EngineHooks } from './protocol/engine.js';
 import { type Keypair } from './protocol/keypair.js';
@@ -90,7 +90,17 @@ export class Device implements UapiDevice, MetricsSource {
       handshakeMessage: (type, direction, peer) => this.handshakeStats.message(type, direction, peer ? peer.id : -1),
       log: (level, msg, fields) => (level === 'error' ? this.log.error(msg, fields) : this.log.verbose(msg, fields)),
     };
-    this.engine = new Engine({ crypto: nodeCrypto, clock: monotonicClock, hooks });
+    // Per-peer counters and drop counters live in shared memory, so any thread (metrics,
+    // workers) can read them without a message.
+    const maxPeers = 1 << 17;
+    this.engine = new Engine({
+      crypto: nodeCrypto,
+      clock: monotonicClock,
+      hooks,
+      maxPeers,
+      stats: new Float64Array(new SharedArrayBuffer(maxPeers * STATS_PER_PEER * 8)),
+      drops: new DropCounters(new Float64Array(new SharedArrayBuffer(2 * DROP_REASONS.length * 8))),
+    });
     this.udp = new UdpBind(
       (msg, address, port, family) => this.onDatagram(msg, address, port, family),
       (err) => this.log.error('UDP socket error', { error: err.message }),
