@@ -162,6 +162,15 @@ export class WirepoolMetrics {
         return values;
       }) as unknown as Gauge);
     };
+    /** A per-peer info family (value 1): emit() once per series with its labels. */
+    const perPeerInfo = (name: string, help: string, each: (r: PeerRow, emit: (labels: Labels) => void) => void): void => {
+      reg.registerMetric(new CollectedMetric('gauge', name, help, () => {
+        const values: CollectedValue[] = [];
+        const emit = (labels: Labels): void => { values.push({ labels: NO_LABELS, sharedLabels: labels, value: 1 }); };
+        for (const r of self.peerRows()) each(r, emit);
+        return values;
+      }) as unknown as Gauge);
+    };
     /** A per-peer series from stats[id × 4 + stat]. */
     const perPeerStat = (type: 'counter' | 'gauge', name: string, help: string, stat: number, pick: (r: PeerRow) => Labels): void => {
       perPeer(type, name, help, pick, (r) => stats[r.peer.id * STATS_PER_PEER + stat]!);
@@ -185,29 +194,13 @@ export class WirepoolMetrics {
       perPeerStat('counter', 'wireguard_peer_transmit_bytes_total', 'Bytes sent to the peer (mdlayher/wireguard_exporter name).', Stat.TxBytes, (r) => r.md);
       perPeer('gauge', 'wireguard_peer_last_handshake_seconds', 'Unix time of the latest completed handshake with the peer, in seconds; 0 = never (mdlayher/wireguard_exporter name).',
         (r) => r.md, (r) => Math.floor(r.peer.lastHandshakeWall / 1000));
-      new Gauge({
-        name: 'wireguard_peer_info',
-        help: 'Metadata about a peer; always 1 (mdlayher/wireguard_exporter name).',
-        labelNames: ['device', 'public_key', 'endpoint', 'name'], registers: [reg],
-        collect() {
-          this.reset();
-          for (const r of self.peerRows()) {
-            const ep = r.peer.endpoint;
-            const endpoint = ep === null ? '' : ep.address.includes(':') ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
-            this.set({ ...r.md, endpoint, name: r.ext.friendly_name ?? '' }, 1);
-          }
-        },
+      perPeerInfo('wireguard_peer_info', 'Metadata about a peer; always 1 (mdlayher/wireguard_exporter name).', (r, emit) => {
+        const ep = r.peer.endpoint;
+        const endpoint = ep === null ? '' : ep.address.includes(':') ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
+        emit({ ...r.md, endpoint, name: r.ext.friendly_name ?? '' });
       });
-      new Gauge({
-        name: 'wireguard_peer_allowed_ips_info',
-        help: 'An allowed IP of a peer; always 1 (mdlayher/wireguard_exporter name).',
-        labelNames: ['device', 'public_key', 'allowed_ips', 'family'], registers: [reg],
-        collect() {
-          this.reset();
-          for (const r of self.peerRows()) {
-            for (const a of r.allowedIps) this.set({ ...r.md, allowed_ips: a, family: a.includes(':') ? 'IPv6' : 'IPv4' }, 1);
-          }
-        },
+      perPeerInfo('wireguard_peer_allowed_ips_info', 'An allowed IP of a peer; always 1 (mdlayher/wireguard_exporter name).', (r, emit) => {
+        for (const a of r.allowedIps) emit({ ...r.md, allowed_ips: a, family: a.includes(':') ? 'IPv6' : 'IPv4' });
       });
     }
 
