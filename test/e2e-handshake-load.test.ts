@@ -10,7 +10,7 @@
 //   through the flood, and a few fresh initiators started inside the flood still connect.
 
 import t from 'tap';
-import { LEGIT_INNER, LoadTarget, TARGET_INNER, wgShowMap } from '../bench/harness/load-target.js';
+import { LoadTarget, TARGET_INNER, wgShowMap } from '../bench/harness/load-target.js';
 import { e2eSkipReason, ping, pingUntilUp } from './helpers/tunnel.js';
 
 const skip = e2eSkipReason({ wireguardGo: true, extra: ['ping'] });
