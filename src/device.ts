@@ -418,7 +418,9 @@ export class Device implements UapiDevice, MetricsSource {
 
   removePeer(pub: Uint8Array): void {
     const peer = this.engine.peerByKey(pub);
-    if (peer) this.engine.removePeer(peer);
+    if (!peer) return;
+    if (peer.endpoint) this.udp.forget(peer.endpoint); // its connected socket closes now, not at the idle sweep
+    this.engine.removePeer(peer);
   }
 
   setPresharedKey(pub: Uint8Array, key: Uint8Array | null): void {

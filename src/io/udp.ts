@@ -1,17 +1,51 @@
 // The UDP edge: one IPv4 and one IPv6 socket on the same listen port (as wireguard-go
 // binds them), delivering datagrams to one handler and sending to endpoints. Sends use
 // one contiguous buffer without a callback (the cheapest dgram path measured here).
+//
+// Transport data goes out through a connected socket per endpoint: bound to the listen
+// port (SO_REUSEADDR on every socket of the port) and connect()ed, so a send skips dgram's
+// address lookup, its nextTick and the kernel's per-send route lookup (4.6 vs 6.1 µs of main
+// CPU per packet, ../shared/notes/node-dataplane.md §5). On Linux the connected socket also
+// receives that endpoint's datagrams (the most specific match wins); they go to the same
+// handler. A connected socket is created on the first transport send to an endpoint (the
+// unconnected socket carries the packets until connect() completes, and for good if it
+// fails), and closed when it has sent nothing for CONNECTED_IDLE_MS (a peer that roamed away
+// or was removed), on rebind and on close. Handshake and cookie replies stay unconnected:
+// they go to unauthenticated sources.
 import dgram from 'node:dgram';
 import { type Endpoint } from '../protocol/endpoint.js';
 import { setSocketMark } from './sockopt.js';
 
 export type DatagramHandler = (msg: Buffer, address: string, port: number, family: 4 | 6) => void;
 
+/** A connected socket that sent nothing for this long (one to two sweeps) is closed. */
+export const CONNECTED_IDLE_MS = 15_000;
+/** At most this many connected sockets (file descriptors); further endpoints use the unconnected socket. */
+export const MAX_CONNECTED = 4096;
+
+/** One endpoint's connected socket. `socket` is null while connecting and after a failure. */
+interface Connected {
+  readonly key: string;
+  socket: dgram.Socket | null;
+  failed: boolean;
+  used: boolean;
+  /** Closed or abandoned (rebind, idle, forget): the next send looks the endpoint up again. */
+  dead: boolean;
+}
+
+function endpointKey(ep: Endpoint): string {
+  return ep.family === 4 ? `${ep.address}:${ep.port}` : `[${ep.address}]:${ep.port}`;
+}
+
 export class UdpBind {
   private v4: dgram.Socket | null = null;
   private v6: dgram.Socket | null = null;
   private boundPort = 0;
   private mark = 0;
+  /** Connected sockets by endpoint text; `byEndpoint` caches the entry per Endpoint object (a roam makes a new object). */
+  private connected = new Map<string, Connected>();
+  private byEndpoint = new WeakMap<Endpoint, Connected>();
+  private sweepTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(private readonly onMessage: DatagramHandler, private readonly onError: (err: Error) => void) {}
 
@@ -59,7 +93,7 @@ export class UdpBind {
 
   private open(type: 'udp4' | 'udp6', port: number): Promise<dgram.Socket> {
     return new Promise((resolve, reject) => {
-      const s = dgram.createSocket({ type, ipv6Only: type === 'udp6', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 } as dgram.SocketOptions);
+      const s = dgram.createSocket({ type, ipv6Only: type === 'udp6', reuseAddr: true, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 } as dgram.SocketOptions);
       const family = type === 'udp4' ? 4 : 6;
       s.once('error', reject);
       s.bind(port, () => {
@@ -79,6 +113,130 @@ export class UdpBind {
       if (err) throw new Error(err);
     }
     this.mark = mark;
+    // Connected sockets follow; one that cannot take the mark is closed (its endpoint falls
+    // back to the unconnected socket, which has it).
+    for (const c of this.connected.values()) {
+      if (c.socket && setSocketMark(c.socket, mark)) this.dropConnected(c);
+    }
+  }
+
+  /** How many connected sockets are open (for tests and metrics). */
+  get connectedCount(): number {
+    let n = 0;
+    for (const c of this.connected.values()) if (c.socket) n++;
+    return n;
+  }
+
+  /** `ep`'s connected-socket entry (started on first use), marked used; undefined when there will be none. */
+  private connectionFor(ep: Endpoint): Connected | undefined {
+    let c = this.byEndpoint.get(ep);
+    if (c === undefined || c.dead) c = this.connectedEntry(ep);
+    if (c) c.used = true;
+    return c;
+  }
+
+  /** Find or start the connected socket for `ep`; undefined when there will be none. */
+  private connectedEntry(ep: Endpoint): Connected | undefined {
+    const listener = ep.family === 4 ? this.v4 : this.v6;
+    if (!listener || this.boundPort === 0) return undefined;
+    const key = endpointKey(ep);
+    let c = this.connected.get(key);
+    if (!c) {
+      if (this.connected.size >= MAX_CONNECTED) return undefined;
+      c = { key, socket: null, failed: false, used: true, dead: false };
+      this.connected.set(key, c);
+      this.openConnected(c, ep);
+      if (!this.sweepTimer) {
+        this.sweepTimer = setInterval(this.sweep, CONNECTED_IDLE_MS);
+        this.sweepTimer.unref();
+      }
+    }
+    this.byEndpoint.set(ep, c);
+    return c;
+  }
+
+  private openConnected(c: Connected, ep: Endpoint): void {
+    const type = ep.family === 4 ? 'udp4' : 'udp6';
+    const family = ep.family;
+    const s = dgram.createSocket({ type, ipv6Only: type === 'udp6', reuseAddr: true, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 } as dgram.SocketOptions);
+    let closed = false;
+    const fail = (): void => {
+      c.failed = true;
+      if (closed) return;
+      closed = true;
+      try { s.close(); } catch { /* already closed */ }
+    };
+    // Until connected, any error (bind, connect) leaves this endpoint on the unconnected socket.
+    s.on('error', fail);
+    // Between bind and connect this socket ties with the listener and may get any source's
+    // datagrams (Linux prefers the newest socket on a tie): deliver them all the same.
+    s.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address, rinfo.port, family));
+    // dgram passes a connect error to this callback (not to 'error').
+    const onConnect = (err?: Error): void => {
+      if (err || c.dead) return fail();
+      s.off('error', fail);
+      // ICMP errors surface on a connected socket as recv errors (ECONNREFUSED while the
+      // peer is down): not the daemon's concern, the socket keeps working.
+      s.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ECONNREFUSED' && err.code !== 'EHOSTUNREACH' && err.code !== 'ENETUNREACH') this.onError(err);
+      });
+      c.socket = s;
+    };
+    s.bind(this.boundPort, () => {
+      if (c.dead) return fail();
+      if (this.mark && setSocketMark(s, this.mark)) return fail();
+      try {
+        s.connect(ep.port, ep.address, onConnect);
+      } catch {
+        fail(); // bad port or address: stay unconnected
+      }
+    });
+  }
+
+  private dropConnected(c: Connected): void {
+    if (this.connected.get(c.key) === c) this.connected.delete(c.key);
+    const s = c.socket;
+    c.socket = null;
+    c.failed = true;
+    c.dead = true;
+    if (s) {
+      // A send still queued in libuv holds a ring slot: close only once it has left.
+      const closeWhenDrained = (): void => {
+        let queued = 0;
+        try { queued = s.getSendQueueCount(); } catch { return; }
+        if (queued > 0) setTimeout(closeWhenDrained, 1);
+        else try { s.close(); } catch { /* already closed */ }
+      };
+      closeWhenDrained();
+    }
+  }
+
+  /** Close connected sockets that sent nothing since the last sweep, and entries that failed. */
+  private readonly sweep = (): void => {
+    for (const c of [...this.connected.values()]) {
+      if (!c.used || c.failed) this.dropConnected(c);
+      else c.used = false;
+    }
+    if (this.connected.size === 0 && this.sweepTimer) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+    }
+  };
+
+  /** Close every connected socket (rebind, close); endpoints reconnect on their next send. */
+  private dropAllConnected(): void {
+    for (const c of [...this.connected.values()]) this.dropConnected(c);
+    this.connected.clear();
+    if (this.sweepTimer) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+    }
+  }
+
+  /** Forget `ep`'s connected socket now (its peer was removed or moved); the next send to it reconnects. */
+  forget(ep: Endpoint): void {
+    const c = this.connected.get(endpointKey(ep));
+    if (c) this.dropConnected(c);
   }
 
   /** Send one datagram; false when there is no socket of that family. */
@@ -96,13 +254,17 @@ export class UdpBind {
    * The common case (nothing queued) sends without a callback and holds nothing.
    */
   sendFromRing(ep: Endpoint, view: Uint8Array, release: () => void): boolean {
-    const s = ep.family === 4 ? this.v4 : this.v6;
+    const c = this.connectionFor(ep);
+    const connected = c !== undefined && c.socket !== null;
+    const s = connected ? c.socket! : ep.family === 4 ? this.v4 : this.v6;
     if (!s) return false;
     if (s.getSendQueueCount() > 0) {
-      s.send(view, ep.port, ep.address, () => release());
+      if (connected) s.send(view, () => release());
+      else s.send(view, ep.port, ep.address, () => release());
       return true;
     }
-    s.send(view, ep.port, ep.address);
+    if (connected) s.send(view);
+    else s.send(view, ep.port, ep.address);
     if (s.getSendQueueCount() === 0) return false;
     // This send was queued without a callback: release once the queue has drained.
     this.heldUntilDrained.push({ socket: s, release });
@@ -123,6 +285,7 @@ export class UdpBind {
   };
 
   async close(): Promise<void> {
+    this.dropAllConnected();
     const socks = [this.v4, this.v6].filter((s): s is dgram.Socket => s !== null);
     this.v4 = this.v6 = null;
     this.boundPort = 0;
