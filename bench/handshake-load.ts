@@ -242,7 +242,7 @@ function formatTable(runs: ImplRun[]): string {
     ['cookie retries', (r) => r.gen.cookieRetries, 0, false],
     ['stale / invalid replies', (r) => r.gen.staleReplies + r.gen.invalidReplies, 0, false],
     ['target CPU during run (ms)', (r) => r.targetCpuMs, 0, true],
-    ['target CPU per initiator (µs)', (r) => (r.targetCpuMs !== undefined && r.gen.connected > 0 ? (r.targetCpuMs * 1000) / r.gen.connected : undefined), 0, true],
+    ['target CPU per initiator (µs)', (r) => (r.targetCpuMs !== undefined && r.gen.connected > 0 && r.gen.flood === null ? (r.targetCpuMs * 1000) / r.gen.connected : undefined), 0, true],
     ['generator CPU (ms)', (r) => r.gen.generatorCpuMs, 0, false],
     ['wg setconf, run peers (ms)', (r) => r.setconfMs, 0, true],
     ['memory: peers configured', (r) => r.memory?.peers, 0, false],
