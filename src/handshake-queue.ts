@@ -1,7 +1,14 @@
 // The handshake queue of spec §7: handshake-type datagrams wait here and are processed
-// in bounded batches per event-loop turn, so a flood of initiations cannot starve the
-// data plane. Its length drives "under load" (≥ 1/8 full, held for 1 s after the last
-// time that was seen); when full, new handshake messages are dropped.
+// in bounded batches per event-loop turn — at most `batch` messages and at most
+// `budgetMs` of work — so a flood of initiations cannot starve the data plane. Its length
+// drives "under load" (≥ 1/8 full, held for 1 s after the last time that was seen); when
+// full, new handshake messages are dropped.
+//
+// The time budget is what makes "under load" reachable: libuv reads at most 32 datagrams
+// per socket per turn, so a queue drained 32 per turn never grows. With a budget, a flood
+// of initiations (each a few Diffie-Hellman operations) arrives faster than it is
+// processed, the queue passes 128, and from then on messages without a valid mac2 get a
+// cheap cookie reply instead of any Diffie-Hellman work.
 import { HANDSHAKE_QUEUE_SIZE, UNDER_LOAD_AFTER_TIME, UNDER_LOAD_QUEUE_LENGTH } from './constants.js';
 
 export interface QueuedHandshake { msg: Buffer; address: string; port: number; family: 4 | 6 }
@@ -18,6 +25,8 @@ export class HandshakeQueue {
     private readonly now: () => number,
     /** Messages handled per event-loop turn before yielding to I/O. */
     private readonly batch = 32,
+    /** Milliseconds of handshake work per event-loop turn before yielding to I/O. */
+    private readonly budgetMs = 2,
   ) {}
 
   get length(): number {
@@ -47,7 +56,8 @@ export class HandshakeQueue {
 
   private readonly drain = (): void => {
     this.scheduled = false;
-    for (let i = 0; i < this.batch && this.count > 0; i++) {
+    const deadline = this.now() + this.budgetMs;
+    for (let i = 0; i < this.batch && this.count > 0 && (i === 0 || this.now() < deadline); i++) {
       const h = this.items[this.head]!;
       this.items[this.head] = undefined;
       this.head = (this.head + 1) % HANDSHAKE_QUEUE_SIZE;
