@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nodeCrypto } from '../../src/crypto/crypto.js';
-import { Netns, vethPair } from '../../test/helpers/netns.js';
+import { genKey, Netns, vethPair } from '../../test/helpers/netns.js';
 import {
   type Daemon, type PeerConfig, configText, removeDir, removeStaleSockets, startWireguardGo, startWirepool, tempDir,
   uniqueIfname, wg,
@@ -76,19 +76,8 @@ export function cpuMs(pid: number): number {
   }
 }
 
-/**
- * A WireGuard key pair in base64 (private key clamped like `wg genkey`). Not netns.ts's genKey():
- * that one exports keys made by generateKeyPairSync as JWK, which on Node 20 can deadlock the
- * process when a GC inside the export finalises the key-generation job (seen after a few hundred
- * keys); random bytes + nodeCrypto.publicKey never create such a job.
- */
-export function newKeyPair(): { privateKey: string; publicKey: string } {
-  const priv = nodeCrypto.generatePrivateKey();
-  const pub = nodeCrypto.publicKey(priv);
-  const out = { privateKey: Buffer.from(priv).toString('base64'), publicKey: Buffer.from(pub).toString('base64') };
-  priv.fill(0);
-  return out;
-}
+/** A WireGuard key pair in base64 (netns.ts's genKey: random clamped bytes, no Node key-generation job). */
+export const newKeyPair = genKey;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -13,7 +13,7 @@
 //   t.teardown(() => ns.destroy());
 
 import { spawn as spawnChild, execFileSync, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { nodeCrypto } from '../../src/crypto/crypto.js';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -315,13 +315,12 @@ export async function vethPair(
 
 /** A WireGuard key pair (base64, private key clamped like `wg genkey`), from node:crypto X25519. */
 export function genKey(): { privateKey: string; publicKey: string } {
-  const pair = generateKeyPairSync('x25519');
-  const d = Buffer.from(pair.privateKey.export({ format: 'jwk' }).d ?? '', 'base64url');
-  const x = Buffer.from(pair.publicKey.export({ format: 'jwk' }).x ?? '', 'base64url');
-  // X25519 clamps the scalar before use, so clamping does not change the public key.
-  d[0] = d[0]! & 248;
-  d[31] = (d[31]! & 127) | 64;
-  return { privateKey: d.toString('base64'), publicKey: x.toString('base64') };
+  // Random clamped bytes and wirepool's own X25519: Node 20's generateKeyPairSync('x25519')
+  // followed by a JWK export can deadlock when GC finalises the key job mid-export.
+  const priv = nodeCrypto.generatePrivateKey();
+  const out = { privateKey: Buffer.from(priv).toString('base64'), publicKey: Buffer.from(nodeCrypto.publicKey(priv)).toString('base64') };
+  priv.fill(0);
+  return out;
 }
 
 /** Polls pred every stepMs until it returns true (→ true) or timeoutMs passes (→ false). */
