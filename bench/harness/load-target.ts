@@ -20,7 +20,6 @@ import { type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { nodeCrypto } from '../../src/crypto/crypto.js';
 import { genKey, Netns, vethPair } from '../../test/helpers/netns.js';
 import {
   type Daemon, type PeerConfig, configText, removeDir, removeStaleSockets, startWireguardGo, startWirepool, tempDir,
