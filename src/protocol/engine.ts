@@ -15,7 +15,7 @@ import {
   MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT,
   REKEY_TIMEOUT_JITTER_MAX, ZERO_KEY_MATERIAL_AFTER,
 } from '../constants.js';
-import { type Crypto } from '../crypto/crypto.js';
+import { type Crypto, constantTimeEqual } from '../crypto/crypto.js';
 import { AllowedIPs } from './allowedips.js';
 import { CookieChecker } from './cookie.js';
 import { type DropReason, Direction, DropCounters } from './drops.js';
@@ -129,7 +129,7 @@ export class Engine {
 
   /** Set (or, with null, remove) the device private key (§5 "New device private key"). */
   setPrivateKey(privateKey: Uint8Array | null): void {
-    if (privateKey && this.identity && equalBytes(privateKey, this.identity.privateKey)) return;
+    if (privateKey && this.identity && constantTimeEqual(privateKey, this.identity.privateKey)) return;
     const old = this.identity;
     if (privateKey) {
       const publicKey = this.crypto.publicKey(privateKey);
@@ -606,12 +606,6 @@ const EMPTY = new Uint8Array(0);
 
 export function keyHex(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex');
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 function assertNever(x: never): never {
