@@ -641,6 +641,28 @@ t.test('TUN reader and writer threads: pipe in, pipe out, EOF reported as TUN go
   t.equal(h.p.stats[STAT_WRITER + W_PACKETS], pkts.length);
   t.equal(h.delivered.length, 0, 'deliver() is not used when a TUN writer runs');
 
+  // Mixed paths, one ordered stream: single packets with the writer idle (main writes them
+  // itself), a burst (handed to the writer thread), then singles fed without waiting (each goes
+  // to main only once the writer has written all it was handed).
+  const base = outBytes;
+  const order: Uint8Array[] = [];
+  const bytesOf = (ps: Uint8Array[]): number => ps.reduce((n, p) => n + p.length, 0);
+  for (let i = 0; i < 3; i++) {
+    await h.receive([h.sealed[i]!], [pkts[i]!]);
+    order.push(pkts[i]!);
+    await h0.until(() => outBytes >= base + bytesOf(order), `single ${i} written`);
+  }
+  await h.receive(h.sealed.slice(3, 33), pkts.slice(3, 33));
+  order.push(...pkts.slice(3, 33));
+  for (let i = 33; i < pkts.length; i++) {
+    await h.receive([h.sealed[i]!], [pkts[i]!]);
+    order.push(pkts[i]!);
+    await new Promise((r) => setImmediate(r));
+  }
+  await h0.until(() => outBytes >= base + total, 'second round written');
+  t.same(Buffer.concat(chunks).subarray(base), Buffer.concat(order), 'second round: every packet once, in order');
+  t.equal(h.p.stats[STAT_WRITER + W_PACKETS], 2 * pkts.length, 'main and writer counted every write once');
+
   // EOF on the reader's fd: TUN gone, reported once.
   fs.closeSync(inWrite);
   inWriteOpen = false;
