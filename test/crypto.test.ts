@@ -433,3 +433,16 @@ t.test('TAI64N', async (t) => {
   t.equal(compareTai64n(tai64n(base), tai64n(base + 1)), 0, 'same 16.8 ms bucket compares equal');
   t.throws(() => compareTai64n(new Uint8Array(11), tai64n(0)), RangeError);
 });
+
+t.test('zeroPrivateKey wipes the key and the cached import; the array can be reused', async (t) => {
+  for (const c of [nodeCrypto, nobleCrypto]) {
+    const k = c.generatePrivateKey();
+    const peer = c.publicKey(c.generatePrivateKey());
+    t.ok(c.dh(k, peer), 'dh works before');
+    c.zeroPrivateKey(k);
+    t.ok(k.every((b) => b === 0), 'key bytes zeroed');
+    const fresh = c.generatePrivateKey();
+    k.set(fresh);
+    t.same(c.dh(k, peer), nobleCrypto.dh(fresh, peer), 'the same array with a new key gives the new key\'s result');
+  }
+});

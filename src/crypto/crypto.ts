@@ -50,6 +50,17 @@ export interface Crypto {
   /** X25519(priv, pub); null when the result is all zero or the peer key is a low-order point. */
   dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null;
   randomBytes(n: number): Uint8Array;
+  /**
+   * Zero a private key and forget anything derived from it that the implementation holds
+   * (node: the cached KeyObject and the copy of the bytes kept to validate it). Call it
+   * instead of key.fill(0) when a private key is retired.
+   */
+  zeroPrivateKey(privateKey: Uint8Array): void;
+}
+
+/** Wipes a private key for implementations that keep no state about it. */
+function zeroOnly(privateKey: Uint8Array): void {
+  privateKey.fill(0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,6 +193,7 @@ function importPrivateKey(k: Uint8Array): KeyObject {
   checkKeyLength(k, 'X25519 private key');
   const hit = privateKeyCache.get(k);
   if (hit !== undefined && constantTimeEqual(hit.bytes, k)) return hit.key;
+  hit?.bytes.fill(0); // a stale copy of a key that has since changed
   // JWK import is ~9x faster than PKCS#8 DER. Node 20 requires `x` to be a string for an OKP
   // private key but derives the public half from `d` alone (checked by the RFC 7748 tests).
   const key = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: base64url(k), x: '' }, format: 'jwk' });
@@ -193,12 +205,22 @@ function importPublicKey(k: Uint8Array): KeyObject {
   checkKeyLength(k, 'X25519 public key');
   const hit = publicKeyCache.get(k);
   if (hit !== undefined && constantTimeEqual(hit.bytes, k)) return hit.key;
+  hit?.bytes.fill(0); // a stale copy of a key that has since changed
   const key = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: base64url(k) }, format: 'jwk' });
   publicKeyCache.set(k, { bytes: k.slice(), key });
   return key;
 }
 
 export const nodeCrypto: Crypto = {
+  zeroPrivateKey(privateKey) {
+    const hit = privateKeyCache.get(privateKey);
+    if (hit !== undefined) {
+      hit.bytes.fill(0);
+      privateKeyCache.delete(privateKey);
+    }
+    privateKey.fill(0);
+  },
+
   hash(...parts) {
     const h = createHash('blake2s256');
     for (const p of parts) h.update(p);
@@ -273,6 +295,8 @@ export const nodeCrypto: Crypto = {
 // Pure @noble implementation
 
 export const nobleCrypto: Crypto = {
+  zeroPrivateKey: zeroOnly,
+
   hash(...parts) {
     const h = blake2s.create();
     for (const p of parts) h.update(p);

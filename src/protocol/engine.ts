@@ -139,7 +139,7 @@ export class Engine {
     } else {
       this.identity = null;
     }
-    old?.privateKey.fill(0);
+    if (old) this.crypto.zeroPrivateKey(old.privateKey);
     this.checker.init(this.identity?.publicKey ?? null);
     for (const peer of this.peersByKey.values()) {
       precomputeStaticStatic(this.crypto, this.identity, peer.handshake);

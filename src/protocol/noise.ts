@@ -55,14 +55,19 @@ export class Handshake {
   /** DH(our static, peer static); null when the peer key is unusable or no private key is set. */
   precomputedStaticStatic: Uint8Array | null = null;
 
-  constructor(public remoteStatic: Uint8Array, public presharedKey: Uint8Array = ZERO_KEY) {}
+  constructor(
+    public remoteStatic: Uint8Array,
+    public presharedKey: Uint8Array = ZERO_KEY,
+    /** Wipes a private key and whatever the crypto implementation derived from it. */
+    private readonly zeroPrivateKey: (k: Uint8Array) => void = (k) => k.fill(0),
+  ) {}
 
   /** Forget all ephemeral secrets of the pending handshake (keeps replay/flood state). */
   clear(): void {
     this.state = HandshakeState.Zeroed;
     this.chainKey.fill(0);
     this.hash.fill(0);
-    this.localEphemeral.fill(0);
+    this.zeroPrivateKey(this.localEphemeral);
     this.remoteEphemeral.fill(0);
     this.localIndex = 0;
     this.remoteIndex = 0;
@@ -114,7 +119,7 @@ export function createInitiation(
   hs.chainKey.set(ck2);
   hs.hash.set(h);
   hs.localEphemeral.set(ephemeral);
-  ephemeral.fill(0);
+  c.zeroPrivateKey(ephemeral);
   hs.localIndex = localIndex;
   hs.state = HandshakeState.InitiationCreated;
   return true;
@@ -198,7 +203,7 @@ export function createResponse(c: Crypto, hs: Handshake, localIndex: number, out
   let h = mixHash(c, hs.hash, ephemeralPublic);
   const ee = c.dh(ephemeral, hs.remoteEphemeral);
   const se = c.dh(ephemeral, hs.remoteStatic);
-  if (!ee || !se) { ephemeral.fill(0); return false; }
+  if (!ee || !se) { c.zeroPrivateKey(ephemeral); return false; }
   ck = kdf1(c, ck, ee);
   ck = kdf1(c, ck, se);
   const [ck2, tau, key] = kdf3(c, ck, hs.presharedKey);
@@ -216,7 +221,7 @@ export function createResponse(c: Crypto, hs: Handshake, localIndex: number, out
   hs.chainKey.set(ck2);
   hs.hash.set(h);
   hs.localEphemeral.set(ephemeral);
-  ephemeral.fill(0);
+  c.zeroPrivateKey(ephemeral);
   hs.localIndex = localIndex;
   hs.state = HandshakeState.ResponseCreated;
   return true;

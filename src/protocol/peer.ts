@@ -34,7 +34,7 @@ export class Peer {
     c: Crypto,
     retire: (kp: Keypair) => void,
   ) {
-    this.handshake = new Handshake(publicKey);
+    this.handshake = new Handshake(publicKey, undefined, (k) => c.zeroPrivateKey(k));
     this.keypairs = new Keypairs(retire);
     this.cookieGenerator = new CookieGenerator(c, publicKey);
   }
