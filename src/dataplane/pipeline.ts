@@ -26,6 +26,8 @@
 //               length to deliver or -1 (DELIVER | DROP). C_RETIRED++, notify the writer if it waits.
 //   4 written   TUN writer thread (workers/tun-writer.ts): writeSync each DELIVER slot; C_FREED++
 //               (reserveRecv reuses slots below it). Test mode: main calls hooks.deliver() instead.
+//               Latency shortcut (DIRECT_WRITE_MAX): a check batch of ≤ 2 slots while the writer owes
+//               nothing is written by main itself and marked DROP; the writer then only frees it.
 //
 // Main-thread API (all methods are main-thread only and never block):
 //   Pipeline.start(opts, hooks)            threads attached, doorbell armed
