@@ -97,7 +97,8 @@ async function ip(args: string[]): Promise<string> {
   return r.stdout;
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process exists (EPERM: it exists but is not ours). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

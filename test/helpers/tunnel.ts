@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ChildProcess } from 'node:child_process';
-import { Netns, type ExecResult, genKey, haveCommand, netnsSkipReason, run, vethPair, waitFor } from './netns.js';
+import { Netns, type ExecResult, genKey, haveCommand, isAlive, netnsSkipReason, run, vethPair, waitFor } from './netns.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** Absolute path of the wirepool launcher (what WG_QUICK_USERSPACE_IMPLEMENTATION gets). */
@@ -67,14 +67,6 @@ export interface StartOptions {
   timeoutMs?: number;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Pids of processes inside ns whose command line mentions ifname. */
 export async function pidsInNs(ns: Netns, match: string): Promise<number[]> {
