@@ -62,9 +62,57 @@ const sleepWord = CTL_WORKER_SLEEPERS + (id >> 5);
 const sleepBit = 1 << (id & 31);
 const spin = wd.spin;
 
-function sealSome(ring: RingView): number {
+/**
+ * The per-ring crypt step: transform claimed slot s (meta words from m) in place, write
+ * meta[M_RESULT], and return true (DONE) or false (FAILED). Module-level functions, so passing
+ * one to cryptSome() allocates nothing.
+ */
+type CryptStep = (ring: RingView, s: number, m: number) => boolean;
+
+/** Seal (TUN and LOCAL rings): plaintext at data[16, 16+len) → message at data[0, 16+len+16). */
+function sealStep(ring: RingView, s: number, m: number): boolean {
   const meta = ring.meta;
+  const len = meta[m + M_LENGTH]!;
+  const kp = meta[m + M_KEYPAIR]!;
   const maxPlain = ring.slotBytes - MESSAGE_TRANSPORT_HEADER_SIZE - AEAD_TAG_LEN;
+  if (!(len >= 0 && len <= maxPlain && kp >= 0 && kp < keys.capacity)) return false;
+  try {
+    const out = sealTransport(
+      keys.sendKey(kp), meta[m + M_COUNTER_LO]!, meta[m + M_COUNTER_HI]!,
+      ring.data, s * ring.slotBytes + MESSAGE_TRANSPORT_HEADER_SIZE, len,
+    );
+    meta[m + M_RESULT] = MESSAGE_TRANSPORT_HEADER_SIZE + out;
+    return true;
+  } catch {
+    return false; // counted as FAILED; the slot's bytes are not sent
+  }
+}
+
+/** Open (RECV ring): datagram at data[0, len) → plaintext at data[16, 16+len−32). */
+function openStep(ring: RingView, s: number, m: number): boolean {
+  const meta = ring.meta;
+  const len = meta[m + M_LENGTH]!;
+  const kp = meta[m + M_KEYPAIR]!;
+  if (!(len >= MESSAGE_TRANSPORT_MIN_SIZE && len <= ring.slotBytes && kp >= 0 && kp < keys.capacity)) return false;
+  try {
+    const out = openTransport(
+      keys.recvKey(kp), meta[m + M_COUNTER_LO]!, meta[m + M_COUNTER_HI]!,
+      ring.data, s * ring.slotBytes + MESSAGE_TRANSPORT_HEADER_SIZE, len - MESSAGE_TRANSPORT_HEADER_SIZE,
+    );
+    if (out < 0) return false; // FAILED
+    meta[m + M_RESULT] = out;
+    return true;
+  } catch {
+    return false; // FAILED
+  }
+}
+
+/**
+ * Up to BATCH slots of one ring: claim, crypt in place with `step`, publish DONE or FAILED,
+ * count it (`doneStat`: CW_SEALED or CW_OPENED; failures CW_FAILED), and pay main's doorbell
+ * when owed (deferred by up to RING_DEFER slots). Returns the number of slots processed.
+ */
+function cryptSome(ring: RingView, step: CryptStep, doneStat: number): number {
   let n = 0;
   let owed = -1; // n at which main's ring became owed
   while (n < BATCH) {
@@ -74,60 +122,8 @@ function sealSome(ring: RingView): number {
     }
     const s = ring.claim(crypting);
     if (s < 0) break;
-    const m = s * META_WORDS;
-    const len = meta[m + M_LENGTH]!;
-    const kp = meta[m + M_KEYPAIR]!;
-    let state: number = SlotState.FAILED;
-    if (len >= 0 && len <= maxPlain && kp >= 0 && kp < keys.capacity) {
-      try {
-        const out = sealTransport(
-          keys.sendKey(kp), meta[m + M_COUNTER_LO]!, meta[m + M_COUNTER_HI]!,
-          ring.data, s * ring.slotBytes + MESSAGE_TRANSPORT_HEADER_SIZE, len,
-        );
-        meta[m + M_RESULT] = MESSAGE_TRANSPORT_HEADER_SIZE + out;
-        state = SlotState.DONE;
-      } catch {
-        // counted as FAILED; the slot's bytes are not sent
-      }
-    }
-    stats[row + (state === SlotState.DONE ? CW_SEALED : CW_FAILED)]! += 1;
-    if (ring.finish(s, state) && owed < 0) owed = n;
-    n++;
-  }
-  if (owed >= 0) ringMainBell(ctl);
-  return n;
-}
-
-function openSome(ring: RingView): number {
-  const meta = ring.meta;
-  let n = 0;
-  let owed = -1;
-  while (n < BATCH) {
-    if (owed >= 0 && n - owed >= RING_DEFER) {
-      ringMainBell(ctl);
-      owed = -1;
-    }
-    const s = ring.claim(crypting);
-    if (s < 0) break;
-    const m = s * META_WORDS;
-    const len = meta[m + M_LENGTH]!;
-    const kp = meta[m + M_KEYPAIR]!;
-    let state: number = SlotState.FAILED;
-    if (len >= MESSAGE_TRANSPORT_MIN_SIZE && len <= ring.slotBytes && kp >= 0 && kp < keys.capacity) {
-      try {
-        const out = openTransport(
-          keys.recvKey(kp), meta[m + M_COUNTER_LO]!, meta[m + M_COUNTER_HI]!,
-          ring.data, s * ring.slotBytes + MESSAGE_TRANSPORT_HEADER_SIZE, len - MESSAGE_TRANSPORT_HEADER_SIZE,
-        );
-        if (out >= 0) {
-          meta[m + M_RESULT] = out;
-          state = SlotState.DONE;
-        }
-      } catch {
-        // FAILED
-      }
-    }
-    stats[row + (state === SlotState.DONE ? CW_OPENED : CW_FAILED)]! += 1;
+    const state: number = step(ring, s, s * META_WORDS) ? SlotState.DONE : SlotState.FAILED;
+    stats[row + (state === SlotState.DONE ? doneStat : CW_FAILED)]! += 1;
     if (ring.finish(s, state) && owed < 0) owed = n;
     n++;
   }
@@ -144,7 +140,8 @@ function routineCrypt(): void {
     let t0 = performance.now();
     for (;;) {
       if (Atomics.load(ctl, CTL_SHUTDOWN) !== 0) return;
-      const n = sealSome(tun) + sealSome(local) + openSome(recv);
+      const n = cryptSome(tun, sealStep, CW_SEALED) + cryptSome(local, sealStep, CW_SEALED)
+        + cryptSome(recv, openStep, CW_OPENED);
       if (n !== 0) {
         const t1 = performance.now(); // account per round, so a worker that never sleeps still reports
         stats[row + CW_BUSY_NS]! += (t1 - t0) * 1e6;
