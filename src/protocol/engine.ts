@@ -29,6 +29,7 @@ import {
 } from './noise.js';
 import { Peer, Stat, STATS_PER_PEER } from './peer.js';
 import { RateLimiter } from './ratelimiter.js';
+import { REPLAY_WINDOW_SIZE } from './replay.js';
 import { TimerHeap, TimerKind } from './timers.js';
 
 const REKEY_AFTER_MESSAGES_N = Number(REKEY_AFTER_MESSAGES);
@@ -446,7 +447,8 @@ export class Engine {
     const peer = this.peersById[kp.peerId];
     if (!peer || peer.removed) return null;
     if (!kp.replay.validate(counter)) {
-      this.drops.count(Direction.Inbound, 'replay');
+      // Behind the window: too old; inside it (or out of range): seen before.
+      this.drops.count(Direction.Inbound, kp.replay.highest - counter > REPLAY_WINDOW_SIZE ? 'too_old' : 'replay');
       return null;
     }
     const now = this.clock.now();

@@ -26,6 +26,11 @@ export class ReplayWindow {
   private last = 0;
   private readonly ring = new Uint32Array(RING_BLOCKS * 2);
 
+  /** Highest counter accepted so far (0 before any). */
+  get highest(): number {
+    return this.last;
+  }
+
   /** Forget everything: the state of a fresh keypair. */
   reset(): void {
     this.last = 0;
