@@ -73,7 +73,6 @@ export class Device implements UapiDevice, MetricsSource {
   private recvSlotKeypair: (Keypair | undefined)[] = [];
   private recvSlotAddress: string[] = [];
   private recvSlotPort!: Int32Array;
-  private recvSlotFamily!: Uint8Array;
 
   private constructor(opts: DeviceOptions) {
     this.ifname = opts.ifname;
@@ -121,7 +120,6 @@ export class Device implements UapiDevice, MetricsSource {
     });
     const slots = d.pipeline.slots(2 /* RING_RECV */);
     d.recvSlotPort = new Int32Array(slots);
-    d.recvSlotFamily = new Uint8Array(slots);
     try {
       await d.udp.bind(opts.listenPort ?? 0);
     } catch (err) {
@@ -194,7 +192,6 @@ export class Device implements UapiDevice, MetricsSource {
     this.recvSlotKeypair[slot] = kp;
     this.recvSlotAddress[slot] = address;
     this.recvSlotPort[slot] = port;
-    this.recvSlotFamily[slot] = family;
     p.publishRecv(slot, msg.length, kp.keyId, kp.peerId, readU32(msg, Transport.COUNTER), readU32(msg, Transport.COUNTER + 4));
   }
 
@@ -277,7 +274,7 @@ export class Device implements UapiDevice, MetricsSource {
       return -1;
     }
     const counter = meta.counterLo + meta.counterHi * 0x1_0000_0000;
-    const peer = e.receiveTransport(kp, counter, meta.length, plen, this.recvSlotAddress[slot]!, this.recvSlotPort[slot]!, this.recvSlotFamily[slot] as 4 | 6);
+    const peer = e.receiveTransport(kp, counter, meta.length, plen, this.recvSlotAddress[slot]!, this.recvSlotPort[slot]!);
     this.scheduleTimers();
     if (!peer || plen === 0) return -1; // dropped (counted), or a keepalive
     const version = data[16]! >> 4;

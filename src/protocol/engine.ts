@@ -440,7 +440,7 @@ export class Engine {
    * confirmation, timers (§5, §6, §8). Returns the peer when the packet is accepted
    * (then the caller checks the inner packet and delivers it), else null.
    */
-  receiveTransport(kp: Keypair, counter: number, msgLen: number, plaintextLen: number, srcAddress: string, srcPort: number, srcFamily: 4 | 6): Peer | null {
+  receiveTransport(kp: Keypair, counter: number, msgLen: number, plaintextLen: number, srcAddress: string, srcPort: number): Peer | null {
     // A keypair retired while its packet was in a worker must not be attributed to a peer
     // that has since taken over its id.
     if (kp.retired) return null;
@@ -453,7 +453,7 @@ export class Engine {
     }
     const now = this.clock.now();
     const ep = peer.endpoint;
-    if (!ep || ep.port !== srcPort || ep.address !== srcAddress) this.roamTo(peer, srcAddress, srcPort, srcFamily);
+    if (!ep || ep.port !== srcPort || ep.address !== srcAddress) this.roamTo(peer, srcAddress, srcPort);
     if (peer.keypairs.receivedWith(kp)) {
       this.timersHandshakeComplete(peer, false);
       this.sendStaged(peer, now);
@@ -480,10 +480,8 @@ export class Engine {
     if (!ep || ep.port !== src.port || ep.address !== src.address) peer.endpoint = src;
   }
 
-  private roamTo(peer: Peer, address: string, port: number, family: 4 | 6): void {
-    const ep = family === 4
-      ? { address, port, family, bytes: Uint8Array.from(address.split('.').map(Number)) }
-      : endpointFromAddress(address, port);
+  private roamTo(peer: Peer, address: string, port: number): void {
+    const ep = endpointFromAddress(address, port);
     if (ep) peer.endpoint = ep;
   }
 

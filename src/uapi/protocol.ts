@@ -30,6 +30,8 @@
 // ("/08", "/+8") and IPv6 groups ("00000::"), and resolves endpoint zone names.
 // Private and preshared keys never appear in logs or error messages.
 
+import { parseAddress, parsePrefix } from '../protocol/ipaddr.js';
+
 /** Errno values as wireguard-go writes them (negative; ipc/uapi_unix.go). */
 export const UAPI_ERRNO = {
   OK: 0,
@@ -692,14 +694,9 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return acc === 0;
 }
 
-// Address parsers local to the UAPI: it must accept and reject exactly what Go's
-// net/netip does (leading zeros in IPv4 fields, a second "::", 5-digit groups,
-// zones), which src/protocol/allowedips.ts's general-purpose parsers do not.
-
-interface ParsedAddr {
-  addr: Uint8Array; // 4 or 16 bytes
-  zone: boolean;
-}
+// Endpoint and prefix text use the project's strict address parser (src/protocol/ipaddr.ts),
+// which accepts and rejects what Go's net/netip does (no leading zeros in IPv4 fields, one
+// "::", at most 4 hex digits per group, canonical prefix lengths).
 
 /** netip.ParseAddrPort: "a.b.c.d:port" or "[v6(%zone)]:port"; the zone is accepted and dropped. */
 export function parseEndpoint(s: string): { addr: Uint8Array; port: number } | null {
@@ -708,135 +705,23 @@ export function parseEndpoint(s: string): { addr: Uint8Array; port: number } | n
   let ip = s.slice(0, i);
   const portStr = s.slice(i + 1);
   if (ip.length === 0 || portStr.length === 0) return null;
-  let bracketed = false;
-  if (ip[0] === '[') {
+  const bracketed = ip[0] === '[';
+  if (bracketed) {
     if (ip.length < 2 || ip[ip.length - 1] !== ']') return null;
     ip = ip.slice(1, -1);
-    bracketed = true;
+    const pct = ip.indexOf('%');
+    if (pct >= 0) {
+      if (pct === ip.length - 1) return null; // empty zone
+      ip = ip.slice(0, pct);
+    }
   }
   const port = parseUint(portStr, 0xffff);
   if (port === null) return null;
-  const parsed = parseAddr(ip);
-  if (parsed === null) return null;
-  if (bracketed !== (parsed.addr.length === 16)) return null;
-  return { addr: parsed.addr, port };
+  const addr = parseAddress(ip);
+  if (addr === null) return null;
+  if (bracketed !== (addr.length === 16)) return null;
+  return { addr, port };
 }
 
 /** netip.ParsePrefix (Go 1.22+): no zone, prefix length in canonical decimal. */
-export function parseAllowedIp(s: string): { addr: Uint8Array; cidr: number } | null {
-  const i = s.lastIndexOf('/');
-  if (i < 0) return null;
-  const parsed = parseAddr(s.slice(0, i));
-  if (parsed === null || parsed.zone) return null;
-  const bits = s.slice(i + 1);
-  if (bits.length === 0 || bits.length > 3 || (bits.length > 1 && bits[0] === '0')) return null;
-  const cidr = parseUint(bits, parsed.addr.length * 8);
-  if (cidr === null) return null;
-  return { addr: parsed.addr, cidr };
-}
-
-/** netip.ParseAddr: the first '.' or ':' decides the family. */
-function parseAddr(s: string): ParsedAddr | null {
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (c === '.') {
-      const v4 = parseIPv4(s);
-      return v4 === null ? null : { addr: v4, zone: false };
-    }
-    if (c === ':') return parseIPv6(s);
-    if (c === '%') return null;
-  }
-  return null;
-}
-
-/** Dotted quad, 1-3 digits per field, no leading zeros, each <= 255. */
-function parseIPv4(s: string): Uint8Array | null {
-  const out = new Uint8Array(4);
-  let field = 0;
-  let val = 0;
-  let digits = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0x30 && c <= 0x39) {
-      if (digits === 1 && val === 0) return null; // leading zero
-      val = val * 10 + (c - 0x30);
-      digits++;
-      if (val > 255) return null;
-    } else if (c === 0x2e) {
-      if (digits === 0 || field === 3) return null;
-      out[field++] = val;
-      val = 0;
-      digits = 0;
-    } else {
-      return null;
-    }
-  }
-  if (field !== 3 || digits === 0) return null;
-  out[3] = val;
-  return out;
-}
-
-/** RFC 4291 text form with optional "::", trailing dotted quad and "%zone". */
-function parseIPv6(input: string): ParsedAddr | null {
-  let s = input;
-  let zone = false;
-  const pct = s.indexOf('%');
-  if (pct >= 0) {
-    if (pct === s.length - 1) return null; // empty zone
-    s = s.slice(0, pct);
-    zone = true;
-  }
-  const ip = new Uint8Array(16);
-  let ellipsis = -1;
-  let p = 0;
-  if (s.length >= 2 && s[0] === ':' && s[1] === ':') {
-    ellipsis = 0;
-    p = 2;
-    if (p === s.length) return { addr: ip, zone };
-  }
-  let i = 0;
-  while (i < 16) {
-    let off = 0;
-    let acc = 0;
-    while (p + off < s.length) {
-      const d = hexDigit(s.charCodeAt(p + off));
-      if (d < 0) break;
-      acc = (acc << 4) | d;
-      if (off > 3 || acc > 0xffff) return null; // more than 4 digits
-      off++;
-    }
-    if (off === 0) return null;
-    if (p + off < s.length && s[p + off] === '.') {
-      if ((ellipsis < 0 && i !== 12) || i + 4 > 16) return null;
-      const v4 = parseIPv4(s.slice(p));
-      if (v4 === null) return null;
-      ip.set(v4, i);
-      i += 4;
-      p = s.length;
-      break;
-    }
-    ip[i] = acc >> 8;
-    ip[i + 1] = acc & 0xff;
-    i += 2;
-    p += off;
-    if (p === s.length) break;
-    if (s[p] !== ':' || p + 1 === s.length) return null;
-    p++;
-    if (s[p] === ':') {
-      if (ellipsis >= 0) return null; // multiple "::"
-      ellipsis = i;
-      p++;
-      if (p === s.length) break;
-    }
-  }
-  if (p !== s.length) return null;
-  if (i < 16) {
-    if (ellipsis < 0) return null; // too short
-    const n = 16 - i;
-    for (let j = i - 1; j >= ellipsis; j--) ip[j + n] = ip[j];
-    ip.fill(0, ellipsis, ellipsis + n);
-  } else if (ellipsis >= 0) {
-    return null; // "::" must stand for at least one group
-  }
-  return { addr: ip, zone };
-}
+export const parseAllowedIp = parsePrefix;

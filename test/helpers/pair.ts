@@ -111,7 +111,7 @@ export class Net {
     const counter = le64(bytes, Transport.COUNTER);
     const pt = this.crypto.aeadOpen(kp.receiveKey, counter, bytes.subarray(Transport.CONTENT), new Uint8Array(0));
     if (!pt) return 'decrypt_failed';
-    const peer = e.receiveTransport(kp, counter, bytes.length, pt.length, src.address, src.port, src.family);
+    const peer = e.receiveTransport(kp, counter, bytes.length, pt.length, src.address, src.port);
     if (!peer) return 'rejected';
     if (pt.length > 0) node.delivered.push(pt);
     return null;
