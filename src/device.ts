@@ -28,7 +28,7 @@ import { Direction, DROP_REASONS, DropCounters } from './protocol/drops.js';
 import { endpointFromAddress, endpointFromBytes, formatEndpoint } from './protocol/endpoint.js';
 import { type Clock, Engine, type EngineHooks } from './protocol/engine.js';
 import { type Keypair } from './protocol/keypair.js';
-import { messageType, paddedLength, readU32, Transport, writeU32 } from './protocol/messages.js';
+import { messageType, paddedLength, readU32, Transport, writeTransportHeader } from './protocol/messages.js';
 import { type Peer, Stat, STATS_PER_PEER } from './protocol/peer.js';
 import { HandshakeQueue, type QueuedHandshake } from './handshake-queue.js';
 import { type UapiDevice, type UapiDeviceState, UapiError } from './uapi/protocol.js';
@@ -499,11 +499,4 @@ export class Device implements UapiDevice, MetricsSource {
   metricsHandshakeQueue(): { length: number; capacity: number; underLoad: boolean } {
     return { length: this.handshakes.length, capacity: HANDSHAKE_QUEUE_SIZE, underLoad: this.handshakes.isUnderLoad() };
   }
-}
-
-function writeTransportHeader(data: Uint8Array, receiverIndex: number, counter: number): void {
-  data[0] = MESSAGE_TRANSPORT; data[1] = 0; data[2] = 0; data[3] = 0;
-  writeU32(data, Transport.RECEIVER, receiverIndex);
-  writeU32(data, Transport.COUNTER, counter >>> 0);
-  writeU32(data, Transport.COUNTER + 4, Math.floor(counter / 0x1_0000_0000));
 }

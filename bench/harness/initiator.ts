@@ -8,7 +8,7 @@
 import { AEAD_TAG_LEN, KEY_LEN, MESSAGE_COOKIE_REPLY_SIZE, MESSAGE_INITIATION_SIZE, MESSAGE_RESPONSE_SIZE, MESSAGE_TRANSPORT } from '../../src/constants.js';
 import { type Crypto } from '../../src/crypto/crypto.js';
 import { CookieGenerator } from '../../src/protocol/cookie.js';
-import { CookieReply, Response, Transport, paddedLength, readU32, writeType, writeU32 } from '../../src/protocol/messages.js';
+import { CookieReply, Response, Transport, paddedLength, readU32, writeTransportHeader } from '../../src/protocol/messages.js';
 import {
   type DerivedKeys, type NoiseInitialState, type StaticIdentity, Handshake, consumeResponse, createInitiation, deriveKeys,
   precomputeStaticStatic,
@@ -136,10 +136,7 @@ export class Initiator {
     plain.set(inner);
     const sealed = this.c.aeadSeal(k.sendKey, this.sendCounter, plain, EMPTY);
     const out = new Uint8Array(Transport.CONTENT + sealed.length);
-    writeType(out, MESSAGE_TRANSPORT);
-    writeU32(out, Transport.RECEIVER, k.remoteIndex);
-    writeU32(out, Transport.COUNTER, this.sendCounter >>> 0);
-    writeU32(out, Transport.COUNTER + 4, Math.floor(this.sendCounter / 0x1_0000_0000));
+    writeTransportHeader(out, k.remoteIndex, this.sendCounter);
     out.set(sealed, Transport.CONTENT);
     this.sendCounter++;
     return out;

@@ -31,6 +31,14 @@ export function writeType(b: Uint8Array, type: number): void {
   b[0] = type; b[1] = 0; b[2] = 0; b[3] = 0;
 }
 
+/** Writes the 16-byte transport header: type 4, receiver index, 64-bit counter (LE). */
+export function writeTransportHeader(b: Uint8Array, receiverIndex: number, counter: number): void {
+  writeType(b, MESSAGE_TRANSPORT);
+  writeU32(b, Transport.RECEIVER, receiverIndex);
+  writeU32(b, Transport.COUNTER, counter >>> 0);
+  writeU32(b, Transport.COUNTER + 4, Math.floor(counter / 0x1_0000_0000));
+}
+
 /**
  * The receive filter of §2: returns the message type when bytes 0..3 are a known type
  * with zero reserved bytes and the length fits that type exactly (types 1–3) or is at

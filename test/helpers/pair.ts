@@ -6,7 +6,7 @@ import { type Clock, Engine, type EngineHooks } from '../../src/protocol/engine.
 import { type Endpoint, endpointFromAddress } from '../../src/protocol/endpoint.js';
 import { Keypair } from '../../src/protocol/keypair.js';
 import { MESSAGE_TRANSPORT } from '../../src/constants.js';
-import { messageType, paddedLength, readU32, Transport, writeType, writeU32 } from '../../src/protocol/messages.js';
+import { messageType, paddedLength, readU32, Transport, writeTransportHeader } from '../../src/protocol/messages.js';
 import { type Peer } from '../../src/protocol/peer.js';
 
 export class FakeClock implements Clock {
@@ -133,10 +133,7 @@ export function sealMessage(c: Crypto, kp: Keypair, counter: number, packet: Uin
   plaintext.set(packet);
   const ct = c.aeadSeal(kp.sendKey, counter, plaintext, new Uint8Array(0));
   const msg = new Uint8Array(16 + ct.length);
-  writeType(msg, MESSAGE_TRANSPORT);
-  writeU32(msg, Transport.RECEIVER, kp.remoteIndex);
-  writeU32(msg, Transport.COUNTER, counter >>> 0);
-  writeU32(msg, Transport.COUNTER + 4, Math.floor(counter / 2 ** 32));
+  writeTransportHeader(msg, kp.remoteIndex, counter);
   msg.set(ct, 16);
   return msg;
 }
