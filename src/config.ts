@@ -30,7 +30,7 @@ function keyToHex(b64: string, line: number, what: string): string {
 export function configToUapi(text: string, currentPeers?: Iterable<string>): string {
   const out: string[] = ['set=1'];
   let section: 'interface' | 'peer' | null = null;
-  const sawInterfaceKeys = { listen: false };
+  let sawListenPort = false;
   const lines = text.split(/\r?\n/);
   const device: string[] = [];
   const peers: string[][] = [];
@@ -50,7 +50,7 @@ export function configToUapi(text: string, currentPeers?: Iterable<string>): str
         case 'privatekey': device.push(`private_key=${keyToHex(value, n, 'PrivateKey')}`); break;
         case 'listenport': {
           if (!/^\d+$/.test(value) || Number(value) > 65535) throw new ConfigError(n, 'ListenPort must be 0..65535');
-          device.push(`listen_port=${Number(value)}`); sawInterfaceKeys.listen = true; break;
+          device.push(`listen_port=${Number(value)}`); sawListenPort = true; break;
         }
         case 'fwmark': {
           const v = value === 'off' ? 0 : /^(0x[0-9a-f]+|\d+)$/i.test(value) ? Number(value) : NaN;
@@ -89,7 +89,7 @@ export function configToUapi(text: string, currentPeers?: Iterable<string>): str
         throw new ConfigError(n, `unknown key "${raw.slice(0, eq).trim()}" in [Peer]`);
     }
   }
-  if (!sawInterfaceKeys.listen) device.push('listen_port=0');
+  if (!sawListenPort) device.push('listen_port=0');
   out.push(...device);
   if (!currentPeers) out.push('replace_peers=true');
   const wanted = new Set<string>();

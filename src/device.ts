@@ -101,7 +101,7 @@ export class Device implements UapiDevice, MetricsSource {
       drops: new DropCounters(new Float64Array(new SharedArrayBuffer(2 * DROP_REASONS.length * 8))),
     });
     this.udp = new UdpBind(
-      (msg, address, port, family) => this.onDatagram(msg, address, port, family),
+      (msg, address, port) => this.onDatagram(msg, address, port),
       (err) => this.log.error('UDP socket error', { error: err.message }),
     );
     this.handshakes = new HandshakeQueue((h, underLoad) => this.processHandshake(h, underLoad), monotonicClock.now);
@@ -166,14 +166,14 @@ export class Device implements UapiDevice, MetricsSource {
 
   // ───────────────────────── UDP in ─────────────────────────
 
-  private onDatagram(msg: Buffer, address: string, port: number, family: 4 | 6): void {
+  private onDatagram(msg: Buffer, address: string, port: number): void {
     const type = messageType(msg);
     if (type === 0) {
       this.engine.drops.count(Direction.Inbound, 'malformed');
       return;
     }
     if (type !== MESSAGE_TRANSPORT) {
-      if (!this.handshakes.push({ msg, address, port, family })) this.engine.drops.count(Direction.Inbound, 'queue_full');
+      if (!this.handshakes.push({ msg, address, port })) this.engine.drops.count(Direction.Inbound, 'queue_full');
       return;
     }
     const kp = this.engine.lookupReceive(readU32(msg, Transport.RECEIVER));

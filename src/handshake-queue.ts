@@ -11,7 +11,7 @@
 // cheap cookie reply instead of any Diffie-Hellman work.
 import { HANDSHAKE_QUEUE_SIZE, UNDER_LOAD_AFTER_TIME, UNDER_LOAD_QUEUE_LENGTH } from './constants.js';
 
-export interface QueuedHandshake { msg: Buffer; address: string; port: number; family: 4 | 6 }
+export interface QueuedHandshake { msg: Buffer; address: string; port: number }
 
 export class HandshakeQueue {
   private readonly items: (QueuedHandshake | undefined)[] = new Array(HANDSHAKE_QUEUE_SIZE);

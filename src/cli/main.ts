@@ -71,7 +71,8 @@ function daemonize(argv: string[], inheritOutput: boolean): Promise<void> {
     stdio: ['ignore', inheritOutput ? 'inherit' : 'ignore', inheritOutput ? 'inherit' : 'ignore', 'pipe'],
     env: { ...process.env, [READY_FD_ENV]: '3', WG_PROCESS_FOREGROUND: '1' },
   });
-  return new Promise((resolve) => {
+  // Never settles: every path ends the process with the child's verdict.
+  return new Promise<void>(() => {
     let report = '';
     const pipe = child.stdio[3] as NodeJS.ReadableStream;
     pipe.setEncoding('utf8');
@@ -87,6 +88,5 @@ function daemonize(argv: string[], inheritOutput: boolean): Promise<void> {
     };
     pipe.on('end', finish);
     child.on('error', (err) => { process.stderr.write(`wirepool: cannot start daemon: ${err.message}\n`); process.exit(1); });
-    void resolve;
   });
 }

@@ -124,9 +124,6 @@ export class Engine {
   peerByKey(pub: Uint8Array): Peer | undefined {
     return this.peersByKey.get(keyHex(pub));
   }
-  peerById(id: number): Peer | undefined {
-    return this.peersById[id];
-  }
 
   /** Set (or, with null, remove) the device private key (§5 "New device private key"). */
   setPrivateKey(privateKey: Uint8Array | null): void {
