@@ -31,6 +31,7 @@ import { initialState } from '../../src/protocol/noise.js';
 import { echoRequest, ipv4Bytes, isEchoReply } from './echo-packet.js';
 import { Initiator, Received } from './initiator.js';
 import { cachingCrypto } from './keycache-crypto.js';
+import { percentile } from './stats.js';
 
 export type DataMode = 'none' | 'keepalive' | 'ping';
 export type FloodKind = 'junk' | 'replay';
@@ -155,9 +156,12 @@ const EMPTY = new Uint8Array(0);
 
 function percentiles(values: number[]): Percentiles | null {
   if (values.length === 0) return null;
-  const s = [...values].sort((a, b) => a - b);
-  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: s[s.length - 1]! };
+  return {
+    p50: percentile(values, 50),
+    p90: percentile(values, 90),
+    p99: percentile(values, 99),
+    max: percentile(values, 100),
+  };
 }
 
 function familyOf(addr: string): 'udp4' | 'udp6' {

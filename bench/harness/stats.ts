@@ -7,7 +7,8 @@ export function percentile(xs: readonly number[], p: number): number {
   const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
   if (v.length === 0) return NaN;
   if (p <= 0) return v[0]!;
-  const rank = Math.ceil((p / 100) * v.length);
+  // p·n first: (p/100)·n picks up rounding error (0.56·50 = 28.000000000000004 → rank 29).
+  const rank = Math.ceil((p * v.length) / 100 - 1e-9);
   return v[Math.min(v.length, rank) - 1]!;
 }
 
