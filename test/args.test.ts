@@ -1,5 +1,6 @@
 // Command-line parsing: accepted command lines give the exact parsed values; rejected ones
-// give ok:false with a message naming the problem.
+// give ok:false with a message naming the problem. Also the daemon start-up bound read from
+// WIREPOOL_START_TIMEOUT_MS (src/cli/main.ts).
 
 import t from 'tap';
 import { parseArgs, usage, MAX_WORKERS } from '../src/cli/args.js';
@@ -79,5 +80,16 @@ t.test('usage names every option', async (t) => {
   const text = usage();
   for (const opt of ['-f', '--foreground', '--workers', '--config', '--metrics', '--version', '--help', 'INTERFACE-NAME']) {
     t.ok(text.includes(opt), opt);
+  }
+});
+
+t.test('daemon start-up bound: WIREPOOL_START_TIMEOUT_MS or 30 s', async (t) => {
+  const { START_TIMEOUT_MS, startTimeoutMs } = await import('../src/cli/main.js');
+  t.equal(START_TIMEOUT_MS, 30_000);
+  t.equal(startTimeoutMs({}), START_TIMEOUT_MS, 'unset: the default');
+  t.equal(startTimeoutMs({ WIREPOOL_START_TIMEOUT_MS: '1500' }), 1500);
+  t.equal(startTimeoutMs({ WIREPOOL_START_TIMEOUT_MS: '99999999999' }), 0x7fffffff, 'capped at what setTimeout accepts');
+  for (const bad of ['', '0', '-5', '1.5', '1e3', ' 100', 'abc', '010']) {
+    t.equal(startTimeoutMs({ WIREPOOL_START_TIMEOUT_MS: bad }), START_TIMEOUT_MS, `${JSON.stringify(bad)}: the default`);
   }
 });

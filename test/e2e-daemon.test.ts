@@ -1,13 +1,14 @@
 // The wirepool process as wg-quick and an operator see it: command-line errors, --version,
 // daemon mode returning only once the interface and the UAPI socket exist, shutdown on
 // SIGTERM / socket deletion / TUN deletion, refusal to run twice on one interface name,
-// and logs free of key material. Runs the real bin/wirepool in throw-away network
+// daemon mode giving up on (and killing) a child that never reports readiness, and logs
+// free of key material. Runs the real bin/wirepool in throw-away network
 // namespaces; needs root, iproute2, wg (and wirepool's built dist/).
 
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Netns, genKey, run, waitFor } from './helpers/netns.js';
+import { Netns, genKey, isAlive, run, waitFor } from './helpers/netns.js';
 import {
   CLEAN_ENV,
   REPO_ROOT,
@@ -106,6 +107,29 @@ t.test('daemon mode returns only once the interface and the socket exist', { ski
   t.ok(await waitFor(async () => (await pidsInNs(ns, ifname)).length === 0, EXIT_WITHIN_MS, 50), 'the daemon exits on SIGTERM');
   t.notOk(fs.existsSync(socketPath(ifname)), 'and removes its socket');
   t.notOk(await linkExists(ns, ifname), 'and its interface');
+});
+
+t.test('daemon mode kills a child that never reports readiness and fails', { skip, timeout: 60_000 }, async (t) => {
+  const ifname = uniqueIfname('hang');
+  const ns = await namespace(t, 'hang', [ifname]);
+  // The fault hook lets the child bring the interface and socket up but never say 'ok'.
+  const hang = ['WIREPOOL_FAULT_INJECTION=1', 'WIREPOOL_FAULT_STALL_READY=1', 'WIREPOOL_START_TIMEOUT_MS=2000'];
+  const r = await ns.exec('env', [...CLEAN_ENV, ...hang, process.execPath, WIREPOOL_BIN, ifname], { timeoutMs: 40_000 });
+  t.not(r.code, -1, 'wirepool IF returned by itself (the test did not have to kill it)');
+  t.equal(r.code, 1, 'with exit status 1');
+  const m = /daemon \(pid (\d+)\) did not report readiness within 2000 ms; killed it/.exec(r.stderr);
+  t.ok(m, `says why on stderr (${r.stderr.trim()})`);
+  if (m) t.notOk(isAlive(Number(m[1])), 'the child it named is gone (killed and reaped, not a zombie)');
+  t.same(await pidsInNs(ns, ifname), [], 'no wirepool process is left in the namespace');
+  t.ok(await waitFor(async () => !(await linkExists(ns, ifname)), EXIT_WITHIN_MS, 50), 'the interface went with it');
+
+  // Without the hook the same command now succeeds: the killed child's leftovers do not block a retry.
+  const ok = await wirepool(ns, [ifname]);
+  t.equal(ok.code, 0, `a second try without the hook exits 0 (${ok.stderr.trim()})`);
+  const pids = await pidsInNs(ns, ifname);
+  t.equal(pids.length, 1, 'and leaves one daemon running');
+  for (const pid of pids) process.kill(pid, 'SIGTERM');
+  t.ok(await waitFor(async () => (await pidsInNs(ns, ifname)).length === 0, EXIT_WITHIN_MS, 50), 'which exits on SIGTERM');
 });
 
 t.test('shutdown triggers', { skip, timeout: 120_000 }, async (t) => {

@@ -5,6 +5,13 @@
 // socket exist (or why it failed), and exits 0 or 1 accordingly — wg-quick runs
 // `wg setconf` right after we return, so both must exist by then. With -f (or
 // WG_PROCESS_FOREGROUND=1) the daemon runs in this process.
+//
+// The parent's wait is bounded (our addition: wireguard-go's parent waits as long as its
+// child takes): a child that neither reports nor exits within START_TIMEOUT_MS (30 s, or
+// WIREPOOL_START_TIMEOUT_MS=<ms>, a positive integer; anything else means 30 s) is sent SIGKILL (its whole process
+// group: it leads one, being detached), and the parent says so on stderr and exits 1.
+// Test hook, off unless WIREPOOL_FAULT_INJECTION=1: WIREPOOL_FAULT_STALL_READY=1 makes the
+// foreground daemon start up but never send its readiness report.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -14,6 +21,18 @@ import { runDaemon } from '../daemon.js';
 import { parseArgs, usage } from './args.js';
 
 const READY_FD_ENV = 'WIREPOOL_READY_FD';
+const START_TIMEOUT_ENV = 'WIREPOOL_START_TIMEOUT_MS';
+/** How long the parent waits for the child's readiness report by default (ms). */
+export const START_TIMEOUT_MS = 30_000;
+/** After SIGKILL, how long to wait for the child to be reaped before exiting anyway (ms). */
+const KILL_REAP_MS = 5_000;
+
+/** The start-up bound: WIREPOOL_START_TIMEOUT_MS if it is a positive integer, else START_TIMEOUT_MS. */
+export function startTimeoutMs(env: NodeJS.ProcessEnv): number {
+  const v = env[START_TIMEOUT_ENV];
+  if (v === undefined || !/^[1-9][0-9]*$/.test(v)) return START_TIMEOUT_MS;
+  return Math.min(Number(v), 0x7fffffff); // setTimeout's limit
+}
 
 export function version(): string {
   const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
@@ -52,7 +71,13 @@ export async function main(argv: string[]): Promise<void> {
       config: args.config,
       metrics: args.metrics,
       log,
-      onReady: () => report('ok'),
+      onReady: () => {
+        if (process.env.WIREPOOL_FAULT_INJECTION === '1' && process.env.WIREPOOL_FAULT_STALL_READY === '1') {
+          log.info('fault injection: not reporting readiness');
+          return;
+        }
+        report('ok');
+      },
     });
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
@@ -63,9 +88,10 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-/** Start the foreground daemon detached and wait for its readiness report. */
+/** Start the foreground daemon detached and wait (at most startTimeoutMs) for its readiness report. */
 function daemonize(argv: string[], inheritOutput: boolean): Promise<void> {
   const script = process.argv[1]!;
+  const timeoutMs = startTimeoutMs(process.env);
   const child = spawn(process.execPath, [...process.execArgv, script, '--foreground', ...argv.filter((a) => a !== '-f' && a !== '--foreground')], {
     detached: true,
     stdio: ['ignore', inheritOutput ? 'inherit' : 'ignore', inheritOutput ? 'inherit' : 'ignore', 'pipe'],
@@ -74,10 +100,28 @@ function daemonize(argv: string[], inheritOutput: boolean): Promise<void> {
   // Never settles: every path ends the process with the child's verdict.
   return new Promise<void>(() => {
     let report = '';
+    let timedOut = false;
     const pipe = child.stdio[3] as NodeJS.ReadableStream;
     pipe.setEncoding('utf8');
     pipe.on('data', (d: string) => { report += d; });
+    // The bound is ours; wireguard-go's parent has none (see the file comment).
+    const timer = setTimeout(() => {
+      if (report.trim() === 'ok') return finish(); // reported, pipe not yet closed
+      timedOut = true;
+      const pid = child.pid;
+      process.stderr.write(`wirepool: daemon (pid ${pid}) did not report readiness within ${timeoutMs} ms; killed it\n`);
+      if (pid !== undefined) {
+        try { process.kill(-pid, 'SIGKILL'); } catch { child.kill('SIGKILL'); }
+      }
+      // Exit once it is reaped (no zombie left behind), or after KILL_REAP_MS regardless.
+      process.exitCode = 1;
+      if (child.exitCode !== null || child.signalCode !== null) process.exit(1);
+      child.on('exit', () => process.exit(1));
+      setTimeout(() => process.exit(1), KILL_REAP_MS);
+    }, timeoutMs);
     const finish = (): void => {
+      if (timedOut) return; // the timeout path owns the exit
+      clearTimeout(timer);
       const line = report.trim();
       if (line === 'ok') {
         child.unref();

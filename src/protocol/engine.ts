@@ -16,6 +16,7 @@ import {
   REKEY_TIMEOUT_JITTER_MAX, ZERO_KEY_MATERIAL_AFTER,
 } from '../constants.js';
 import { type Crypto, constantTimeEqual } from '../crypto/crypto.js';
+import { toHex } from '../hex.js';
 import { AllowedIPs } from './allowedips.js';
 import { CookieChecker } from './cookie.js';
 import { type DropReason, Direction, DropCounters } from './drops.js';
@@ -122,7 +123,7 @@ export class Engine {
     return this.peersByKey.values();
   }
   peerByKey(pub: Uint8Array): Peer | undefined {
-    return this.peersByKey.get(keyHex(pub));
+    return this.peersByKey.get(toHex(pub));
   }
 
   /** Set (or, with null, remove) the device private key (§5 "New device private key"). */
@@ -149,7 +150,7 @@ export class Engine {
 
   /** Create a peer (the caller checks for duplicates and for our own key). */
   addPeer(publicKey: Uint8Array): Peer {
-    const hex = keyHex(publicKey);
+    const hex = toHex(publicKey);
     const existing = this.peersByKey.get(hex);
     if (existing) return existing;
     const id = this.freeIds.length ? this.freeIds.pop()! : this.peersById.length;
@@ -244,12 +245,12 @@ export class Engine {
     const id = this.identity!;
     let unknownPeer = false;
     const res = consumeInitiation(this.crypto, this.init, id, msg, (pub) => {
-      const peer = this.peersByKey.get(keyHex(pub));
+      const peer = this.peersByKey.get(toHex(pub));
       if (!peer) unknownPeer = true;
       return peer?.handshake;
     });
     if (!res) return this.drop(unknownPeer ? 'unknown_peer' : 'decrypt_failed');
-    const peer = this.peersByKey.get(keyHex(res.consumed.remoteStatic))!;
+    const peer = this.peersByKey.get(toHex(res.consumed.remoteStatic))!;
     const verdict = checkInitiation(res.hs, res.consumed, now, HANDSHAKE_INITIATION_RATE);
     if (verdict === InitiationVerdict.Replay) return this.drop('replay');
     if (verdict === InitiationVerdict.Flood) return this.drop('handshake_flood');
@@ -600,10 +601,6 @@ export class Engine {
 }
 
 const EMPTY = new Uint8Array(0);
-
-export function keyHex(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex');
-}
 
 function assertNever(x: never): never {
   throw new Error(`unexpected ${String(x)}`);

@@ -30,6 +30,7 @@
 // ("/08", "/+8") and IPv6 groups ("00000::"), and resolves endpoint zone names.
 // Private and preshared keys never appear in logs or error messages.
 
+import { toHex } from '../hex.js';
 import { parseAddress, parsePrefix } from '../protocol/ipaddr.js';
 
 /** Errno values as wireguard-go writes them (negative; ipc/uapi_unix.go). */
@@ -122,7 +123,6 @@ const SCANNER_START_SIZE = 4096;
 
 const NL = 0x0a;
 const CR = 0x0d;
-const HEX = '0123456789abcdef';
 const EMPTY = new Uint8Array(0);
 const EMPTY_BUFFER = Buffer.alloc(0);
 
@@ -638,13 +638,6 @@ function formatUint(n: number): string {
 }
 
 // ---- value parsers (Go semantics) ---------------------------------------------
-
-/** Lower-case hex of a key. */
-export function toHex(key: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < key.length; i++) s += HEX[key[i] >> 4] + HEX[key[i] & 15];
-  return s;
-}
 
 /** Exactly 64 hex digits, either case (Go's hex.DecodeString into [32]byte). */
 export function parseHexKey(s: string): Uint8Array | null {
