@@ -7,8 +7,9 @@
 //   TUN reader thread reads a packet into a TUN-ring slot
 //   → route() here, main thread: destination → peer (allowed-IPs trie), keypair + counter
 //     assigned (or the packet is staged and a handshake started), header and padding written
-//   → a crypto worker seals the slot in place
-//   → onSealed() here, in ring order: one UDP send to the peer's endpoint, counters and timers.
+//   → a crypto worker seals the slot in place and writes it, in ring order, to the connected UDP
+//     socket route() named (or leaves it to main: no connected socket yet, socket buffer full)
+//   → onSealed() here, in ring order: counters and timers, and the UDP send for what no worker sent.
 // Receive path (UDP → TUN):
 //   UDP datagram on the main thread → type filter; handshake types go to the handshake queue,
 //     transport: receiver index → keypair, datagram copied into a RECV-ring slot
@@ -103,6 +104,8 @@ export class Device implements UapiDevice, MetricsSource {
     this.udp = new UdpBind(
       (msg, address, port) => this.onDatagram(msg, address, port),
       (err) => this.log.error('UDP socket error', { error: err.message }),
+      // Crypto workers write to connected sockets' fds named in ring slots: close only once none is left.
+      (close) => (this.pipeline ? this.pipeline.afterInFlight(close) : close()),
     );
     this.handshakes = new HandshakeQueue((h, underLoad) => this.processHandshake(h, underLoad), monotonicClock.now);
   }
@@ -112,7 +115,7 @@ export class Device implements UapiDevice, MetricsSource {
     d.metricsWorkers = opts.workers;
     d.pipeline = await Pipeline.start({ workers: opts.workers, tunFd: opts.tun ? opts.tun.fd : null }, {
       route: (slot, data, len, meta) => d.route(slot, data, len, meta),
-      onSealed: (slot, data, msgLen, ok, meta) => d.onSealed(slot, data, msgLen, ok, meta),
+      onSealed: (slot, data, msgLen, ok, meta, sent) => d.onSealed(slot, data, msgLen, ok, meta, sent),
       onOpened: (slot, data, plen, ok, meta) => d.onOpened(slot, data, plen, ok, meta),
       onTunGone: () => { for (const cb of d.tunGoneCallbacks) cb(); },
       onWorkerError: (id, err) => d.log.error('dataplane thread failed; restarting it', { worker: id, error: err instanceof Error ? err.message : String(err) }),
@@ -235,12 +238,13 @@ export class Device implements UapiDevice, MetricsSource {
     writeTransportHeader(data, kp.remoteIndex, counter);
     data.fill(0, 16 + len, 16 + padded);
     meta.setSeal(padded, kp.keyId, counter >>> 0, Math.floor(counter / 0x1_0000_0000), peer.id);
+    meta.sendFd = this.udp.sendFd(peer.endpoint);
     this.tunSlotPeer[slot] = peer;
     return true;
   }
 
-  /** Send rings, stage 4: the sealed message goes out, in ring order. */
-  private onSealed(slot: number, data: Uint8Array, msgLen: number, ok: boolean, meta: SlotMeta): boolean {
+  /** Send rings, in ring order: the sealed message went out from a worker (`sent`), or goes out now. */
+  private onSealed(slot: number, data: Uint8Array, msgLen: number, ok: boolean, meta: SlotMeta, sent: boolean): boolean {
     const fromTun = meta.ring === RING_TUN;
     const peers = fromTun ? this.tunSlotPeer : this.localSlotPeer;
     const peer = peers[slot];
@@ -250,12 +254,19 @@ export class Device implements UapiDevice, MetricsSource {
       this.engine.drops.count(Direction.Outbound, 'ring_full');
       return false;
     }
-    const ep = peer.endpoint;
-    if (peer.removed || !ep) {
-      this.engine.drops.count(Direction.Outbound, 'no_endpoint');
-      return false;
+    if (peer.removed) {
+      if (!sent) this.engine.drops.count(Direction.Outbound, 'no_endpoint');
+      return false; // its stats row may already belong to another peer
     }
-    const held = this.udp.sendFromRing(ep, data.subarray(0, msgLen), () => this.pipeline.releaseHeld(meta.ring as typeof RING_TUN, slot));
+    let held = false;
+    if (!sent) {
+      const ep = peer.endpoint;
+      if (!ep) {
+        this.engine.drops.count(Direction.Outbound, 'no_endpoint');
+        return false;
+      }
+      held = this.udp.sendFromRing(ep, data.subarray(0, msgLen), () => this.pipeline.releaseHeld(meta.ring as typeof RING_TUN, slot));
+    }
     if (fromTun) {
       this.engine.transportSent(peer, msgLen, true);
       this.scheduleTimers();
@@ -317,7 +328,7 @@ export class Device implements UapiDevice, MetricsSource {
     data.set(plaintext, 16);
     data.fill(0, 16 + plaintext.length, 16 + padded);
     this.localSlotPeer[slot] = peer;
-    p.publishLocal(slot, padded, kp.keyId, peer.id, counter >>> 0, Math.floor(counter / 0x1_0000_0000));
+    p.publishLocal(slot, padded, kp.keyId, peer.id, counter >>> 0, Math.floor(counter / 0x1_0000_0000), this.udp.sendFd(peer.endpoint));
     return 16 + padded + 16;
   }
 

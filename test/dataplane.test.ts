@@ -14,10 +14,12 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
+import dgram from 'node:dgram';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { socketFd } from '../src/io/udp.js';
 import { KeyTable } from '../src/dataplane/keytable.js';
 import {
-  CW_OPENED, CW_SEALED, Drop, MAX_WORKERS, R_PACKETS, STAT_MAIN, STAT_READER, STAT_WRITER, W_PACKETS,
+  CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAX_WORKERS, R_PACKETS, STAT_MAIN, STAT_READER, STAT_WRITER, W_PACKETS,
   MAIN_WORKER_RESTARTS, slotBytesFor, statDrop, statWorker,
 } from '../src/dataplane/layout.js';
 import {
@@ -107,6 +109,8 @@ interface SealedRecord {
   ok: boolean;
   state: number;
   msg: Uint8Array;
+  /** A crypto worker wrote it to meta.sendFd itself. */
+  sent: boolean;
 }
 
 /**
@@ -162,10 +166,10 @@ class Harness {
         meta.setSeal(padded, peer.sendKp, lo, hi, peerId);
         return true;
       },
-      onSealed: (_slot, data, msgLen, ok, meta) => {
+      onSealed: (_slot, data, msgLen, ok, meta, sent) => {
         const rec: SealedRecord = {
           seq: meta.seq, ring: meta.ring, peer: meta.peerId, counterLo: meta.counterLo, counterHi: meta.counterHi,
-          ok, state: meta.state, msg: data.slice(0, msgLen),
+          ok, state: meta.state, msg: data.slice(0, msgLen), sent,
         };
         this.sealed.push(rec);
         const held = this.sealedHook?.(rec);
@@ -576,6 +580,73 @@ for (const workers of [1, 2]) {
     await h.receive(h.sealed.slice(100), more);
     await h.progress.until(() => h.delivered.length === 100, 'later packets opened');
     t.ok(h.delivered.every((d, i) => Buffer.compare(d.bytes, more[i]!) === 0));
+  });
+}
+
+/** Crypto module whose seal takes a pseudo-random 0–300 µs extra, so two workers finish out of order. */
+function jitterCryptoModule(): string {
+  const real = new URL('../src/crypto/transport.js', import.meta.url).href;
+  const src = `
+    import * as real from ${JSON.stringify(real)};
+    export function sealTransport(key, lo, hi, buf, off, len) {
+      const until = performance.now() + ((lo * 2654435761) >>> 0) % 300 / 1000;
+      while (performance.now() < until) { /* spin */ }
+      return real.sealTransport(key, lo, hi, buf, off, len);
+    }
+    export const openTransport = real.openTransport;`;
+  return 'data:text/javascript,' + encodeURIComponent(src);
+}
+
+for (const workers of [1, 2]) {
+  t.test(`${workers} worker(s): workers write sealed messages to the connected UDP socket, in ring order; main sends what they cannot`, async (t) => {
+    const N = 2000;
+    const BATCH = 100; // in flight at once: well inside the receiver's socket buffer
+    const rx = dgram.createSocket('udp4');
+    const got: Buffer[] = [];
+    const onRx: (() => void)[] = [];
+    rx.on('message', (m) => { got.push(m); for (const f of onRx) f(); });
+    await new Promise<void>((r) => rx.bind(0, '127.0.0.1', () => r()));
+    const tx = dgram.createSocket('udp4');
+    await new Promise<void>((r) => tx.bind(0, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => tx.connect(rx.address().port, '127.0.0.1', () => r()));
+    const fd = socketFd(tx);
+    t.ok(fd >= 0, 'socketFd reads the connected socket\'s fd');
+    const badFd = fs.openSync('/dev/null', 'r'); // write() fails with EBADF: the worker must leave it to main
+    t.teardown(() => { fs.closeSync(badFd); rx.close(); tx.close(); });
+    const h = await Harness.start({ workers, ringSlots: 256, cryptoModule: jitterCryptoModule() }, 1);
+    t.teardown(() => h.p.stop());
+    onRx.push(() => h.progress.bump());
+    const noFd = (seq: number): boolean => seq % 13 === 5;
+    const failing = (seq: number): boolean => seq % 17 === 3;
+    h.routeHook = (_slot, _data, _len, meta) => {
+      meta.sendFd = noFd(meta.seq) ? -1 : failing(meta.seq) ? badFd : fd;
+      return undefined; // the default route fills the rest
+    };
+    // What main sends (sent=false): straight to the same socket, so the wire shows the true order.
+    h.sealedHook = (rec) => { if (!rec.sent && rec.ok) fs.writeSync(fd, rec.msg); };
+    const pkts = Array.from({ length: N }, (_, i) => packet(i, 200));
+    for (let i = 0; i < N; i += BATCH) {
+      await h.inject(pkts.slice(i, i + BATCH));
+      await h.progress.until(() => got.length >= i + BATCH && h.sealed.length >= i + BATCH, `datagrams ${i}..${i + BATCH - 1}`).catch((e) => { throw new Error(`${e.message}: got ${got.length}, sealed ${h.sealed.length}, in flight ${h.p.inFlight(RING_TUN)}`); });
+    }
+    t.equal(h.sealed.length, N, 'every slot released once');
+    t.ok(h.sealed.every((r) => r.ok), 'all sealed');
+    t.same(h.sealed.map((r) => r.seq), pkts.map((_, i) => i), 'onSealed in ring order');
+    // The wire: exactly the sealed messages, each once, in ring order.
+    t.equal(got.length, N, 'one datagram per packet, none twice');
+    const counters = got.map((m) => m.readUInt32LE(8));
+    t.same(counters, pkts.map((_, i) => i), 'datagrams on the wire in ring order');
+    t.ok(got.every((m, i) => Buffer.compare(m, Buffer.from(h.sealed[i]!.msg)) === 0), 'each datagram is the sealed message');
+    t.ok(got.every((m, i) => checkMessage(m, h.peers[0]!.key, 0x1000, i, 0, pkts[i]!) === null), 'and opens with the peer key');
+    // Who sent what.
+    const mainSent = h.sealed.filter((r) => !r.sent).map((r) => r.seq);
+    const mustBeMain = pkts.map((_, i) => i).filter((i) => noFd(i) || failing(i));
+    t.ok(mustBeMain.every((i) => mainSent.includes(i)), 'no fd or a failing write: main sent it');
+    t.equal(h.sum(CW_SENT) + mainSent.length, N, 'worker writes + main sends = packets');
+    // Main also sends the finished slots queued behind one it had to send: how many depends on timing.
+    t.ok(h.sum(CW_SENT) > 0, `workers wrote some themselves (${h.sum(CW_SENT)})`);
+    const fallbacks = h.sum(CW_SEND_FALLBACKS);
+    t.ok(fallbacks >= 1 && fallbacks <= pkts.filter((_, i) => failing(i) && !noFd(i)).length, `failed writes counted as fallbacks, each slot tried at most once (${fallbacks})`);
   });
 }
 

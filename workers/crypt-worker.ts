@@ -1,23 +1,28 @@
 // Crypto worker thread (RoutineEncryption/RoutineDecryption in one loop): claims PENDING slots of
 // the three rings (TUN and LOCAL send rings: seal; RECV ring: open), transforms them in place
 // with sealTransport/openTransport, publishes DONE or FAILED, and sleeps on the worker doorbell
-// when no ring has claimable work. Long-lived: started once per worker id by pipeline.ts, which
+// when no ring has claimable work. After sealing, it flushes the send ring (RoutineSequentialSender):
+// sealed messages are written, in ring order, to the peer's connected UDP socket straight from
+// the slot (fs.writeSync on the socket's fd, one datagram per write), so main only accounts for
+// them; what it cannot write (no fd yet, EAGAIN, any error) stays for main to send through dgram. Long-lived: started once per worker id by pipeline.ts, which
 // replaces it (same id, same buffers) if it dies. Protocols: src/dataplane/ring.ts.
 //
 // workerData: CryptWorkerData (below). The crypto functions come from `cryptoModule` (default
 // ../src/crypto/transport.js); tests may substitute a module with the same two exports and an
 // optional `init(data, workerId)`.
 
+import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { AEAD_TAG_LEN, MESSAGE_TRANSPORT_HEADER_SIZE, MESSAGE_TRANSPORT_MIN_SIZE } from '../src/constants.js';
 import { KeyTable } from '../src/dataplane/keytable.js';
 import {
-  CTL_SHUTDOWN, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_WAKEUPS,
-  type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_KEYPAIR, M_LENGTH, M_RESULT, META_WORDS, RING_LOCAL, RING_RECV,
+  CTL_SHUTDOWN, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS,
+  CW_SENT, CW_WAKEUPS, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_KEYPAIR, M_LENGTH, M_RESULT, M_STATE,
+  META_WORDS, RING_LOCAL, RING_RECV,
   RING_TUN, SlotState, cryptingState, statWorker,
 } from '../src/dataplane/layout.js';
-import { RingView, ringMainBell } from '../src/dataplane/ring.js';
+import { RingView, ringMainBell, sendLockOwner } from '../src/dataplane/ring.js';
 
 export interface CryptWorkerData {
   shared: DataplaneShared;
@@ -61,6 +66,7 @@ const row = statWorker(id);
 const sleepWord = CTL_WORKER_SLEEPERS + (id >> 5);
 const sleepBit = 1 << (id & 31);
 const spin = wd.spin;
+const lockOwner = sendLockOwner(id);
 
 /**
  * The per-ring crypt step: transform claimed slot s (meta words from m) in place, write
@@ -108,6 +114,64 @@ function openStep(ring: RingView, s: number, m: number): boolean {
 }
 
 /**
+ * Write the sealed message of slot s to its connected socket. ECONNREFUSED is a previous
+ * datagram's ICMP error reported on this send (which then did not go out): one retry. False on
+ * any other failure (EAGAIN when the socket buffer is full, a socket main is replacing, …).
+ */
+function writeSealed(ring: RingView, s: number, fd: number, len: number): boolean {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      return fs.writeSync(fd, ring.data, s * ring.slotBytes, len, null) === len;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED') return false;
+    }
+  }
+  return false;
+}
+
+/**
+ * Send-ring flush (protocol: ring.ts "send flush"): under the ring's flush lock, write every
+ * finished slot from C_SENT on, in order, until one is still being sealed or cannot be written
+ * here (no fd, or the write failed: main sends it; we ring main). Returns nothing; never blocks.
+ */
+function flushSends(ring: RingView): void {
+  const meta = ring.meta;
+  for (;;) {
+    if (!ring.tryLockSend(lockOwner)) return; // the holder re-checks after unlocking
+    let seq = Atomics.load(ctl, ring.iSent);
+    const ready = Atomics.load(ctl, ring.iReady);
+    let leftForMain = false;
+    while (seq !== ready) {
+      const s = seq & ring.mask;
+      const m = s * META_WORDS;
+      const st = Atomics.load(meta, m + M_STATE);
+      if (st === SlotState.DONE) {
+        const fd = meta[m + M_FD]!;
+        if (fd < 0) { leftForMain = true; break; }
+        if (!writeSealed(ring, s, fd, meta[m + M_RESULT]!)) {
+          stats[row + CW_SEND_FALLBACKS]! += 1;
+          meta[m + M_FD] = -1; // main's now: later flushers stop here without trying again
+          leftForMain = true;
+          break;
+        }
+        stats[row + CW_SENT]! += 1;
+        Atomics.store(meta, m + M_STATE, SlotState.SENT);
+      } else if (st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP) {
+        break; // still PENDING or being sealed, or HELD by main
+      }
+      seq = (seq + 1) | 0;
+    }
+    ring.unlockSend(seq);
+    if (leftForMain) {
+      ringMainBell(ctl);
+      return;
+    }
+    const head = ring.flushHeadState();
+    if (head !== SlotState.DONE && head !== SlotState.FAILED && head !== SlotState.DEAD && head !== SlotState.SKIP) return;
+  }
+}
+
+/**
  * Up to BATCH slots of one ring: claim, crypt in place with `step`, publish DONE or FAILED,
  * count it (`doneStat`: CW_SEALED or CW_OPENED; failures CW_FAILED), and pay main's doorbell
  * when owed (deferred by up to RING_DEFER slots). Returns the number of slots processed.
@@ -124,7 +188,9 @@ function cryptSome(ring: RingView, step: CryptStep, doneStat: number): number {
     if (s < 0) break;
     const state: number = step(ring, s, s * META_WORDS) ? SlotState.DONE : SlotState.FAILED;
     stats[row + (state === SlotState.DONE ? doneStat : CW_FAILED)]! += 1;
-    if (ring.finish(s, state) && owed < 0) owed = n;
+    const owes = ring.finish(s, state);
+    if (ring.id !== RING_RECV) flushSends(ring); // before any ring of main: it then finds the slot sent
+    if (owes && owed < 0) owed = n;
     n++;
   }
   if (owed >= 0) ringMainBell(ctl);

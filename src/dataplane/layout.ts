@@ -67,6 +67,12 @@ export const M_COUNTER_LO = 5;
 export const M_COUNTER_HI = 6;
 /** Ring sequence number of the slot's current use (set by the producer). */
 export const M_SEQ = 7;
+/**
+ * Send rings: file descriptor of the connected UDP socket the sealed message may be written to by
+ * the crypto worker that flushes it (-1: main sends it). Main keeps that socket open until every
+ * slot naming it has been released (Pipeline.afterInFlight).
+ */
+export const M_FD = 8;
 // words 8..15 spare
 
 /** Slot states. A slot's life: FREE → FILLED (TUN ring only) → PENDING → crypting → DONE | FAILED | DEAD → … */
@@ -91,6 +97,8 @@ export const SlotState = {
   DELIVER: 8,
   /** Recv ring: checked and dropped; the TUN writer just frees it. */
   DROP: 9,
+  /** Send rings: sealed and already written to its UDP socket by a crypto worker; main only accounts for it. */
+  SENT: 10,
 } as const;
 export type SlotStateValue = (typeof SlotState)[keyof typeof SlotState];
 
@@ -140,7 +148,11 @@ export const C_RETIRED = 3; // main's in-order consumer: TUN/LOCAL released, REC
 export const C_FREED = 4; // producer may reuse slots below this: TUN/LOCAL = released, RECV = written
 /** Main stores the C_RETIRED value it waits at before it sleeps; a worker finishing that very seq rings the bell. */
 export const C_HEAD_WAIT = 5;
-const RING_CTL_FIELDS = 6;
+/** Send rings: every slot below this has been sent or needs no sending (SENT, FAILED, DEAD, SKIP, or sent by main). */
+export const C_SENT = 6;
+/** Send rings: the flush lock, 0 = free, else the holder's SEND_LOCK_* owner value (ring.ts). */
+export const C_SEND_LOCK = 7;
+const RING_CTL_FIELDS = 8;
 
 export function ringCtl(ring: number, field: number): number {
   return line(RING_CTL_BASE + ring * RING_CTL_FIELDS + field);
@@ -201,6 +213,8 @@ export const CW_SEALED = 1;
 export const CW_OPENED = 2;
 export const CW_FAILED = 3;
 export const CW_WAKEUPS = 4; // returns from Atomics.wait
+export const CW_SENT = 5; // sealed messages this worker wrote to a UDP socket itself
+export const CW_SEND_FALLBACKS = 6; // writes that failed (EAGAIN, …) and were left for main to send
 export const STATS_LENGTH = row(RING_COUNT + 3 + MAX_WORKERS);
 
 // ---- key table ------------------------------------------------------------------------------------

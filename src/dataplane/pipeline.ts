@@ -9,15 +9,20 @@
 //               C_PRODUCED++, rings main. Full ring: waits on C_FREED (backpressure).
 //               Test mode (tunFd null): main produces with reserveTun()/publishTun().
 //   2 routed    main, in order: hooks.route() fills header data[0,16), zero padding, padded length,
-//               keypair id and counter (slot → PENDING) or declines (SKIP). C_READY++, wake workers.
+//               keypair id, counter and the connected socket's fd (slot → PENDING) or declines (SKIP).
+//               C_READY++, wake workers.
 //   3 sealed    crypto workers (workers/crypt-worker.ts), any order: claim (state CAS PENDING →
 //               crypting|workerId), sealTransport in place, DONE or FAILED (a dead owner: DEAD).
-//   4 released  main, in order, stopping at the first slot still PENDING/crypting:
-//               hooks.onSealed() (the UDP send of data[0, msgLen)), then FREE, C_RETIRED = C_FREED++,
-//               notify the reader if it waits.
+//   4 sent      in order, by whichever thread holds the ring's flush lock (ring.ts "send flush"):
+//               the worker that sealed a slot writes it and every following finished slot to its
+//               connected UDP socket (fd in the slot; → SENT), C_SENT++. A slot a worker cannot
+//               write (fd -1, EAGAIN, any error) is left DONE, and main sends it: hooks.onSealed()
+//               with sent=false (dgram; the slot may be HELD until the send completes).
+//   5 released  main, in order, below C_SENT: hooks.onSealed() with sent=true for SENT slots (counters,
+//               timers), then FREE, C_RETIRED = C_FREED++, notify the reader if it waits.
 // LOCAL send ring (RING_LOCAL), main → UDP (keepalives, staged packets, anything main originates):
-//   1 main reserveLocal()/publishLocal() with header, padding, keypair, counter already filled
-//   (→ PENDING); 3 sealed and 4 released as above, with meta.ring === RING_LOCAL in onSealed().
+//   1 main reserveLocal()/publishLocal() with header, padding, keypair, counter, fd already filled
+//   (→ PENDING); 3 sealed, 4 sent and 5 released as above, with meta.ring === RING_LOCAL in onSealed().
 // RECV ring (RING_RECV), UDP → TUN:
 //   1 produced  main: reserveRecv() (-1 when full: drop "ring_full"), copy the datagram into
 //               recvData(slot)[0, len), publishRecv() (→ PENDING, wake workers).
@@ -33,9 +38,9 @@
 //   Pipeline.start(opts, hooks)            threads attached, doorbell armed
 //   keys                                   KeyTable: allocate(), setKeys(id, send, recv), free(id); retireKeys(id)
 //   reserveRecv() / recvData(s) / publishRecv(s, len, keypairId, peerId, ctrLo, ctrHi)
-//   reserveLocal() / localData(s) / publishLocal(s, paddedLen, keypairId, peerId, ctrLo, ctrHi)
+//   reserveLocal() / localData(s) / publishLocal(s, paddedLen, keypairId, peerId, ctrLo, ctrHi, fd)
 //   reserveTun() / tunData(s) / publishTun(s, len)   test mode only (no TUN reader)
-//   releaseHeld(ring, s), drain(), inFlight(ring), slots(ring), stats, tunGoneCode, stop()
+//   releaseHeld(ring, s), afterInFlight(fn), drain(), inFlight(ring), slots(ring), stats, tunGoneCode, stop()
 // reserve*() returns the next slot index or -1 (full; counted in stats as Drop.RING_FULL) and may
 // be called again until publish*(); nothing is committed before publish*(). Hooks run on main,
 // inside drains; they may call the producer APIs.
@@ -64,7 +69,8 @@
 //
 // Keys: `keys` is the shared KeyTable. Use retireKeys(id) rather than keys.free(id) for a keypair
 // that may still be named by published slots: it zeroes and frees the id once every slot published
-// before the call has left the rings.
+// before the call has left the rings. Sockets likewise: a socket whose fd send slots may name is
+// closed through afterInFlight(), never directly (a worker could write to a reused fd number).
 //
 // Doorbell decisions (measured with bench/ring.ts): a crypto worker rings main only when main
 // sleeps waiting for exactly the slot it finished, and defers that ring by up to 16 slots while
@@ -77,7 +83,7 @@
 // Memory: each ring is slots × (64 B meta + slotBytes); slotBytes = 9280 for the default 9216-byte
 // inner MTU, so the defaults (1024 + 256 + 1024 slots) take ≈ 21 MB; maxInnerMtu 1420 ≈ 3.6 MB.
 //
-// onSealed() and dgram: dgram.send() may keep a reference to the bytes until its callback (when the
+// onSealed() and dgram (sent=false only): dgram.send() may keep a reference to the bytes until its callback (when the
 // kernel buffer was full and libuv queued the send); the slot would be overwritten after release.
 // Return true from onSealed() to hold the slot (the release stage stops there) and call
 // releaseHeld() from the send callback, or copy the bytes.
@@ -90,12 +96,12 @@ import { KeyTable } from './keytable.js';
 import {
   CONTROL_WORDS, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE,
   CTL_TUN_GONE_ERRNO, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CTL_WRITER_WAITING, DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS,
-  DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS, Drop, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_KEYPAIR,
+  DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS, Drop, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_KEYPAIR,
   M_LENGTH, M_PEER, M_RESULT, M_SEQ, M_STATE, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
   META_WORDS, RING_COUNT, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
   SlotState, STAT_WRITER, TunGoneCause, W_BYTES, W_PACKETS, cryptingState, slotBytesFor, statDrop,
 } from './layout.js';
-import { RingView, allocRing, ringMainBell } from './ring.js';
+import { RingView, SEND_LOCK_MAIN, allocRing, ringMainBell, sendLockOwner } from './ring.js';
 import { Supervisor, TUN_READER_ID, TUN_WRITER_ID } from './supervisor.js';
 
 export interface PipelineOptions {
@@ -128,8 +134,13 @@ export interface PipelineOptions {
 export interface PipelineHooks {
   /** TUN ring stage 2: the slot holds a TUN packet at data[16, 16+len). Fill header data[0,16), zero padding, and meta (length = padded length, keypairId, counterLo/Hi, peerId), then return true (SEAL); or return false (SKIP: released without sending). */
   route(slot: number, data: Uint8Array, len: number, meta: SlotMeta): boolean;
-  /** Send rings stage 4 (meta.ring tells which): sealed message at data[0, msgLen) (ok), or sealing failed / its worker died (!ok, meta.state FAILED/DEAD). Return true to hold the slot until releaseHeld(). */
-  onSealed(slot: number, data: Uint8Array, msgLen: number, ok: boolean, meta: SlotMeta): boolean | void;
+  /**
+   * Send rings, in ring order (meta.ring tells which): sealed message at data[0, msgLen) (ok), or
+   * sealing failed / its worker died (!ok, meta.state FAILED/DEAD). `sent`: a crypto worker already
+   * wrote it to meta.sendFd (account for it only); otherwise send it now, and return true to hold
+   * the slot until releaseHeld().
+   */
+  onSealed(slot: number, data: Uint8Array, msgLen: number, ok: boolean, meta: SlotMeta, sent: boolean): boolean | void;
   /** RECV ring stage 3: plaintext at data[16, 16+plaintextLen) when ok. Return the inner length to deliver to TUN (0..plaintextLen), or -1 to drop. */
   onOpened(slot: number, data: Uint8Array, plaintextLen: number, ok: boolean, meta: SlotMeta): number;
   /** Test mode only (tunFd null): RECV ring stage 4, a packet at data[16, 16+len) that would be written to TUN. */
@@ -174,6 +185,9 @@ export class SlotMeta {
   set counterLo(v: number) { this.words[this.m + M_COUNTER_LO] = v; }
   get counterHi(): number { return this.words[this.m + M_COUNTER_HI]! >>> 0; }
   set counterHi(v: number) { this.words[this.m + M_COUNTER_HI] = v; }
+  /** Send rings: fd of the connected UDP socket a worker may write the sealed message to (-1: main sends it). */
+  get sendFd(): number { return this.words[this.m + M_FD]!; }
+  set sendFd(v: number) { this.words[this.m + M_FD] = v; }
   /** route() convenience: everything the seal stage needs. */
   setSeal(paddedLen: number, keypairId: number, counterLo: number, counterHi: number, peerId: number): void {
     const w = this.words;
@@ -228,7 +242,8 @@ export class Pipeline {
   private readonly freeBatch: number;
 
   private readonly supervisor: Supervisor;
-  private readonly pendingRetire: { id: number; marks: number[] }[] = [];
+  /** afterInFlight() callbacks, FIFO, each with the C_READY marks every ring must retire past first. */
+  private readonly pendingRetire: { run: () => void; marks: number[] }[] = [];
 
   private pumping = false;
   private waiting = false;
@@ -353,14 +368,18 @@ export class Pipeline {
     return this.views[RING_LOCAL]![slot]!;
   }
 
-  /** LOCAL stage 1: publish a filled slot for sealing (paddedLen may be 0: keepalive). False (Drop.BAD_LENGTH) if it does not fit. */
-  publishLocal(slot: number, paddedLen: number, keypairId: number, peerId: number, counterLo: number, counterHi: number): boolean {
+  /**
+   * LOCAL stage 1: publish a filled slot for sealing (paddedLen may be 0: keepalive); `sendFd` as
+   * SlotMeta.sendFd (-1: main sends it). False (Drop.BAD_LENGTH) if it does not fit.
+   */
+  publishLocal(slot: number, paddedLen: number, keypairId: number, peerId: number, counterLo: number, counterHi: number, sendFd = -1): boolean {
     const ring = this.rings[RING_LOCAL]!;
     this.checkReserved(RING_LOCAL, slot);
     if (!(paddedLen >= 0 && paddedLen <= ring.slotBytes - MESSAGE_TRANSPORT_HEADER_SIZE - AEAD_TAG_LEN)) {
       this.stats[statDrop(RING_LOCAL, Drop.BAD_LENGTH)]! += 1;
       return false;
     }
+    ring.meta[slot * META_WORDS + M_FD] = sendFd;
     this.publishPending(ring, slot, paddedLen, keypairId, peerId, counterLo, counterHi);
     return true;
   }
@@ -414,8 +433,13 @@ export class Pipeline {
 
   /** Zero and free keypair id `id` once every slot published before this call has left the rings. */
   retireKeys(id: number): void {
+    this.afterInFlight(() => this.keys.free(id));
+  }
+
+  /** Run `fn` (on main) once every slot published before this call has left the rings: now, if none is in flight. */
+  afterInFlight(fn: () => void): void {
     const marks = [this.ready[RING_TUN]!, this.ready[RING_LOCAL]!, this.ready[RING_RECV]!];
-    this.pendingRetire.push({ id, marks });
+    this.pendingRetire.push({ run: fn, marks });
     this.processRetired();
   }
 
@@ -558,7 +582,8 @@ export class Pipeline {
       const head = this.retired[r]!;
       if (head === this.ready[r]) continue;
       const st = Atomics.load(ring.meta, (head & ring.mask) * META_WORDS + M_STATE);
-      if (st === SlotState.DONE || st === SlotState.FAILED || st === SlotState.DEAD || (r !== RING_RECV && st === SlotState.SKIP)) return true;
+      if (st === SlotState.DONE || st === SlotState.FAILED || st === SlotState.DEAD
+        || (r !== RING_RECV && (st === SlotState.SKIP || st === SlotState.SENT))) return true;
     }
     return !this.tunGoneReported && Atomics.load(this.ctl, CTL_TUN_GONE) !== 0;
   }
@@ -591,6 +616,7 @@ export class Pipeline {
       const s = seq & ring.mask;
       const m = s * META_WORDS;
       let seal = false;
+      meta[m + M_FD] = -1; // route() may name a socket
       try {
         seal = this.hooks.route(s, views[s]!, meta[m + M_LENGTH]!, sm.at(s)) === true;
       } catch (err) {
@@ -614,43 +640,71 @@ export class Pipeline {
     this.wakeWorkers(n);
   }
 
-  /** Send rings stage 4: in order, stop at the first slot not finished (or held). */
+  /**
+   * Send rings, stages 4 and 5 on main. First release, in order, what the flushers have passed
+   * (below C_SENT): SENT slots are accounted for (onSealed, sent=true), FAILED/DEAD ones counted.
+   * Then, at the flush head, take the flush lock and send what is finished there through dgram
+   * (onSealed, sent=false): slots a worker could not write, or that no worker has flushed yet.
+   * Stops at the first slot still being sealed, or at one onSealed() holds.
+   */
   private releaseStage(r: typeof RING_TUN | typeof RING_LOCAL): boolean {
     const ring = this.rings[r]!;
     const meta = ring.meta;
     const ready = this.ready[r]!;
     const start = this.retired[r]!;
     let seq = start;
-    const views = this.views[r]!;
-    const sm = this.metas[r]!;
-    while (seq !== ready) {
+    const sentTo = Atomics.load(this.ctl, ring.iSent);
+    while (seq !== sentTo) {
       const s = seq & ring.mask;
-      const m = s * META_WORDS;
-      const st = Atomics.load(meta, m + M_STATE);
-      if (st === SlotState.DONE || st === SlotState.FAILED || st === SlotState.DEAD) {
-        const ok = st === SlotState.DONE;
-        if (!ok) this.stats[statDrop(r, st === SlotState.DEAD ? Drop.DEAD : Drop.CRYPTO_FAILED)]! += 1;
-        let held = false;
-        try {
-          held = this.hooks.onSealed(s, views[s]!, ok ? meta[m + M_RESULT]! : 0, ok, sm.at(s)) === true;
-        } catch (err) {
-          this.hookError('onSealed', err, r);
-        }
-        if (held) {
-          Atomics.store(meta, m + M_STATE, SlotState.HELD);
-          break;
-        }
-      } else if (st !== SlotState.SKIP) {
-        break; // PENDING, crypting or HELD: keep order
-      }
-      Atomics.store(meta, m + M_STATE, SlotState.FREE);
+      this.releaseSlot(r, s, Atomics.load(meta, s * META_WORDS + M_STATE));
       seq = (seq + 1) | 0;
+    }
+    if (seq !== ready && ring.tryLockSend(SEND_LOCK_MAIN)) {
+      // The lock holder before us may have moved C_SENT on since we read it.
+      for (const to = Atomics.load(this.ctl, ring.iSent); seq !== to; seq = (seq + 1) | 0) {
+        const s = seq & ring.mask;
+        this.releaseSlot(r, s, Atomics.load(meta, s * META_WORDS + M_STATE));
+      }
+      while (seq !== ready) {
+        const s = seq & ring.mask;
+        const st = Atomics.load(meta, s * META_WORDS + M_STATE);
+        if (st !== SlotState.DONE && st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP) break;
+        if (!this.releaseSlot(r, s, st)) break; // held: C_SENT stays here, so nothing overtakes it
+        seq = (seq + 1) | 0;
+      }
+      ring.unlockSend(seq);
     }
     if (seq === start) return false;
     this.retired[r] = seq;
     Atomics.store(this.ctl, ring.iRetired, seq);
     Atomics.store(this.ctl, ring.iFreed, seq);
     if (r === RING_TUN && Atomics.load(this.ctl, CTL_READER_WAITING) !== 0) Atomics.notify(this.ctl, ring.iFreed, 1);
+    return true;
+  }
+
+  /**
+   * One finished send slot, in order: DONE is sent now (main holds the flush lock), SENT was sent by
+   * a worker, FAILED/DEAD are counted, SKIP needs nothing. Frees the slot and returns true, or
+   * returns false when onSealed() holds it (state HELD; releaseHeld() makes it SKIP).
+   */
+  private releaseSlot(r: typeof RING_TUN | typeof RING_LOCAL, s: number, st: number): boolean {
+    const meta = this.rings[r]!.meta;
+    const m = s * META_WORDS;
+    if (st !== SlotState.SKIP) {
+      const ok = st === SlotState.DONE || st === SlotState.SENT;
+      if (!ok) this.stats[statDrop(r, st === SlotState.DEAD ? Drop.DEAD : Drop.CRYPTO_FAILED)]! += 1;
+      let held = false;
+      try {
+        held = this.hooks.onSealed(s, this.views[r]![s]!, ok ? meta[m + M_RESULT]! : 0, ok, this.metas[r]!.at(s), st === SlotState.SENT) === true;
+      } catch (err) {
+        this.hookError('onSealed', err, r);
+      }
+      if (held) {
+        Atomics.store(meta, m + M_STATE, SlotState.HELD);
+        return false;
+      }
+    }
+    Atomics.store(meta, m + M_STATE, SlotState.FREE);
     return true;
   }
 
@@ -742,7 +796,7 @@ export class Pipeline {
         if (((this.retired[r]! - head.marks[r]!) | 0) < 0) return; // FIFO: later entries have later marks
       }
       this.pendingRetire.shift();
-      this.keys.free(head.id);
+      head.run();
     }
   }
 
@@ -764,6 +818,9 @@ export class Pipeline {
       }
     }
     Atomics.and(this.ctl, CTL_WORKER_SLEEPERS + (id >> 5), ~(1 << (id & 31)));
+    // It may have died holding a flush lock: free it (a message it wrote but had not yet marked
+    // SENT goes out again; the receiver's replay window drops the copy).
+    for (const r of [RING_TUN, RING_LOCAL]) Atomics.compareExchange(this.ctl, this.rings[r]!.iSendLock, sendLockOwner(id), 0);
     this.pump(); // main may be waiting for one of those slots
   }
 
@@ -777,6 +834,8 @@ export class Pipeline {
     Atomics.notify(ctl, this.rings[RING_RECV]!.iRetired); // the writer waiting for work
     ringMainBell(ctl); // resolves a pending waitAsync; onBell then sees `stopping`
     await this.supervisor.stop();
+    // No thread can use a key or fd named in a slot any more: run what waited for the rings to empty.
+    for (const p of this.pendingRetire.splice(0)) p.run();
   }
 }
 

@@ -23,12 +23,22 @@
 //               sooner when they run out of work): deferring changes when main is woken, never
 //               whether, and it turns "main wakes per packet, chasing one busy worker" (~9 µs of
 //               main CPU each) into one wake per batch (bench/ring.ts measures both).
+//   send flush  (send rings) sealed messages leave in ring order, written to their connected UDP
+//               socket by whichever thread holds the ring's flush lock (C_SEND_LOCK, one CAS): it
+//               walks from C_SENT over finished slots, writes each DONE one (→ SENT) or passes
+//               FAILED/DEAD/SKIP, stops at the first slot still being sealed (or, for a worker, one
+//               it cannot write: no fd, or the write failed), stores C_SENT and unlocks. A thread
+//               that finished a slot but lost the CAS just leaves: the holder re-reads the slot at
+//               C_SENT after unlocking and goes round again if it became flushable (the finisher's
+//               state store precedes its failed CAS, which precedes the holder's unlock, so the
+//               re-read sees it). Main is a flusher too (it sends through dgram), so a slot a worker
+//               had to leave is never stranded: the worker rings main.
 //   worker bell a crypto worker sets its bit in CTL_WORKER_SLEEPERS, reads CTL_WORKER_BELL, re-checks
 //               every ring for claimable work, then Atomics.wait(bell, value read). Main publishes
 //               (cursor store), then if any sleeper bit is set bumps the bell and notifies.
 
 import {
-  C_CLAIM, C_FREED, C_HEAD_WAIT, C_PRODUCED, C_READY, C_RETIRED, CTL_MAIN_ARMED, CTL_MAIN_BELL,
+  C_CLAIM, C_FREED, C_HEAD_WAIT, C_PRODUCED, C_READY, C_RETIRED, C_SEND_LOCK, C_SENT, CTL_MAIN_ARMED, CTL_MAIN_BELL,
   M_SEQ, M_STATE, META_WORDS, type RingId, type RingShared, SlotState, ringCtl,
 } from './layout.js';
 
@@ -44,6 +54,8 @@ export class RingView {
   readonly iRetired: number;
   readonly iFreed: number;
   readonly iHeadWait: number;
+  readonly iSent: number;
+  readonly iSendLock: number;
 
   constructor(readonly id: RingId, readonly ctl: Int32Array, shared: RingShared) {
     this.slots = shared.slots;
@@ -60,6 +72,8 @@ export class RingView {
     this.iRetired = ringCtl(id, C_RETIRED);
     this.iFreed = ringCtl(id, C_FREED);
     this.iHeadWait = ringCtl(id, C_HEAD_WAIT);
+    this.iSent = ringCtl(id, C_SENT);
+    this.iSendLock = ringCtl(id, C_SEND_LOCK);
   }
 
   /** Worker: is there possibly a slot to claim? (Cheap; SKIP slots also count until a claim passes them.) */
@@ -88,6 +102,24 @@ export class RingView {
     }
   }
 
+  /** Send rings: take the flush lock for `owner` (sendLockOwner()); false if another thread holds it. */
+  tryLockSend(owner: number): boolean {
+    return Atomics.compareExchange(this.ctl, this.iSendLock, 0, owner) === 0;
+  }
+
+  /** Send rings: publish C_SENT = `sent` and release the flush lock. */
+  unlockSend(sent: number): void {
+    Atomics.store(this.ctl, this.iSent, sent);
+    Atomics.store(this.ctl, this.iSendLock, 0);
+  }
+
+  /** Send rings: state of the slot at C_SENT, or -1 when nothing published is left to flush. */
+  flushHeadState(): number {
+    const sent = Atomics.load(this.ctl, this.iSent);
+    if (sent === Atomics.load(this.ctl, this.iReady)) return -1;
+    return Atomics.load(this.meta, (sent & this.mask) * META_WORDS + M_STATE);
+  }
+
   /**
    * Worker: publish a crypto result (DONE or FAILED) for `slot`. Data written before this call is
    * visible to main after it. Returns true if main sleeps waiting for exactly this slot: the caller
@@ -99,6 +131,12 @@ export class RingView {
     return Atomics.load(this.ctl, CTL_MAIN_ARMED) !== 0 && Atomics.load(this.ctl, this.iHeadWait) === this.meta[m + M_SEQ];
   }
 }
+
+/** Flush-lock owner value of crypto worker `workerId`; main uses SEND_LOCK_MAIN. */
+export function sendLockOwner(workerId: number): number {
+  return workerId + 1;
+}
+export const SEND_LOCK_MAIN = 0x7fff_ffff;
 
 /** Any thread: wake main (one waitAsync waiter on CTL_MAIN_BELL). */
 export function ringMainBell(ctl: Int32Array): void {

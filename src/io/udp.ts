@@ -12,6 +12,11 @@
 // fails), and closed when it has sent nothing for CONNECTED_IDLE_MS (a peer that roamed away
 // or was removed), on rebind and on close. Handshake and cookie replies stay unconnected:
 // they go to unauthenticated sources.
+//
+// A connected socket's file descriptor (sendFd) is what crypto workers write sealed messages to
+// (fs.writeSync, one datagram per write: workers/crypt-worker.ts). Since a worker may hold that
+// number in a ring slot, closing goes through the owner's deferClose (Pipeline.afterInFlight): the
+// fd is closed only once no slot can name it, so a worker never writes to a reused fd number.
 import dgram from 'node:dgram';
 import { type Endpoint } from '../protocol/endpoint.js';
 import { setSocketMark } from './sockopt.js';
@@ -31,6 +36,19 @@ interface Connected {
   used: boolean;
   /** Closed or abandoned (rebind, idle, forget): the next send looks the endpoint up again. */
   dead: boolean;
+  /** The connected socket's fd once connected, else -1. */
+  fd: number;
+}
+
+/**
+ * The OS file descriptor of a dgram socket, or -1. Read through dgram's internal state (the public
+ * `_handle` getter is deprecated and warns); any change there degrades to -1: main sends.
+ */
+export function socketFd(s: dgram.Socket): number {
+  const key = Object.getOwnPropertySymbols(s).find((k) => k.description === 'state symbol');
+  const state = key === undefined ? undefined : (s as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[key];
+  const fd = state?.handle?.fd;
+  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : -1;
 }
 
 function endpointKey(ep: Endpoint): string {
@@ -47,7 +65,15 @@ export class UdpBind {
   private byEndpoint = new WeakMap<Endpoint, Connected>();
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
 
-  constructor(private readonly onMessage: DatagramHandler, private readonly onError: (err: Error) => void) {}
+  /**
+   * @param deferClose runs a connected socket's close once no in-flight work can still use its fd
+   *   (default: at once).
+   */
+  constructor(
+    private readonly onMessage: DatagramHandler,
+    private readonly onError: (err: Error) => void,
+    private readonly deferClose: (close: () => void) => void = (close) => close(),
+  ) {}
 
   get port(): number {
     return this.boundPort;
@@ -143,7 +169,7 @@ export class UdpBind {
     let c = this.connected.get(key);
     if (!c) {
       if (this.connected.size >= MAX_CONNECTED) return undefined;
-      c = { key, socket: null, failed: false, used: true, dead: false };
+      c = { key, socket: null, failed: false, used: true, dead: false, fd: -1 };
       this.connected.set(key, c);
       this.openConnected(c, ep);
       if (!this.sweepTimer) {
@@ -180,6 +206,7 @@ export class UdpBind {
       s.on('error', (err: NodeJS.ErrnoException) => {
         if (err.code !== 'ECONNREFUSED' && err.code !== 'EHOSTUNREACH' && err.code !== 'ENETUNREACH') this.onError(err);
       });
+      c.fd = socketFd(s);
       c.socket = s;
     };
     s.bind(this.boundPort, () => {
@@ -199,6 +226,7 @@ export class UdpBind {
     c.socket = null;
     c.failed = true;
     c.dead = true;
+    c.fd = -1;
     if (s) {
       // A send still queued in libuv holds a ring slot: close only once it has left.
       const closeWhenDrained = (): void => {
@@ -207,7 +235,7 @@ export class UdpBind {
         if (queued > 0) setTimeout(closeWhenDrained, 1);
         else try { s.close(); } catch { /* already closed */ }
       };
-      closeWhenDrained();
+      this.deferClose(closeWhenDrained);
     }
   }
 
@@ -237,6 +265,15 @@ export class UdpBind {
   forget(ep: Endpoint): void {
     const c = this.connected.get(endpointKey(ep));
     if (c) this.dropConnected(c);
+  }
+
+  /**
+   * The fd of `ep`'s connected socket for a crypto worker to write a transport message to, or -1
+   * (none yet, or none at all: send through sendFromRing). Counts as use of that socket.
+   */
+  sendFd(ep: Endpoint): number {
+    const c = this.connectionFor(ep);
+    return c !== undefined && c.socket !== null ? c.fd : -1;
   }
 
   /** Send one datagram; false when there is no socket of that family. */

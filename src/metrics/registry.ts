@@ -24,7 +24,7 @@ import { REJECT_AFTER_TIME } from '../constants.js';
 import { DROP_REASONS } from '../protocol/drops.js';
 import { Stat, STATS_PER_PEER } from '../protocol/peer.js';
 import {
-  CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, Drop, MAIN_WORKER_RESTARTS, R_BYTES, R_PACKETS, RING_NAMES,
+  CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAIN_WORKER_RESTARTS, R_BYTES, R_PACKETS, RING_NAMES,
   STAT_MAIN, STAT_READER, STAT_WRITER, W_BYTES, W_PACKETS, statDrop, statWorker,
 } from '../dataplane/layout.js';
 import {
@@ -355,6 +355,8 @@ export class WirepoolMetrics {
       (s, row, emit) => { emit({ direction: 'outbound' }, s[row + CW_SEALED]!); emit({ direction: 'inbound' }, s[row + CW_OPENED]!); }, ['direction']);
     perWorker('wireguard_worker_crypto_failures_total', 'Seal errors and failed authentications in a crypto worker.',
       (s, row, emit) => emit({}, s[row + CW_FAILED]!));
+    perWorker('wireguard_worker_udp_sends_total', 'Sealed messages a crypto worker wrote to a connected UDP socket itself (result="sent"), or could not write and left to the main thread (result="fallback": socket buffer full, socket being replaced).',
+      (s, row, emit) => { emit({ result: 'sent' }, s[row + CW_SENT]!); emit({ result: 'fallback' }, s[row + CW_SEND_FALLBACKS]!); }, ['result']);
     new Counter({
       name: 'wireguard_worker_restarts_total',
       help: 'Dataplane threads (crypto workers, TUN reader, TUN writer) that died and were restarted.',
