@@ -6,7 +6,7 @@
 // and writer threads on named pipes. Threads synchronise through the pipeline's doorbells and
 // Atomics; every wait is bounded by a timeout.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -597,23 +597,44 @@ function jitterCryptoModule(): string {
   return 'data:text/javascript,' + encodeURIComponent(src);
 }
 
+/** A receiving UDP socket and a sending socket connected to it (its fd for workers), closed at teardown. */
+async function udpPair(t: Test): Promise<{ got: Buffer[]; fd: number; onRx: (() => void)[] }> {
+  const rx = dgram.createSocket('udp4');
+  const got: Buffer[] = [];
+  const onRx: (() => void)[] = [];
+  rx.on('message', (m) => { got.push(m); for (const f of onRx) f(); });
+  await new Promise<void>((r) => rx.bind(0, '127.0.0.1', () => r()));
+  const tx = dgram.createSocket('udp4');
+  await new Promise<void>((r) => tx.bind(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => tx.connect(rx.address().port, '127.0.0.1', () => r()));
+  t.teardown(() => { rx.close(); tx.close(); });
+  const fd = socketFd(tx);
+  t.ok(fd >= 0, 'socketFd reads the connected socket\'s fd');
+  return { got, fd, onRx };
+}
+
+t.test('worker sends only while the TUN ring is shallow (workerSendDepth); deeper packets go through main, in order', async (t) => {
+  const { got, fd, onRx } = await udpPair(t);
+  const h = await Harness.start({ workers: 2, ringSlots: 256, workerSendDepth: 1 }, 1);
+  t.teardown(() => h.p.stop());
+  onRx.push(() => h.progress.bump());
+  h.routeHook = (_slot, _data, _len, meta) => { meta.sendFd = fd; return undefined; };
+  h.sealedHook = (rec) => { if (!rec.sent && rec.ok) fs.writeSync(fd, rec.msg); };
+  const pkts = Array.from({ length: 50 }, (_, i) => packet(i, 200));
+  await h.inject(pkts); // one synchronous burst: one route pass sees all 50
+  await h.progress.until(() => got.length >= 50 && h.sealed.length >= 50, 'the burst on the wire');
+  t.ok(h.sum(CW_SENT) <= 1, `only the packet with nothing ahead of it may be written by a worker (${h.sum(CW_SENT)})`);
+  t.same(got.map((m) => m.readUInt32LE(8)), pkts.map((_, i) => i), 'all of them, in order');
+});
+
 for (const workers of [1, 2]) {
   t.test(`${workers} worker(s): workers write sealed messages to the connected UDP socket, in ring order; main sends what they cannot`, async (t) => {
     const N = 2000;
     const BATCH = 100; // in flight at once: well inside the receiver's socket buffer
-    const rx = dgram.createSocket('udp4');
-    const got: Buffer[] = [];
-    const onRx: (() => void)[] = [];
-    rx.on('message', (m) => { got.push(m); for (const f of onRx) f(); });
-    await new Promise<void>((r) => rx.bind(0, '127.0.0.1', () => r()));
-    const tx = dgram.createSocket('udp4');
-    await new Promise<void>((r) => tx.bind(0, '127.0.0.1', () => r()));
-    await new Promise<void>((r) => tx.connect(rx.address().port, '127.0.0.1', () => r()));
-    const fd = socketFd(tx);
-    t.ok(fd >= 0, 'socketFd reads the connected socket\'s fd');
+    const { got, fd, onRx } = await udpPair(t);
     const badFd = fs.openSync('/dev/null', 'r'); // write() fails with EBADF: the worker must leave it to main
-    t.teardown(() => { fs.closeSync(badFd); rx.close(); tx.close(); });
-    const h = await Harness.start({ workers, ringSlots: 256, cryptoModule: jitterCryptoModule() }, 1);
+    t.teardown(() => fs.closeSync(badFd));
+    const h = await Harness.start({ workers, ringSlots: 256, cryptoModule: jitterCryptoModule(), workerSendDepth: Infinity }, 1);
     t.teardown(() => h.p.stop());
     onRx.push(() => h.progress.bump());
     const noFd = (seq: number): boolean => seq % 13 === 5;

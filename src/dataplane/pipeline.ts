@@ -119,6 +119,12 @@ export interface PipelineOptions {
   keypairCapacity?: number;
   /** Largest inner packet (default 9216); sets the slot size. */
   maxInnerMtu?: number;
+  /**
+   * Workers write a routed packet to its socket themselves only while fewer than this many TUN-ring
+   * slots are in flight ahead of it; deeper than that, main sends it (default WORKER_SEND_DEPTH).
+   * 0 = main sends everything; Infinity = workers send whenever route() named a socket.
+   */
+  workerSendDepth?: number;
   /** Idle re-checks a crypto worker makes before it sleeps (default 0). */
   workerSpin?: number;
   /** Module with sealTransport/openTransport (and optional init(data, workerId)) for the crypto workers; default src/crypto/transport.js. */
@@ -215,6 +221,16 @@ const ROUTE_PUBLISH_BATCH = 32;
  * after the first slot it does not write itself.
  */
 const DIRECT_WRITE_MAX = 2;
+/**
+ * Worker sends (latency vs throughput, measured on the 2-vCPU bench host): a worker writing a
+ * sealed message itself saves main a wake-up per idle packet (12–19 µs per send in a traced
+ * ping), but adds the send syscall (~4.6 µs) to the worker, which is the bottleneck of a loaded
+ * 1-worker pipeline there: iperf3 TCP fell ~10% with workers always sending, ~35% with two
+ * workers, and was level with main-only sends (within noise) at depth 1. So a worker writes a
+ * packet only when nothing is in flight ahead of it (the idle, latency-bound case); under load
+ * main sends. A host with cores to spare for workers (main is then the ceiling) can raise it.
+ */
+export const WORKER_SEND_DEPTH = 1;
 
 export class Pipeline {
   readonly keys: KeyTable;
@@ -234,6 +250,7 @@ export class Pipeline {
   private readonly retired = new Int32Array(RING_COUNT);
   private tunProduced = 0;
   private recvFreedLocal = 0;
+  private readonly workerSendDepth: number;
   /** fd main writes to in direct mode (-1: none, test mode). */
   private readonly directWriteFd: number;
   /** RECV seq just past the last slot handed to the writer as DELIVER: the writer owes nothing once C_FREED reaches it. */
@@ -258,6 +275,7 @@ export class Pipeline {
     this.slotBytes = slotBytesFor(this.maxInnerMtu);
     this.testMode = opts.tunFd === null;
     this.directWriteFd = opts.tunFd === null ? -1 : opts.tunWriteFd ?? opts.tunFd;
+    this.workerSendDepth = opts.workerSendDepth ?? WORKER_SEND_DEPTH;
     this.keys = KeyTable.create(opts.keypairCapacity ?? DEFAULT_KEYPAIR_CAPACITY);
     const ringSlots = opts.ringSlots ?? DEFAULT_RING_SLOTS;
     const localSlots = opts.localSlots ?? DEFAULT_LOCAL_SLOTS;
@@ -623,6 +641,7 @@ export class Pipeline {
         this.hookError('route', err, RING_TUN);
       }
       if (!seal) this.stats[statDrop(RING_TUN, Drop.SKIPPED)]! += 1;
+      else if (((seq - this.retired[RING_TUN]!) | 0) >= this.workerSendDepth) meta[m + M_FD] = -1; // loaded: main sends
       Atomics.store(meta, m + M_STATE, seal ? SlotState.PENDING : SlotState.SKIP);
       seq = (seq + 1) | 0;
       if (++unpublished === ROUTE_PUBLISH_BATCH) {
