@@ -4,8 +4,9 @@
 // when no ring has claimable work. After sealing, it flushes the send ring (RoutineSequentialSender):
 // sealed messages are written, in ring order, to the peer's connected UDP socket straight from
 // the slot (fs.writeSync on the socket's fd, one datagram per write), so main only accounts for
-// them; what it cannot write (no fd yet, EAGAIN, any error) stays for main to send through dgram. Long-lived: started once per worker id by pipeline.ts, which
-// replaces it (same id, same buffers) if it dies. Protocols: src/dataplane/ring.ts.
+// them; what it cannot write (no fd: main chose to send it, or no connected socket yet; EAGAIN;
+// any error) stays for main to send through dgram. Long-lived: started once per worker id by
+// pipeline.ts, which replaces it (same id, same buffers) if it dies. Protocols: src/dataplane/ring.ts.
 //
 // workerData: CryptWorkerData (below). The crypto functions come from `cryptoModule` (default
 // ../src/crypto/transport.js); tests may substitute a module with the same two exports and an
