@@ -133,7 +133,8 @@ function writeSealed(ring: RingView, s: number, fd: number, len: number): boolea
 /**
  * Send-ring flush (protocol: ring.ts "send flush"): under the ring's flush lock, write every
  * finished slot from C_SENT on, in order, until one is still being sealed or cannot be written
- * here (no fd, or the write failed: main sends it; we ring main). Returns nothing; never blocks.
+ * here: no fd (main chose to send it, and is woken for it like for any finished head slot, see
+ * cryptSome) or a failed write (main must take over now: we ring it). Never blocks.
  */
 function flushSends(ring: RingView): void {
   const meta = ring.meta;
@@ -141,18 +142,18 @@ function flushSends(ring: RingView): void {
     if (!ring.tryLockSend(lockOwner)) return; // the holder re-checks after unlocking
     let seq = Atomics.load(ctl, ring.iSent);
     const ready = Atomics.load(ctl, ring.iReady);
-    let leftForMain = false;
+    let failed = false;
     while (seq !== ready) {
       const s = seq & ring.mask;
       const m = s * META_WORDS;
       const st = Atomics.load(meta, m + M_STATE);
       if (st === SlotState.DONE) {
         const fd = meta[m + M_FD]!;
-        if (fd < 0) { leftForMain = true; break; }
+        if (fd < 0) break; // main sends it
         if (!writeSealed(ring, s, fd, meta[m + M_RESULT]!)) {
           stats[row + CW_SEND_FALLBACKS]! += 1;
           meta[m + M_FD] = -1; // main's now: later flushers stop here without trying again
-          leftForMain = true;
+          failed = true;
           break;
         }
         stats[row + CW_SENT]! += 1;
@@ -163,12 +164,13 @@ function flushSends(ring: RingView): void {
       seq = (seq + 1) | 0;
     }
     ring.unlockSend(seq);
-    if (leftForMain) {
+    if (failed) {
       ringMainBell(ctl);
       return;
     }
     const head = ring.flushHeadState();
-    if (head !== SlotState.DONE && head !== SlotState.FAILED && head !== SlotState.DEAD && head !== SlotState.SKIP) return;
+    if (head === SlotState.DONE ? meta[(Atomics.load(ctl, ring.iSent) & ring.mask) * META_WORDS + M_FD]! < 0
+      : head !== SlotState.FAILED && head !== SlotState.DEAD && head !== SlotState.SKIP) return;
   }
 }
 
