@@ -143,8 +143,8 @@ export interface PipelineHooks {
   /**
    * Send rings, in ring order (meta.ring tells which): sealed message at data[0, msgLen) (ok), or
    * sealing failed / its worker died (!ok, meta.state FAILED/DEAD). `sent`: a crypto worker already
-   * wrote it to meta.sendFd (account for it only); otherwise send it now, and return true to hold
-   * the slot until releaseHeld().
+   * wrote it to meta.sendFd (account for it only; the return value is ignored); otherwise send it
+   * now, and return true to hold the slot until releaseHeld().
    */
   onSealed(slot: number, data: Uint8Array, msgLen: number, ok: boolean, meta: SlotMeta, sent: boolean): boolean | void;
   /** RECV ring stage 3: plaintext at data[16, 16+plaintextLen) when ok. Return the inner length to deliver to TUN (0..plaintextLen), or -1 to drop. */
@@ -718,7 +718,7 @@ export class Pipeline {
       } catch (err) {
         this.hookError('onSealed', err, r);
       }
-      if (held) {
+      if (held && st === SlotState.DONE) { // only a send main just made can hold the slot
         Atomics.store(meta, m + M_STATE, SlotState.HELD);
         return false;
       }
