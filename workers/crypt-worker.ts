@@ -168,9 +168,12 @@ function flushSends(ring: RingView): void {
       ringMainBell(ctl);
       return;
     }
-    const head = ring.flushHeadState();
-    if (head === SlotState.DONE ? meta[(Atomics.load(ctl, ring.iSent) & ring.mask) * META_WORDS + M_FD]! < 0
-      : head !== SlotState.FAILED && head !== SlotState.DEAD && head !== SlotState.SKIP) return;
+    // Re-check the slot now at C_SENT: flushable by us (a racer finished it while we held the lock)?
+    const head = Atomics.load(ctl, ring.iSent);
+    if (head === Atomics.load(ctl, ring.iReady)) return;
+    const hm = (head & ring.mask) * META_WORDS;
+    const st = Atomics.load(meta, hm + M_STATE);
+    if (st === SlotState.DONE ? meta[hm + M_FD]! < 0 : st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP) return;
   }
 }
 

@@ -113,13 +113,6 @@ export class RingView {
     Atomics.store(this.ctl, this.iSendLock, 0);
   }
 
-  /** Send rings: state of the slot at C_SENT, or -1 when nothing published is left to flush. */
-  flushHeadState(): number {
-    const sent = Atomics.load(this.ctl, this.iSent);
-    if (sent === Atomics.load(this.ctl, this.iReady)) return -1;
-    return Atomics.load(this.meta, (sent & this.mask) * META_WORDS + M_STATE);
-  }
-
   /**
    * Worker: publish a crypto result (DONE or FAILED) for `slot`. Data written before this call is
    * visible to main after it. Returns true if main sleeps waiting for exactly this slot: the caller
