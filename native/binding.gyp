@@ -1,5 +1,11 @@
 {
+  "target_defaults": {
+    "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    "cflags_c": ["-std=gnu11"]
+  },
   "targets": [
-    { "target_name": "wirepool_sockopt", "sources": ["sockopt.c"] }
+    { "target_name": "wirepool_aead", "sources": ["aead.c"] },
+    { "target_name": "wirepool_tun", "sources": ["tun.c"] },
+    { "target_name": "wirepool_udp", "sources": ["udp.c"] }
   ]
 }

@@ -1,33 +1,39 @@
 // The composition root: one WireGuard interface. It wires the sans-I/O engine (handshakes,
-// routing, timers) to the edges — UDP sockets, the dataplane pipeline (crypto workers and
-// TUN threads over SharedArrayBuffer rings) and the UAPI configuration interface — and is
-// the only place where the engine's timers meet setTimeout.
+// routing, timers) to the edges — the UDP sockets (src/io/bind.ts), the dataplane pipeline
+// (crypto workers, TUN and UDP threads over SharedArrayBuffer rings) and the UAPI
+// configuration interface — and is the only place where the engine's timers meet setTimeout.
 //
 // Send path (TUN → UDP), stage by stage:
-//   TUN reader thread reads a packet into a TUN-ring slot
+//   TUN reader thread reads a batch of packets into TUN-ring slots (GSO super-packets split)
 //   → route() here, main thread: destination → peer (allowed-IPs trie), keypair + counter
-//     assigned (or the packet is staged and a handshake started), header and padding written
-//   → a crypto worker seals the slot in place and writes it, in ring order, to the connected UDP
-//     socket route() named (or leaves it to main: no connected socket yet, socket buffer full)
-//   → onSealed() here, in ring order: counters and timers, and the UDP send for what no worker sent.
+//     assigned (or the packet is staged and a handshake started), header, padding and the
+//     peer's endpoint words written
+//   → a crypto worker seals a batch of slots in place and sends, in ring order, every finished
+//     slot (sendmmsg, UDP GSO) — or leaves it to main (socket buffer full)
+//   → onSealed() here, in ring order: counters and timers, and the send for what no worker sent.
 // Receive path (UDP → TUN):
-//   UDP datagram on the main thread → type filter; handshake types go to the handshake queue,
-//     transport: receiver index → keypair, datagram copied into a RECV-ring slot
-//   → a crypto worker opens it in place
+//   UDP reader thread: recvmmsg (UDP GRO split) straight into RECV-ring slots, with the
+//     sender's address and our local address in the slot's endpoint words
+//   → classify() here, main thread: type filter; handshake types are copied to the handshake
+//     queue, transport: receiver index → keypair
+//   → a crypto worker opens a batch in place
 //   → onOpened() here, in ring order: replay window, roaming, key confirmation, timers, inner
 //     IP header and source-address check (cryptokey routing)
-//   → the TUN writer thread writes the inner packet to TUN.
+//   → the TUN writer thread writes the inner packets to TUN (coalescing TCP segments: GRO).
 import { performance } from 'node:perf_hooks';
 import { DEFAULT_MTU, MESSAGE_TRANSPORT } from './constants.js';
 import { clampPrivateKey, nodeCrypto } from './crypto/crypto.js';
-import { Pipeline, RING_TUN, type SlotMeta } from './dataplane/pipeline.js';
+import { Pipeline, RING_TUN, type SlotMeta, SlotState } from './dataplane/pipeline.js';
 import { type TunDevice } from './io/tun.js';
-import { UdpBind } from './io/udp.js';
+import { NativeBind } from './io/bind.js';
+import { endpointFromWords, endpointWords, endpointWordsEqual } from './io/endpoint-words.js';
+import { udpNative } from './io/udp-native.js';
+import { M_EP_FAMILY, META_WORDS } from './dataplane/layout.js';
 import { type Logger } from './log.js';
 import { formatPrefix } from './protocol/allowedips.js';
 import { Direction, DROP_REASONS, DropCounters } from './protocol/drops.js';
-import { endpointFromAddress, endpointFromBytes, formatEndpoint } from './protocol/endpoint.js';
-import { type Clock, Engine, type EngineHooks } from './protocol/engine.js';
+import { type Endpoint, endpointFromBytes, formatEndpoint } from './protocol/endpoint.js';
+import { type Clock, Engine, type EngineHooks, type PacketSource } from './protocol/engine.js';
 import { type Keypair } from './protocol/keypair.js';
 import { messageType, paddedLength, readU32, Transport, writeTransportHeader } from './protocol/messages.js';
 import { type Peer, Stat, STATS_PER_PEER } from './protocol/peer.js';
@@ -56,30 +62,34 @@ export class Device implements UapiDevice, MetricsSource {
   readonly engine: Engine;
   readonly ifname: string;
   private pipeline!: Pipeline;
-  private readonly udp: UdpBind;
+  private readonly udp: NativeBind;
   private readonly log: Logger;
   private readonly handshakes: HandshakeQueue;
   private mtu = DEFAULT_MTU;
   private fwmark = 0;
-  private configuredPort = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private timerAt = Infinity;
   private closed = false;
   private tunGoneCallbacks: (() => void)[] = [];
+  /** Closes of replaced socket pairs, handed to the pipeline with the next setUdpSockets(). */
+  private retiredSockets: (() => void)[] = [];
+  private udpWakeFd = -1;
   private mtuPoll: ReturnType<typeof setInterval> | null = null;
   readonly uapiRequests = new Map<string, number>();
   // Main-only side data per ring slot (the pipeline's views are reused; these are ours).
   private tunSlotPeer: (Peer | undefined)[] = [];
   private localSlotPeer: (Peer | undefined)[] = [];
   private recvSlotKeypair: (Keypair | undefined)[] = [];
-  private recvSlotAddress: string[] = [];
-  private recvSlotPort!: Int32Array;
+  /** Endpoint words per Endpoint object (a roam makes a new object), copied into each send slot. */
+  private readonly epWords = new WeakMap<Endpoint, Int32Array>();
+  /** The RECV slot onOpened() is checking, as the engine's PacketSource (one reused object). */
+  private readonly recvSource: RecvSlotSource;
 
   private constructor(opts: DeviceOptions) {
     this.ifname = opts.ifname;
     this.log = opts.log;
     const hooks: EngineHooks = {
-      sendTo: (ep, msg) => this.udp.send(ep, Buffer.from(msg)),
+      sendTo: (ep, msg) => this.udp.sendTo(ep, msg),
       sendTransport: (peer, kp, counter, plaintext) => this.sendLocal(peer, kp, counter, plaintext),
       keypairCreated: (kp) => this.installKeys(kp),
       keypairRetired: (kp) => { if (kp.keyId >= 0) this.pipeline.retireKeys(kp.keyId); kp.keyId = -1; },
@@ -101,32 +111,36 @@ export class Device implements UapiDevice, MetricsSource {
       stats: new Float64Array(new SharedArrayBuffer(maxPeers * STATS_PER_PEER * 8)),
       drops: new DropCounters(new Float64Array(new SharedArrayBuffer(2 * DROP_REASONS.length * 8))),
     });
-    this.udp = new UdpBind(
-      (msg, address, port) => this.onDatagram(msg, address, port),
-      (err) => this.log.error('UDP socket error', { error: err.message }),
-      // Crypto workers write to connected sockets' fds named in ring slots: close only once none is left.
-      (close) => (this.pipeline ? this.pipeline.afterInFlight(close) : close()),
-    );
+    // A replaced socket pair closes once the UDP reader left it and no send slot names its fds.
+    this.udp = new NativeBind((close) => this.retiredSockets.push(close));
+    this.recvSource = new RecvSlotSource((ep) => this.wordsOf(ep));
     this.handshakes = new HandshakeQueue((h, underLoad) => this.processHandshake(h, underLoad), monotonicClock.now);
   }
 
   static async create(opts: DeviceOptions): Promise<Device> {
     const d = new Device(opts);
     d.metricsWorkers = opts.workers;
-    d.pipeline = await Pipeline.start({ workers: opts.workers, tunFd: opts.tun ? opts.tun.fd : null }, {
+    const wakeFd = udpNative().eventfd();
+    d.udpWakeFd = wakeFd;
+    d.pipeline = await Pipeline.start({
+      workers: opts.workers,
+      tunFd: opts.tun ? opts.tun.fd : null,
+      tunWakeFd: opts.tun?.wakeFd,
+      tunVnetHdr: opts.tun?.vnetHdr,
+      udp: { wakeFd },
+    }, {
       route: (slot, data, len, meta) => d.route(slot, data, len, meta),
+      classify: (slot, data, len, meta) => d.classify(slot, data, len, meta),
       onSealed: (slot, data, msgLen, ok, meta, sent) => d.onSealed(slot, data, msgLen, ok, meta, sent),
       onOpened: (slot, data, plen, ok, meta) => d.onOpened(slot, data, plen, ok, meta),
       onTunGone: () => { for (const cb of d.tunGoneCallbacks) cb(); },
       onWorkerError: (id, err) => d.log.error('dataplane thread failed; restarting it', { worker: id, error: err instanceof Error ? err.message : String(err) }),
       onHookError: (stage, err) => d.log.error('packet hook failed', { stage, error: err instanceof Error ? err.stack : String(err) }),
     });
-    const slots = d.pipeline.slots(2 /* RING_RECV */);
-    d.recvSlotPort = new Int32Array(slots);
     try {
-      await d.udp.bind(opts.listenPort ?? 0);
+      d.bindPort(opts.listenPort ?? 0);
     } catch (err) {
-      await d.pipeline.stop();
+      await d.close();
       throw err;
     }
     if (opts.tun) {
@@ -158,8 +172,18 @@ export class Device implements UapiDevice, MetricsSource {
     if (this.mtuPoll) clearInterval(this.mtuPoll);
     this.handshakes.clear();
     this.engine.down();
-    await this.udp.close();
-    await this.pipeline.stop();
+    await this.pipeline?.stop(); // no thread uses a socket or slot after this
+    this.udp.close();
+    for (const close of this.retiredSockets.splice(0)) close();
+    if (this.udpWakeFd >= 0) udpNative().close(this.udpWakeFd);
+    this.udpWakeFd = -1;
+  }
+
+  /** (Re)bind the listen port (0: a fresh random one) and hand the sockets to the UDP reader. Throws (sockets unchanged) on failure. */
+  private bindPort(port: number): void {
+    this.udp.bind(port);
+    const closes = this.retiredSockets.splice(0);
+    this.pipeline.setUdpSockets(this.udp.fd4, this.udp.fd6, () => { for (const close of closes) close(); });
   }
 
   /** For tests and benchmarks without a TUN device. */
@@ -169,40 +193,32 @@ export class Device implements UapiDevice, MetricsSource {
 
   // ───────────────────────── UDP in ─────────────────────────
 
-  private onDatagram(msg: Buffer, address: string, port: number): void {
-    const type = messageType(msg);
+  /** RECV ring, stage 2: what is this datagram (data[0, len), sender in the endpoint words)? */
+  private classify(slot: number, data: Uint8Array, len: number, meta: SlotMeta): boolean {
+    const type = messageType(data, len);
     if (type === 0) {
       this.engine.drops.count(Direction.Inbound, 'malformed');
-      return;
+      return false;
     }
     if (type !== MESSAGE_TRANSPORT) {
-      if (!this.handshakes.push({ msg, address, port })) this.engine.drops.count(Direction.Inbound, 'queue_full');
-      return;
+      const src = endpointFromWords(meta.metaWords, meta.base + M_EP_FAMILY);
+      if (!src) this.engine.drops.count(Direction.Inbound, 'malformed');
+      else if (!this.handshakes.push({ msg: data.slice(0, len), src })) this.engine.drops.count(Direction.Inbound, 'queue_full');
+      return false;
     }
-    const kp = this.engine.lookupReceive(readU32(msg, Transport.RECEIVER));
-    if (!kp || kp.keyId < 0) return;
-    if (msg.length > this.pipeline.slotBytes) {
-      this.engine.drops.count(Direction.Inbound, 'too_big');
-      return;
-    }
-    const p = this.pipeline;
-    const slot = p.reserveRecv();
-    if (slot < 0) {
-      this.engine.drops.count(Direction.Inbound, 'ring_full');
-      return;
-    }
-    p.recvData(slot).set(msg);
+    const kp = this.engine.lookupReceive(readU32(data, Transport.RECEIVER));
+    if (!kp || kp.keyId < 0) return false;
+    meta.keypairId = kp.keyId;
+    meta.peerId = kp.peerId;
+    meta.counterLo = readU32(data, Transport.COUNTER);
+    meta.counterHi = readU32(data, Transport.COUNTER + 4);
     this.recvSlotKeypair[slot] = kp;
-    this.recvSlotAddress[slot] = address;
-    this.recvSlotPort[slot] = port;
-    p.publishRecv(slot, msg.length, kp.keyId, kp.peerId, readU32(msg, Transport.COUNTER), readU32(msg, Transport.COUNTER + 4));
+    return true;
   }
 
   private processHandshake(h: QueuedHandshake, underLoad: boolean): void {
     if (this.closed) return;
-    const src = endpointFromAddress(h.address, h.port);
-    if (!src) return;
-    if (this.engine.receiveHandshake(h.msg, src, underLoad) !== null) this.handshakeStats.rejected(h.msg[0]!);
+    if (this.engine.receiveHandshake(h.msg, h.src, underLoad) !== null) this.handshakeStats.rejected(h.msg[0]!);
     this.scheduleTimers();
   }
 
@@ -238,7 +254,8 @@ export class Device implements UapiDevice, MetricsSource {
     writeTransportHeader(data, kp.remoteIndex, counter);
     data.fill(0, 16 + len, 16 + padded);
     meta.setSeal(padded, kp.keyId, counter >>> 0, Math.floor(counter / 0x1_0000_0000), peer.id);
-    meta.sendFd = this.udp.sendFd(peer.endpoint);
+    meta.metaWords.set(this.wordsOf(peer.endpoint), meta.base + M_EP_FAMILY);
+    meta.sendFd = this.udp.fdFor(peer.endpoint.family);
     this.tunSlotPeer[slot] = peer;
     return true;
   }
@@ -251,27 +268,39 @@ export class Device implements UapiDevice, MetricsSource {
     peers[slot] = undefined;
     if (!peer) return false;
     if (!ok) {
-      this.engine.drops.count(Direction.Outbound, 'ring_full');
+      this.engine.drops.count(Direction.Outbound, meta.state === SlotState.DEAD ? 'worker_died' : 'encrypt_failed');
       return false;
     }
     if (peer.removed) {
       if (!sent) this.engine.drops.count(Direction.Outbound, 'no_endpoint');
       return false; // its stats row may already belong to another peer
     }
-    let held = false;
-    if (!sent) {
+    if (!sent) { // no worker could send it (socket buffer full, or no socket yet): one more try from here
       const ep = peer.endpoint;
       if (!ep) {
         this.engine.drops.count(Direction.Outbound, 'no_endpoint');
         return false;
       }
-      held = this.udp.sendFromRing(ep, data.subarray(0, msgLen), () => this.pipeline.releaseHeld(meta.ring as typeof RING_TUN, slot));
+      if (!this.udp.sendTo(ep, data.subarray(0, msgLen))) {
+        this.engine.drops.count(Direction.Outbound, 'send_failed');
+        return false;
+      }
     }
     if (fromTun) {
       this.engine.transportSent(peer, msgLen, true);
       this.scheduleTimers();
     }
-    return held;
+    return false;
+  }
+
+  /** The endpoint's words for send slots (computed once per Endpoint object). */
+  private wordsOf(ep: Endpoint): Int32Array {
+    let w = this.epWords.get(ep);
+    if (w === undefined) {
+      w = endpointWords(ep);
+      this.epWords.set(ep, w);
+    }
+    return w;
   }
 
   /** RECV ring, stage 3: replay, roaming, timers and the cryptokey-routing source check. */
@@ -281,11 +310,11 @@ export class Device implements UapiDevice, MetricsSource {
     const e = this.engine;
     if (!kp) return -1;
     if (!ok) {
-      e.drops.count(Direction.Inbound, 'decrypt_failed');
+      e.drops.count(Direction.Inbound, meta.state === SlotState.DEAD ? 'worker_died' : 'decrypt_failed');
       return -1;
     }
     const counter = meta.counterLo + meta.counterHi * 0x1_0000_0000;
-    const peer = e.receiveTransport(kp, counter, meta.length, plen, this.recvSlotAddress[slot]!, this.recvSlotPort[slot]!);
+    const peer = e.receiveTransport(kp, counter, meta.length, plen, this.recvSource.at(meta));
     this.scheduleTimers();
     if (!peer || plen === 0) return -1; // dropped (counted), or a keepalive
     const version = data[16]! >> 4;
@@ -328,7 +357,8 @@ export class Device implements UapiDevice, MetricsSource {
     data.set(plaintext, 16);
     data.fill(0, 16 + plaintext.length, 16 + padded);
     this.localSlotPeer[slot] = peer;
-    p.publishLocal(slot, padded, kp.keyId, peer.id, counter >>> 0, Math.floor(counter / 0x1_0000_0000), this.udp.sendFd(peer.endpoint));
+    p.localMeta(slot).set(this.wordsOf(peer.endpoint), slot * META_WORDS + M_EP_FAMILY);
+    p.publishLocal(slot, padded, kp.keyId, peer.id, counter >>> 0, Math.floor(counter / 0x1_0000_0000), this.udp.fdFor(peer.endpoint.family));
     return 16 + padded + 16;
   }
 
@@ -394,12 +424,16 @@ export class Device implements UapiDevice, MetricsSource {
   }
 
   setListenPort(port: number): void {
-    if (port === this.configuredPort && port !== 0 && this.udp.port === port) return;
-    this.configuredPort = port;
-    if (port === 0 && this.udp.port !== 0) return; // already bound to a random port
-    // Node binds asynchronously: the reply cannot wait for it, so a failure is logged and
-    // the port is reported unset (listen_port omitted), as wireguard-go does after -98.
-    this.udp.bind(port).catch((err: Error) => this.log.error('cannot bind listen port', { port, error: err.message }));
+    if (port !== 0 && this.udp.port === port) return;
+    // Synchronous: the new sockets are open before the reply (and before anything this same
+    // request configures is sent); a port that is taken is refused like wireguard-go (-98) and
+    // the current sockets stay. 0 picks a fresh random port.
+    try {
+      this.bindPort(port);
+    } catch (err) {
+      this.log.error('cannot bind listen port', { port, error: err instanceof Error ? err.message : String(err) });
+      throw new UapiError(-98, `cannot bind listen port ${port}: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   setFwmark(mark: number): void {
@@ -427,7 +461,6 @@ export class Device implements UapiDevice, MetricsSource {
   removePeer(pub: Uint8Array): void {
     const peer = this.engine.peerByKey(pub);
     if (!peer) return;
-    if (peer.endpoint) this.udp.forget(peer.endpoint); // its connected socket closes now, not at the idle sweep
     this.engine.removePeer(peer);
   }
 
@@ -509,5 +542,23 @@ export class Device implements UapiDevice, MetricsSource {
 
   metricsHandshakeQueue(): { length: number; capacity: number; underLoad: boolean } {
     return { length: this.handshakes.length, capacity: HANDSHAKE_QUEUE_SIZE, underLoad: this.handshakes.isUnderLoad() };
+  }
+}
+
+/** The sender of the RECV slot being checked, compared in endpoint words (no allocation unless it roamed). */
+class RecvSlotSource implements PacketSource {
+  private words!: Int32Array;
+  private base = 0;
+  constructor(private readonly wordsOf: (ep: Endpoint) => Int32Array) {}
+  at(meta: SlotMeta): this {
+    this.words = meta.metaWords;
+    this.base = meta.base + M_EP_FAMILY;
+    return this;
+  }
+  isEndpoint(ep: Endpoint | null): boolean {
+    return ep !== null && endpointWordsEqual(this.words, this.base, this.wordsOf(ep));
+  }
+  endpoint(): Endpoint | null {
+    return endpointFromWords(this.words, this.base);
   }
 }

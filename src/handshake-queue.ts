@@ -10,8 +10,9 @@
 // processed, the queue passes 128, and from then on messages without a valid mac2 get a
 // cheap cookie reply instead of any Diffie-Hellman work.
 import { HANDSHAKE_QUEUE_SIZE, UNDER_LOAD_AFTER_TIME, UNDER_LOAD_QUEUE_LENGTH } from './constants.js';
+import { type Endpoint } from './protocol/endpoint.js';
 
-export interface QueuedHandshake { msg: Buffer; address: string; port: number }
+export interface QueuedHandshake { msg: Uint8Array; src: Endpoint }
 
 export class HandshakeQueue {
   private readonly items: (QueuedHandshake | undefined)[] = new Array(HANDSHAKE_QUEUE_SIZE);

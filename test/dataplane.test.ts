@@ -16,11 +16,12 @@ import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import dgram from 'node:dgram';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { socketFd } from '../src/io/udp.js';
+import { endpointWords } from '../src/io/endpoint-words.js';
+import { endpointFromAddress } from '../src/protocol/endpoint.js';
 import { KeyTable } from '../src/dataplane/keytable.js';
 import {
   CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAX_WORKERS, R_PACKETS, STAT_MAIN, STAT_READER, STAT_WRITER, W_PACKETS,
-  MAIN_WORKER_RESTARTS, slotBytesFor, statDrop, statWorker,
+  MAIN_WORKER_RESTARTS, M_EP_FAMILY, slotBytesFor, statDrop, statWorker,
 } from '../src/dataplane/layout.js';
 import {
   Pipeline, type PipelineHooks, type PipelineOptions, RING_LOCAL, RING_RECV, RING_TUN, type SlotMeta, SlotState,
@@ -543,7 +544,7 @@ function gatedCryptoModule(): string {
 }
 
 for (const workers of [1, 2]) {
-  t.test(`${workers} worker(s): a crypto worker killed mid-slot is replaced; its slot is DEAD, the rest flows`, async (t) => {
+  t.test(`${workers} worker(s): a crypto worker killed mid-batch is replaced; its claimed slots are DEAD, the rest flows`, async (t) => {
     const gateBuf = new SharedArrayBuffer(8);
     const gate = new Int32Array(gateBuf);
     const h = await Harness.start({ workers, ringSlots: 64, cryptoModule: gatedCryptoModule(), cryptoModuleData: gateBuf }, 2);
@@ -564,9 +565,12 @@ for (const workers of [1, 2]) {
     await injecting;
     await h.progress.until(() => h.sealed.length === 100, 'all 100 released');
     t.same(h.sealed.map((r) => r.seq), pkts.map((_, i) => i), 'order kept across the replacement');
+    // The victim dies holding its whole claimed batch (≤ 32 slots): those, and only those, are DEAD.
     const bad = h.sealed.filter((r) => !r.ok);
-    t.same(bad.map((r) => [r.seq, r.state]), [[50, SlotState.DEAD]], 'exactly the claimed slot is DEAD');
-    t.equal(h.p.stats[statDrop(RING_TUN, Drop.DEAD)], 1, 'counted as a DEAD drop');
+    t.ok(bad.some((r) => r.seq === 50), 'the poisoned slot is among the lost');
+    t.ok(bad.every((r) => r.state === SlotState.DEAD), 'every lost slot is DEAD (its worker died), none FAILED');
+    t.ok(bad.length >= 1 && bad.length <= 32, `at most one batch lost (${bad.length})`);
+    t.equal(h.p.stats[statDrop(RING_TUN, Drop.DEAD)], bad.length, 'each counted as a DEAD drop');
     t.ok(h.workerErrors.some((e) => e.id === victim), 'onWorkerError reported the victim');
     t.equal(h.p.stats[STAT_MAIN + MAIN_WORKER_RESTARTS], 1);
     await h.progress.until(() => h.restarted.length === 1, 'replacement attached');
@@ -597,8 +601,16 @@ function jitterCryptoModule(): string {
   return 'data:text/javascript,' + encodeURIComponent(src);
 }
 
+/** The OS file descriptor of a dgram socket (through dgram's internal state; -1 if that changed). */
+function socketFd(s: dgram.Socket): number {
+  const key = Object.getOwnPropertySymbols(s).find((k) => k.description === 'state symbol');
+  const state = key === undefined ? undefined : (s as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[key];
+  const fd = state?.handle?.fd;
+  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : -1;
+}
+
 /** A receiving UDP socket and a sending socket connected to it (its fd for workers), closed at teardown. */
-async function udpPair(t: Test): Promise<{ got: Buffer[]; fd: number; onRx: (() => void)[] }> {
+async function udpPair(t: Test): Promise<{ got: Buffer[]; fd: number; onRx: (() => void)[]; words: Int32Array }> {
   const rx = dgram.createSocket('udp4');
   const got: Buffer[] = [];
   const onRx: (() => void)[] = [];
@@ -610,15 +622,19 @@ async function udpPair(t: Test): Promise<{ got: Buffer[]; fd: number; onRx: (() 
   t.teardown(() => { rx.close(); tx.close(); });
   const fd = socketFd(tx);
   t.ok(fd >= 0, 'socketFd reads the connected socket\'s fd');
-  return { got, fd, onRx };
+  return { got, fd, onRx, words: endpointWords(endpointFromAddress('127.0.0.1', rx.address().port)!) };
 }
 
 t.test('worker sends only while the TUN ring is shallow (workerSendDepth); deeper packets go through main, in order', async (t) => {
-  const { got, fd, onRx } = await udpPair(t);
+  const { got, fd, onRx, words } = await udpPair(t);
   const h = await Harness.start({ workers: 2, ringSlots: 256, workerSendDepth: 1 }, 1);
   t.teardown(() => h.p.stop());
   onRx.push(() => h.progress.bump());
-  h.routeHook = (_slot, _data, _len, meta) => { meta.sendFd = fd; return undefined; };
+  h.routeHook = (_slot, _data, _len, meta) => {
+    meta.sendFd = fd;
+    meta.metaWords.set(words, meta.base + M_EP_FAMILY);
+    return undefined;
+  };
   h.sealedHook = (rec) => { if (!rec.sent && rec.ok) fs.writeSync(fd, rec.msg); };
   const pkts = Array.from({ length: 50 }, (_, i) => packet(i, 200));
   await h.inject(pkts); // one synchronous burst: one route pass sees all 50
@@ -631,7 +647,7 @@ for (const workers of [1, 2]) {
   t.test(`${workers} worker(s): workers write sealed messages to the connected UDP socket, in ring order; main sends what they cannot`, async (t) => {
     const N = 2000;
     const BATCH = 100; // in flight at once: well inside the receiver's socket buffer
-    const { got, fd, onRx } = await udpPair(t);
+    const { got, fd, onRx, words } = await udpPair(t);
     const badFd = fs.openSync('/dev/null', 'r'); // write() fails with EBADF: the worker must leave it to main
     t.teardown(() => fs.closeSync(badFd));
     const h = await Harness.start({ workers, ringSlots: 256, cryptoModule: jitterCryptoModule(), workerSendDepth: Infinity }, 1);
@@ -641,6 +657,7 @@ for (const workers of [1, 2]) {
     const failing = (seq: number): boolean => seq % 17 === 3;
     h.routeHook = (_slot, _data, _len, meta) => {
       meta.sendFd = noFd(meta.seq) ? -1 : failing(meta.seq) ? badFd : fd;
+      meta.metaWords.set(words, meta.base + M_EP_FAMILY);
       return undefined; // the default route fills the rest
     };
     // What main sends (sent=false): straight to the same socket, so the wire shows the true order.
@@ -687,7 +704,7 @@ t.test('TUN reader and writer threads: pipe in, pipe out, EOF reported as TUN go
   const outPath = path.join(dir, 'out');
   execFileSync('mkfifo', [inPath, outPath]);
   const inWrite = fs.openSync(inPath, 'r+'); // the only writer of "in": closing it gives the reader EOF
-  const inRead = fs.openSync(inPath, 'r');
+  const inRead = fs.openSync(inPath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); // the reader polls, then reads until EAGAIN
   const outRead = fs.openSync(outPath, 'r+');
   const outWrite = fs.openSync(outPath, 'w');
   let inWriteOpen = true;

@@ -1,59 +1,63 @@
 // Crypto worker thread (RoutineEncryption/RoutineDecryption in one loop): claims PENDING slots of
-// the three rings (TUN and LOCAL send rings: seal; RECV ring: open), transforms them in place
-// with sealTransport/openTransport, publishes DONE or FAILED, and sleeps on the worker doorbell
-// when no ring has claimable work. After sealing, it flushes the send ring (RoutineSequentialSender):
-// sealed messages are written, in ring order, to the peer's connected UDP socket straight from
-// the slot (fs.writeSync on the socket's fd, one datagram per write), so main only accounts for
-// them; what it cannot write (no fd: main chose to send it, or no connected socket yet; EAGAIN;
-// any error) stays for main to send through dgram. Long-lived: started once per worker id by
-// pipeline.ts, which replaces it (same id, same buffers) if it dies. Protocols: src/dataplane/ring.ts.
+// the three rings in batches (TUN and LOCAL send rings: seal; RECV ring: open), transforms a whole
+// batch in place with one native call (native/aead.c: ChaCha20-Poly1305 through the OpenSSL Node
+// links, one reused context), publishes each slot DONE or FAILED, and sleeps on the worker
+// doorbell when no ring has claimable work. After sealing, it flushes the send ring
+// (RoutineSequentialSender): sealed messages leave in ring order, straight from the slots, through
+// the native sendSlots (sendmmsg; equal-sized runs to one endpoint as one UDP GSO message; the
+// sticky source address from the slot's endpoint words), so main only accounts for them; what it
+// cannot send (no socket named: main chose to send it; EAGAIN; any error) stays for main.
+// Long-lived: started once per worker id by pipeline.ts, which replaces it (same id, same buffers)
+// if it dies. Protocols: src/dataplane/ring.ts.
 //
 // workerData: CryptWorkerData (below). The crypto functions come from `cryptoModule` (default
-// ../src/crypto/transport.js); tests may substitute a module with the same two exports and an
-// optional `init(data, workerId)`.
+// ../src/crypto/native-aead.js, batch functions sealSlots/openSlots); tests may substitute a module
+// with per-packet sealTransport/openTransport instead, and an optional `init(data, workerId)`.
 
-import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { AEAD_TAG_LEN, MESSAGE_TRANSPORT_HEADER_SIZE, MESSAGE_TRANSPORT_MIN_SIZE } from '../src/constants.js';
 import { KeyTable } from '../src/dataplane/keytable.js';
 import {
-  CTL_SHUTDOWN, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS,
-  CW_SENT, CW_WAKEUPS, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_KEYPAIR, M_LENGTH, M_RESULT, M_STATE,
-  META_WORDS, RING_LOCAL, RING_RECV,
-  RING_TUN, SlotState, cryptingState, statWorker,
+  CTL_SHUTDOWN, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_CALLS,
+  CW_SEND_FALLBACKS, CW_SENT, CW_WAKEUPS, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_KEYPAIR, M_LENGTH,
+  M_RESULT, M_STATE, META_WORDS, RING_LOCAL, RING_RECV, RING_TUN, SlotState, cryptingState, statWorker,
 } from '../src/dataplane/layout.js';
 import { RingView, ringMainBell, sendLockOwner } from '../src/dataplane/ring.js';
+import { udpNative } from '../src/io/udp-native.js';
 
 export interface CryptWorkerData {
   shared: DataplaneShared;
   workerId: number;
-  /** URL of the module exporting sealTransport/openTransport; undefined = the project's transport.ts. */
+  /** URL of the crypto module; undefined = src/crypto/native-aead.js. */
   cryptoModule?: string;
   cryptoModuleData?: unknown;
   /** Idle checks before sleeping (0 = sleep at once; spinning trades CPU for wake-up latency). */
   spin: number;
 }
 
-type Transport = typeof import('../src/crypto/transport.js');
-interface CryptoModule extends Transport {
+/** A crypto module: batch functions (native-aead.ts), or per-packet ones (transport.ts signatures). */
+interface CryptoModule {
+  sealSlots?(data: Uint8Array, slotBytes: number, meta: Int32Array, keys: Uint8Array, slots: Int32Array, n: number, ok: Uint8Array): number;
+  openSlots?(data: Uint8Array, slotBytes: number, meta: Int32Array, keys: Uint8Array, slots: Int32Array, n: number, ok: Uint8Array): number;
+  sealTransport?(key: Uint8Array, counterLo: number, counterHi: number, buf: Uint8Array, off: number, len: number): number;
+  openTransport?(key: Uint8Array, counterLo: number, counterHi: number, buf: Uint8Array, off: number, len: number): number;
   init?(data: unknown, workerId: number): void | Promise<void>;
 }
 
-/** Slots processed per ring before looking at the next ring (fairness between directions). */
-const BATCH = 32;
 /**
- * A ring owed to main (it waits for a slot we finished) is paid after at most this many further
- * slots, or when the batch ends: main then wakes once per several packets instead of once per
- * packet while it chases a busy worker. Bounds the added latency to RING_DEFER seals (~0.1 ms).
+ * Slots claimed and crypted per batch before looking at the next ring (fairness between
+ * directions). Main, if it waits for one of them, is rung once at the end of the batch.
  */
-const RING_DEFER = 16;
+const BATCH = 32;
+/** Most slots one sendSlots call takes. */
+const SEND_BATCH = 64;
 
 const wd = workerData as CryptWorkerData;
-const mod = (await import(wd.cryptoModule ?? '../src/crypto/transport.js')) as CryptoModule;
+const mod = (await import(wd.cryptoModule ?? '../src/crypto/native-aead.js')) as CryptoModule;
 if (typeof mod.init === 'function') await mod.init(wd.cryptoModuleData, wd.workerId);
-const sealTransport = mod.sealTransport;
-const openTransport = mod.openTransport;
+if (typeof mod.sealSlots !== 'function' && typeof mod.sealTransport !== 'function') throw new Error('crypto module has neither sealSlots nor sealTransport');
+const native = udpNative();
 
 const id = wd.workerId;
 const ctl = new Int32Array(wd.shared.control);
@@ -70,13 +74,20 @@ const spin = wd.spin;
 const lockOwner = sendLockOwner(id);
 
 /**
- * The per-ring crypt step: transform claimed slot s (meta words from m) in place, write
- * meta[M_RESULT], and return true (DONE) or false (FAILED). Module-level functions, so passing
- * one to cryptSome() allocates nothing.
+ * Batch crypt of one ring: transform the claimed slots list[0, n) in place, write meta[M_RESULT]
+ * of each, and set ok[i] to 1 (DONE) or 0 (FAILED). The native module does a whole batch in one
+ * call (one reused OpenSSL context); a module with per-packet functions is adapted slot by slot.
  */
-type CryptStep = (ring: RingView, s: number, m: number) => boolean;
+type CryptBatch = (ring: RingView, list: Int32Array, n: number, ok: Uint8Array) => void;
 
-/** Seal (TUN and LOCAL rings): plaintext at data[16, 16+len) → message at data[0, 16+len+16). */
+const sealBatch: CryptBatch = typeof mod.sealSlots === 'function'
+  ? (ring, list, n, ok) => { mod.sealSlots!(ring.data, ring.slotBytes, ring.meta, keys.bytes, list, n, ok); }
+  : (ring, list, n, ok) => { for (let i = 0; i < n; i++) ok[i] = sealStep(ring, list[i]!, list[i]! * META_WORDS) ? 1 : 0; };
+const openBatch: CryptBatch = typeof mod.openSlots === 'function'
+  ? (ring, list, n, ok) => { mod.openSlots!(ring.data, ring.slotBytes, ring.meta, keys.bytes, list, n, ok); }
+  : (ring, list, n, ok) => { for (let i = 0; i < n; i++) ok[i] = openStep(ring, list[i]!, list[i]! * META_WORDS) ? 1 : 0; };
+
+/** Per-packet seal (modules without sealSlots): plaintext at data[16, 16+len) → message at data[0, 16+len+16). */
 function sealStep(ring: RingView, s: number, m: number): boolean {
   const meta = ring.meta;
   const len = meta[m + M_LENGTH]!;
@@ -84,7 +95,7 @@ function sealStep(ring: RingView, s: number, m: number): boolean {
   const maxPlain = ring.slotBytes - MESSAGE_TRANSPORT_HEADER_SIZE - AEAD_TAG_LEN;
   if (!(len >= 0 && len <= maxPlain && kp >= 0 && kp < keys.capacity)) return false;
   try {
-    const out = sealTransport(
+    const out = mod.sealTransport!(
       keys.sendKey(kp), meta[m + M_COUNTER_LO]!, meta[m + M_COUNTER_HI]!,
       ring.data, s * ring.slotBytes + MESSAGE_TRANSPORT_HEADER_SIZE, len,
     );
@@ -95,14 +106,14 @@ function sealStep(ring: RingView, s: number, m: number): boolean {
   }
 }
 
-/** Open (RECV ring): datagram at data[0, len) → plaintext at data[16, 16+len−32). */
+/** Per-packet open (modules without openSlots): datagram at data[0, len) → plaintext at data[16, 16+len−32). */
 function openStep(ring: RingView, s: number, m: number): boolean {
   const meta = ring.meta;
   const len = meta[m + M_LENGTH]!;
   const kp = meta[m + M_KEYPAIR]!;
   if (!(len >= MESSAGE_TRANSPORT_MIN_SIZE && len <= ring.slotBytes && kp >= 0 && kp < keys.capacity)) return false;
   try {
-    const out = openTransport(
+    const out = mod.openTransport!(
       keys.recvKey(kp), meta[m + M_COUNTER_LO]!, meta[m + M_COUNTER_HI]!,
       ring.data, s * ring.slotBytes + MESSAGE_TRANSPORT_HEADER_SIZE, len - MESSAGE_TRANSPORT_HEADER_SIZE,
     );
@@ -114,27 +125,19 @@ function openStep(ring: RingView, s: number, m: number): boolean {
   }
 }
 
-/**
- * Write the sealed message of slot s to its connected socket. ECONNREFUSED is a previous
- * datagram's ICMP error reported on this send (which then did not go out): one retry. False on
- * any other failure (EAGAIN when the socket buffer is full, a socket main is replacing, …).
- */
-function writeSealed(ring: RingView, s: number, fd: number, len: number): boolean {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      return fs.writeSync(fd, ring.data, s * ring.slotBytes, len, null) === len;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED') return false;
-    }
-  }
-  return false;
-}
+// Flush scratch: the slots (and their ring seqs) one sendSlots call sends.
+const sendList = new Int32Array(SEND_BATCH);
+const sendSeqs = new Int32Array(SEND_BATCH);
+const sendOut = new Int32Array(8);
 
 /**
- * Send-ring flush (protocol: ring.ts "send flush"): under the ring's flush lock, write every
- * finished slot from C_SENT on, in order, until one is still being sealed or cannot be written
- * here: no fd (main chose to send it, and is woken for it like for any finished head slot, see
- * cryptSome) or a failed write (main must take over now: we ring it). Never blocks.
+ * Send-ring flush (protocol: ring.ts "send flush"): under the ring's flush lock, walk from C_SENT
+ * over finished slots and send the DONE ones, in order, in batches (one sendmmsg per batch, equal-
+ * sized runs to one endpoint as one UDP GSO message): the run of DONE slots naming the same socket,
+ * passing FAILED/DEAD/SKIP ones (nothing to send). The walk stops at a slot still being sealed, at
+ * a slot main chose to send (no fd; main is woken for it like for any finished head slot, see
+ * cryptSome), or where the socket would block or failed: that slot becomes main's (fd −1) and we
+ * ring main. Never blocks.
  */
 function flushSends(ring: RingView): void {
   const meta = ring.meta;
@@ -143,25 +146,44 @@ function flushSends(ring: RingView): void {
     let seq = Atomics.load(ctl, ring.iSent);
     const ready = Atomics.load(ctl, ring.iReady);
     let failed = false;
-    while (seq !== ready) {
-      const s = seq & ring.mask;
-      const m = s * META_WORDS;
-      const st = Atomics.load(meta, m + M_STATE);
-      if (st === SlotState.DONE) {
-        const fd = meta[m + M_FD]!;
-        if (fd < 0) break; // main sends it
-        if (!writeSealed(ring, s, fd, meta[m + M_RESULT]!)) {
-          stats[row + CW_SEND_FALLBACKS]! += 1;
-          meta[m + M_FD] = -1; // main's now: later flushers stop here without trying again
-          failed = true;
-          break;
+    for (;;) {
+      // Gather one batch.
+      let n = 0;
+      let fd = -1;
+      let walked = seq;
+      while (walked !== ready && n < SEND_BATCH) {
+        const s = walked & ring.mask;
+        const m = s * META_WORDS;
+        const st = Atomics.load(meta, m + M_STATE);
+        if (st === SlotState.DONE) {
+          const f = meta[m + M_FD]!;
+          if (f < 0 || (n !== 0 && f !== fd)) break; // main sends it / the next batch's socket
+          fd = f;
+          sendList[n] = s;
+          sendSeqs[n] = walked;
+          n++;
+        } else if (st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP) {
+          break; // still PENDING or being sealed, or HELD by main
         }
-        stats[row + CW_SENT]! += 1;
-        Atomics.store(meta, m + M_STATE, SlotState.SENT);
-      } else if (st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP) {
-        break; // still PENDING or being sealed, or HELD by main
+        walked = (walked + 1) | 0;
       }
-      seq = (seq + 1) | 0;
+      if (n === 0) {
+        seq = walked;
+        break;
+      }
+      const sent = native.sendSlots(fd, fd, ring.data, ring.slotBytes, meta, sendList, n, true, sendOut);
+      stats[row + CW_SEND_CALLS]! += 1;
+      for (let i = 0; i < sent; i++) Atomics.store(meta, sendList[i]! * META_WORDS + M_STATE, SlotState.SENT);
+      stats[row + CW_SENT]! += sent;
+      if (sent < n) {
+        stats[row + CW_SEND_FALLBACKS]! += 1;
+        meta[sendList[sent]! * META_WORDS + M_FD] = -1; // main's now: later flushers stop here without trying again
+        seq = sendSeqs[sent]!;
+        failed = true;
+        break;
+      }
+      seq = walked;
+      if (walked === ready) break;
     }
     ring.unlockSend(seq);
     if (failed) {
@@ -177,29 +199,36 @@ function flushSends(ring: RingView): void {
   }
 }
 
+// Crypt scratch: the slots one batch claimed, and their results.
+const cryptList = new Int32Array(BATCH);
+const cryptOk = new Uint8Array(BATCH);
+
 /**
- * Up to BATCH slots of one ring: claim, crypt in place with `step`, publish DONE or FAILED,
- * count it (`doneStat`: CW_SEALED or CW_OPENED; failures CW_FAILED), and pay main's doorbell
- * when owed (deferred by up to RING_DEFER slots). Returns the number of slots processed.
+ * One batch of one ring: claim up to BATCH slots, crypt them with one `crypt` call, publish each
+ * DONE or FAILED in claim order, count them (`doneStat`: CW_SEALED or CW_OPENED; failures
+ * CW_FAILED), flush the send ring, and ring main if it waits for one of them. Returns the number
+ * of slots processed.
  */
-function cryptSome(ring: RingView, step: CryptStep, doneStat: number): number {
+function cryptSome(ring: RingView, crypt: CryptBatch, doneStat: number): number {
   let n = 0;
-  let owed = -1; // n at which main's ring became owed
   while (n < BATCH) {
-    if (owed >= 0 && n - owed >= RING_DEFER) {
-      ringMainBell(ctl);
-      owed = -1;
-    }
     const s = ring.claim(crypting);
     if (s < 0) break;
-    const state: number = step(ring, s, s * META_WORDS) ? SlotState.DONE : SlotState.FAILED;
-    stats[row + (state === SlotState.DONE ? doneStat : CW_FAILED)]! += 1;
-    const owes = ring.finish(s, state);
-    if (ring.id !== RING_RECV) flushSends(ring); // before any ring of main: it then finds the slot sent
-    if (owes && owed < 0) owed = n;
-    n++;
+    cryptList[n++] = s;
   }
-  if (owed >= 0) ringMainBell(ctl);
+  if (n === 0) return 0;
+  crypt(ring, cryptList, n, cryptOk);
+  let owes = false;
+  let done = 0;
+  for (let i = 0; i < n; i++) {
+    const ok = cryptOk[i] === 1;
+    if (ok) done++;
+    if (ring.finish(cryptList[i]!, ok ? SlotState.DONE : SlotState.FAILED)) owes = true;
+  }
+  stats[row + doneStat]! += done;
+  stats[row + CW_FAILED]! += n - done;
+  if (ring.id !== RING_RECV) flushSends(ring); // before any ring of main: it then finds the slots sent
+  if (owes) ringMainBell(ctl);
   return n;
 }
 
@@ -212,8 +241,8 @@ function routineCrypt(): void {
     let t0 = performance.now();
     for (;;) {
       if (Atomics.load(ctl, CTL_SHUTDOWN) !== 0) return;
-      const n = cryptSome(tun, sealStep, CW_SEALED) + cryptSome(local, sealStep, CW_SEALED)
-        + cryptSome(recv, openStep, CW_OPENED);
+      const n = cryptSome(tun, sealBatch, CW_SEALED) + cryptSome(local, sealBatch, CW_SEALED)
+        + cryptSome(recv, openBatch, CW_OPENED);
       if (n !== 0) {
         const t1 = performance.now(); // account per round, so a worker that never sleeps still reports
         stats[row + CW_BUSY_NS]! += (t1 - t0) * 1e6;

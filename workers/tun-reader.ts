@@ -1,39 +1,46 @@
-// TUN reader thread: stage 1 of the TUN send ring (RoutineReadFromTUN). Blocking fs.readSync
-// straight into the next free slot's data area at offset 16 (room for the transport header in
-// front), one IP packet per read; publishes it with an Atomics store of C_PRODUCED and rings main
-// if main sleeps. A full ring (produced - freed == slots) is backpressure: it waits on C_FREED.
+// TUN reader thread: stage 1 of the TUN send ring (RoutineReadFromTUN). Blocks in the native
+// readSlots (poll on the TUN fd and a wake eventfd, then non-blocking reads until EAGAIN) and
+// puts each inner IP packet straight into the next free slot's data area at offset 16 (room for
+// the transport header in front). With IFF_VNET_HDR the kernel hands over TCP (and UDP) GSO
+// super-packets of up to 64 KiB; readSlots splits them into MTU-sized packets with their
+// headers and checksums fixed up, one per slot, so one read() feeds dozens of slots. A batch is
+// published with one Atomics store of C_PRODUCED (slots FILLED) and at most one ring of main's
+// bell. A full ring is backpressure: the thread waits on C_FREED (segments of a split
+// super-packet that found no slot stay pending in the addon and go first next time).
 //
-// The fd must stay blocking (shared/notes/node-dataplane.md §6); EAGAIN is tolerated with a 1 ms
-// pause in case someone set O_NONBLOCK. EOF or any other read error means the device is gone
-// (after `ip link delete` the blocked read fails, seen as EFAULT on Linux/Node 20; EBADF after the
-// last fd closed): set CTL_TUN_GONE, ring main, exit.
-//
-// Stopping: CTL_SHUTDOWN is seen only between reads. A thread blocked in read() cannot be
-// interrupted or terminated (and keeps the process from exiting) until the read returns: the
-// owner must delete the link or have a packet arrive. pipeline.ts documents this.
+// The device is gone (link deleted, fd closed, EOF): set CTL_TUN_GONE, ring main, exit.
+// Stopping: CTL_SHUTDOWN plus a write to the wake eventfd (pipeline.ts stop()).
 
-import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import {
-  CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_GONE_ERRNO, type DataplaneShared, M_LENGTH, M_RESULT, M_SEQ,
-  M_STATE, META_WORDS, RING_TUN, R_BYTES, R_FULL_WAITS, R_PACKETS, R_TRANSIENT_ERRORS, SLOT_PAYLOAD_OFFSET, STAT_READER,
-  SlotState, TunGoneCause,
+  CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_GONE_ERRNO, type DataplaneShared,
+  M_RESULT, M_SEQ, M_STATE, META_WORDS, RING_TUN, R_BYTES, R_FULL_WAITS, R_PACKETS, R_READS, R_SUPER, R_TOO_BIG,
+  R_TRANSIENT_ERRORS, STAT_READER, SlotState, TunGoneCause,
 } from '../src/dataplane/layout.js';
 import { RingView, ringMainBell, ringMainIfArmed } from '../src/dataplane/ring.js';
+import { TUN_READ_EOF, TUN_READ_OUT, TUN_READ_OUT_LEN, tunNative } from '../src/io/tun.js';
 
 export interface TunReaderData {
   shared: DataplaneShared;
   fd: number;
-  /** Largest packet read into a slot (bytes after the 16-byte header room, before the tag). */
-  maxRead: number;
+  /** eventfd that interrupts a blocked readSlots (-1: none). */
+  wakeFd: number;
+  /** The fd carries virtio_net_hdr (offloads on). */
+  vnetHdr: boolean;
 }
 
-const TRANSIENT = new Set(['EAGAIN', 'EWOULDBLOCK', 'EINTR', 'ENOBUFS', 'ENOMEM']);
+/** Most slots one readSlots call fills (a 64 KiB super-packet at MSS 1380 is 48 segments). */
+const BATCH = 128;
+/** poll() bound: the loop re-checks shutdown at least this often. */
+const POLL_MS = 1000;
 
 const wd = workerData as TunReaderData;
 const ctl = new Int32Array(wd.shared.control);
 const stats = new Float64Array(wd.shared.stats);
 const ring = new RingView(RING_TUN, ctl, wd.shared.rings[RING_TUN]!);
+const native = tunNative();
+const slotList = new Int32Array(BATCH);
+const out = new Int32Array(TUN_READ_OUT_LEN);
 
 function gone(cause: number, errno: number): void {
   Atomics.store(ctl, CTL_TUN_GONE_ERRNO, errno);
@@ -48,41 +55,38 @@ function routineReadFromTun(): void {
   for (;;) {
     if (Atomics.load(ctl, CTL_SHUTDOWN) !== 0) return;
     // Backpressure: announce, re-read C_FREED, wait on the value read (main notifies after freeing).
-    while (((seq - Atomics.load(ctl, ring.iFreed)) | 0) >= slots) {
+    const free = slots - ((seq - Atomics.load(ctl, ring.iFreed)) | 0);
+    if (free <= 0) {
       stats[STAT_READER + R_FULL_WAITS]! += 1;
       Atomics.store(ctl, CTL_READER_WAITING, 1);
       const freed = Atomics.load(ctl, ring.iFreed);
       if (((seq - freed) | 0) >= slots && Atomics.load(ctl, CTL_SHUTDOWN) === 0) Atomics.wait(ctl, ring.iFreed, freed);
       Atomics.store(ctl, CTL_READER_WAITING, 0);
-      if (Atomics.load(ctl, CTL_SHUTDOWN) !== 0) return;
+      continue;
     }
-    const s = seq & mask;
-    let n: number;
-    try {
-      n = fs.readSync(wd.fd, data, s * slotBytes + SLOT_PAYLOAD_OFFSET, wd.maxRead, null);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? 'UNKNOWN';
-      if (TRANSIENT.has(code)) {
-        stats[STAT_READER + R_TRANSIENT_ERRORS]! += 1;
-        if (code !== 'EINTR') Atomics.wait(ctl, CTL_SHUTDOWN, 0, 1); // 1 ms: an O_NONBLOCK fd would spin otherwise
-        continue;
-      }
-      gone(TunGoneCause.READ_ERROR, (err as NodeJS.ErrnoException).errno ?? -1);
+    const n = Math.min(free, BATCH);
+    for (let i = 0; i < n; i++) slotList[i] = (seq + i) & mask;
+    out.fill(0);
+    const got = native.readSlots(wd.fd, wd.wakeFd, wd.vnetHdr, data, slotBytes, meta, slotList, n, POLL_MS, out);
+    stats[STAT_READER + R_READS]! += out[TUN_READ_OUT.READS]!;
+    stats[STAT_READER + R_SUPER]! += out[TUN_READ_OUT.SUPER]!;
+    stats[STAT_READER + R_TOO_BIG]! += out[TUN_READ_OUT.TOO_BIG]! + out[TUN_READ_OUT.MALFORMED]!;
+    stats[STAT_READER + R_TRANSIENT_ERRORS]! += out[TUN_READ_OUT.TRANSIENT]!;
+    if (got < 0) {
+      gone(got === TUN_READ_EOF ? TunGoneCause.READ_EOF : TunGoneCause.READ_ERROR, got === TUN_READ_EOF ? 0 : got);
       return;
     }
-    if (n === 0) {
-      gone(TunGoneCause.READ_EOF, 0);
-      return;
+    if (got === 0) continue;
+    for (let i = 0; i < got; i++) {
+      const m = slotList[i]! * META_WORDS;
+      meta[m + M_RESULT] = 0;
+      meta[m + M_SEQ] = (seq + i) | 0;
+      Atomics.store(meta, m + M_STATE, SlotState.FILLED);
     }
-    const m = s * META_WORDS;
-    meta[m + M_LENGTH] = n;
-    meta[m + M_RESULT] = 0;
-    meta[m + M_SEQ] = seq;
-    Atomics.store(meta, m + M_STATE, SlotState.FILLED);
-    seq = (seq + 1) | 0;
+    seq = (seq + got) | 0;
     Atomics.store(ctl, ring.iProduced, seq); // publish (release)
-    stats[STAT_READER + R_PACKETS]! += 1;
-    stats[STAT_READER + R_BYTES]! += n;
+    stats[STAT_READER + R_PACKETS]! += got;
+    stats[STAT_READER + R_BYTES]! += out[TUN_READ_OUT.BYTES]!;
     ringMainIfArmed(ctl);
   }
 }

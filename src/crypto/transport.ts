@@ -1,29 +1,16 @@
-// Hot-path ChaCha20-Poly1305 for transport data (spec §1 AEAD with empty ad), in place.
+// Hot-path ChaCha20-Poly1305 for transport data (spec §1 AEAD with empty ad), in place, one packet
+// per call.
 //
-// Run by the crypto worker threads on slots of SharedArrayBuffer-backed memory; each worker has its
-// own module instance, so the single reused nonce buffer below is never shared between threads.
-// node:crypto has no cipher reset and no output buffer: one createCipheriv/createDecipheriv per
-// packet and one output Buffer per update() are the only allocations (both forced by Node); the
-// result is copied back into the caller's slot. Both accept SAB-backed views for the key and data.
+// Thin wrappers over the native single-packet functions of native-aead.ts (native/aead.c: the
+// OpenSSL Node links, one reused EVP context per thread, no allocation and no copy per packet).
+// Used by crypto workers given a per-packet crypto module (the default worker path uses the
+// native batch calls sealSlots/openSlots directly) and by anything that seals or opens one packet
+// in place. Each thread has its own addon instance. Both accept SAB-backed views for the key and
+// data. The nonce is 4 zero bytes || counter as u64 LE, the counter given as lo/hi u32 words.
 
-import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { AEAD_TAG_LEN } from '../constants.js';
+import { open, seal } from './native-aead.js';
 
-/** 4 zero bytes || counter as u64 LE; node:crypto copies it during createCipheriv. */
-const nonce = new Uint8Array(12);
-
-function setNonce(counterLo: number, counterHi: number): void {
-  nonce[4] = counterLo & 0xff;
-  nonce[5] = (counterLo >>> 8) & 0xff;
-  nonce[6] = (counterLo >>> 16) & 0xff;
-  nonce[7] = (counterLo >>> 24) & 0xff;
-  nonce[8] = counterHi & 0xff;
-  nonce[9] = (counterHi >>> 8) & 0xff;
-  nonce[10] = (counterHi >>> 16) & 0xff;
-  nonce[11] = (counterHi >>> 24) & 0xff;
-}
-
-/** Seal in place: plaintext is buf[off .. off+len); writes ciphertext||tag to buf[off .. off+len+16). counter as lo/hi u32 words. Returns len+16. */
+/** Seal in place: plaintext is buf[off .. off+len); writes ciphertext||tag to buf[off .. off+len+16). counter as lo/hi u32 words. Returns len+16; RangeError if that does not fit buf. */
 export function sealTransport(
   key: Uint8Array,
   counterLo: number,
@@ -32,20 +19,10 @@ export function sealTransport(
   off: number,
   len: number,
 ): number {
-  const end = off + len;
-  if (off < 0 || len < 0 || end + AEAD_TAG_LEN > buf.length) {
-    throw new RangeError(`sealTransport: [${off}, ${end}) + tag does not fit a ${buf.length}-byte buffer`);
-  }
-  setNonce(counterLo, counterHi);
-  const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_LEN });
-  const ciphertext = cipher.update(buf.subarray(off, end));
-  cipher.final();
-  buf.set(ciphertext, off);
-  buf.set(cipher.getAuthTag(), end);
-  return len + AEAD_TAG_LEN;
+  return seal(key, counterLo, counterHi, buf, off, len);
 }
 
-/** Open in place: ciphertext||tag is buf[off .. off+len); on success writes plaintext to buf[off .. off+len-16) and returns len-16; returns -1 on auth failure. buf is untouched on failure. */
+/** Open in place: ciphertext||tag is buf[off .. off+len); on success writes plaintext to buf[off .. off+len-16) and returns len-16; returns -1 on auth failure (or len < 16). buf is untouched on failure. RangeError if [off, off+len) does not fit buf. */
 export function openTransport(
   key: Uint8Array,
   counterLo: number,
@@ -54,21 +31,5 @@ export function openTransport(
   off: number,
   len: number,
 ): number {
-  const end = off + len;
-  if (off < 0 || len < 0 || end > buf.length) {
-    throw new RangeError(`openTransport: [${off}, ${end}) does not fit a ${buf.length}-byte buffer`);
-  }
-  const n = len - AEAD_TAG_LEN;
-  if (n < 0) return -1;
-  setNonce(counterLo, counterHi);
-  const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_LEN });
-  decipher.setAuthTag(buf.subarray(off + n, end));
-  const plaintext = decipher.update(buf.subarray(off, off + n));
-  try {
-    decipher.final(); // throws on a bad tag
-  } catch {
-    return -1;
-  }
-  buf.set(plaintext, off);
-  return n;
+  return open(key, counterLo, counterHi, buf, off, len);
 }

@@ -41,6 +41,8 @@ export const DEFAULT_MAX_INNER_MTU = 9216;
 /** Most crypto workers one pipeline can have (the worker id must fit the state word, see CRYPTING_TAG). */
 export const MAX_WORKERS = 64;
 
+/** Bytes of the virtio_net_hdr in front of every TUN read and write when IFF_VNET_HDR is on. */
+export const VIRTIO_NET_HDR_LEN = 10;
 /** Plaintext of a send slot (and of a received message, after decryption) starts here. */
 export const SLOT_PAYLOAD_OFFSET = MESSAGE_TRANSPORT_HEADER_SIZE; // 16
 
@@ -54,7 +56,7 @@ export const DEFAULT_SLOT_BYTES = slotBytesFor(DEFAULT_MAX_INNER_MTU); // 9280
 
 // ---- slot metadata (Int32 words per slot) -----------------------------------------------------
 
-export const META_WORDS = LINE_WORDS; // 16 words = 64 bytes per slot
+export const META_WORDS = 2 * LINE_WORDS; // 32 words = 128 bytes per slot (words 16.. hold the endpoint)
 /** SlotState, or CRYPTING_TAG | workerId << 8 while a crypto worker owns the slot. Always Atomics. */
 export const M_STATE = 0;
 /** Input length. Send: inner packet length, then (after route) the padded plaintext length. Recv: datagram length. */
@@ -73,13 +75,33 @@ export const M_SEQ = 7;
  * slot naming it has been released (Pipeline.afterInFlight).
  */
 export const M_FD = 8;
-// words 8..15 spare
+// words 9..15 spare
+
+// The UDP endpoint of a slot (native/udp.c reads and writes these words; src/io/endpoint-words.ts
+// converts). Send rings: where the sealed message goes, and from which local address (sticky
+// source, IP_PKTINFO / IPV6_PKTINFO; all-zero = let the kernel choose). RECV ring: who sent the
+// datagram, and the local address it was sent to.
+/** 0 = no endpoint, 4 = IPv4, 6 = IPv6. */
+export const M_EP_FAMILY = 16;
+/** Remote UDP port (host order). */
+export const M_EP_PORT = 17;
+/** Remote address, raw network-order bytes in words 18..21 (IPv4: the first 4 bytes). */
+export const M_EP_ADDR = 18;
+/** IPv6 scope id of the remote address (0 = none). */
+export const M_EP_SCOPE = 22;
+/** Interface index of the local address (IPV6_PKTINFO ipi6_ifindex / IP_PKTINFO ipi_ifindex; 0 = any). */
+export const M_EP_SRC_IFINDEX = 23;
+/** Local address, raw bytes in words 24..27 (IPv4: first 4 bytes; all zero = unspecified). */
+export const M_EP_SRC = 24;
+/** Words of the endpoint block (M_EP_FAMILY .. M_EP_SRC + 4). */
+export const EP_WORDS = 12;
+// words 28..31 spare
 
 /** Slot states. A slot's life: FREE → FILLED (TUN ring only) → PENDING → crypting → DONE | FAILED | DEAD → … */
 export const SlotState = {
   /** Owned by the producer side, nothing in it. */
   FREE: 0,
-  /** TUN ring: holds a packet from TUN, waiting for main's route stage. */
+  /** TUN ring: holds a packet from TUN, waiting for main's route stage. RECV ring: a datagram from UDP, waiting for main's classify stage. */
   FILLED: 1,
   /** Waiting for a crypto worker. */
   PENDING: 2,
@@ -138,10 +160,22 @@ export const CTL_WRITER_WAITING = line(7);
 export const CTL_TUN_GONE_CAUSE = line(8);
 /** The failing call's errno as Node reports it (negative, e.g. -9 for EBADF; 0 for EOF), same line. */
 export const CTL_TUN_GONE_ERRNO = CTL_TUN_GONE_CAUSE + 1;
-const RING_CTL_BASE = 9;
+/**
+ * UDP sockets the receiving thread reads (workers/udp-reader.ts) and their generation: main stores
+ * both fds (-1 = none), then bumps CTL_UDP_GEN and wakes the reader, which stores the generation
+ * it now uses in CTL_UDP_GEN_SEEN (and rings main). Main closes a replaced socket only once the
+ * reader has moved past it and no send slot can still name it.
+ */
+export const CTL_UDP_FD4 = line(9);
+export const CTL_UDP_FD6 = CTL_UDP_FD4 + 1;
+export const CTL_UDP_GEN = CTL_UDP_FD4 + 2;
+export const CTL_UDP_GEN_SEEN = line(10);
+/** 1 while the UDP reader waits for free RECV slots (it waits on the RECV ring's C_FREED word). */
+export const CTL_UDP_READER_WAITING = line(11);
+const RING_CTL_BASE = 12;
 
 /** Per-ring cursors, in stage order. */
-export const C_PRODUCED = 0; // TUN ring: written by the TUN reader (stage 1). Other rings: unused (== C_READY).
+export const C_PRODUCED = 0; // TUN ring: written by the TUN reader; RECV ring: by the UDP reader (stage 1). LOCAL: unused (== C_READY).
 export const C_READY = 1; // slots workers may claim below this (TUN: routed; LOCAL/RECV: published by main)
 export const C_CLAIM = 2; // claim hint: workers CAS it forward (the claim itself is the state-word CAS)
 export const C_RETIRED = 3; // main's in-order consumer: TUN/LOCAL released, RECV checked
@@ -193,20 +227,32 @@ export const STAT_READER = row(RING_COUNT);
 export const R_PACKETS = 0;
 export const R_BYTES = 1;
 export const R_FULL_WAITS = 2; // times it had to wait for a free slot (backpressure)
-export const R_TRANSIENT_ERRORS = 3; // EAGAIN/EINTR/ENOBUFS, retried
+export const R_TRANSIENT_ERRORS = 3; // ENOBUFS/ENOMEM/poll failures, retried
+export const R_READS = 4; // read() calls that returned a packet or super-packet (packets / reads = batching)
+export const R_SUPER = 5; // GSO super-packets split into segments
+export const R_TOO_BIG = 6; // packets dropped: bigger than a slot, or headers not understood
 /** Row written by the TUN writer. */
 export const STAT_WRITER = row(RING_COUNT + 1);
 export const W_PACKETS = 0;
 export const W_BYTES = 1;
 export const W_ERRORS = 2;
+export const W_WRITES = 3; // write() calls (packets / writes = GRO coalescing)
 /** Row written by main. */
 export const STAT_MAIN = row(RING_COUNT + 2);
 export const MAIN_WAKEUPS = 0; // waitAsync resolutions
 export const MAIN_WORKER_RESTARTS = 1;
 export const MAIN_WORKER_NOTIFIES = 2; // times main notified sleeping workers
+/** Row written by the UDP reader (workers/udp-reader.ts). */
+export const STAT_UDP_READER = row(RING_COUNT + 3);
+export const U_DATAGRAMS = 0;
+export const U_BYTES = 1;
+export const U_FULL_WAITS = 2; // times it had to wait for free RECV slots (backpressure: the socket buffer holds the rest)
+export const U_CALLS = 3; // recvSlots calls that returned datagrams (datagrams / calls = batch size)
+export const U_TOO_BIG = 4; // datagrams larger than a slot, dropped
+export const U_ERRORS = 5; // receive errors other than EAGAIN
 /** Rows written by crypto worker `id` (a replacement continues its predecessor's row). */
 export function statWorker(id: number): number {
-  return row(RING_COUNT + 3 + id);
+  return row(RING_COUNT + 4 + id);
 }
 export const CW_BUSY_NS = 0; // time spent between wake-up and going back to sleep
 export const CW_SEALED = 1;
@@ -215,7 +261,8 @@ export const CW_FAILED = 3;
 export const CW_WAKEUPS = 4; // returns from Atomics.wait
 export const CW_SENT = 5; // sealed messages this worker wrote to a UDP socket itself
 export const CW_SEND_FALLBACKS = 6; // writes that failed (EAGAIN, …) and were left for main to send
-export const STATS_LENGTH = row(RING_COUNT + 3 + MAX_WORKERS);
+export const CW_SEND_CALLS = 7; // sendSlots calls (sent / calls = batch size)
+export const STATS_LENGTH = row(RING_COUNT + 4 + MAX_WORKERS);
 
 // ---- key table ------------------------------------------------------------------------------------
 

@@ -94,15 +94,15 @@ import { getSystemErrorName } from 'node:util';
 import { AEAD_TAG_LEN, MESSAGE_TRANSPORT_HEADER_SIZE, MESSAGE_TRANSPORT_MIN_SIZE } from '../constants.js';
 import { KeyTable } from './keytable.js';
 import {
-  CONTROL_WORDS, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE,
+  CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_READER_WAITING, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE,
   CTL_TUN_GONE_ERRNO, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CTL_WRITER_WAITING, DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS,
   DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS, Drop, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_KEYPAIR,
   M_LENGTH, M_PEER, M_RESULT, M_SEQ, M_STATE, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
   META_WORDS, RING_COUNT, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
-  SlotState, STAT_WRITER, TunGoneCause, W_BYTES, W_PACKETS, cryptingState, slotBytesFor, statDrop,
+  SlotState, STAT_WRITER, TunGoneCause, VIRTIO_NET_HDR_LEN, W_BYTES, W_PACKETS, cryptingState, slotBytesFor, statDrop,
 } from './layout.js';
 import { RingView, SEND_LOCK_MAIN, allocRing, ringMainBell, sendLockOwner } from './ring.js';
-import { Supervisor, TUN_READER_ID, TUN_WRITER_ID } from './supervisor.js';
+import { Supervisor, TUN_READER_ID, TUN_WRITER_ID, UDP_READER_ID } from './supervisor.js';
 
 export interface PipelineOptions {
   /** Number of crypto worker threads (1..MAX_WORKERS). */
@@ -111,6 +111,20 @@ export interface PipelineOptions {
   tunFd: number | null;
   /** fd the TUN writer writes to; defaults to tunFd (tests use a second pipe). */
   tunWriteFd?: number;
+  /** eventfd that interrupts the TUN reader's poll (src/io/tun.ts TunDevice.wakeFd); -1/absent: none. */
+  tunWakeFd?: number;
+  /**
+   * The TUN fd was opened with IFF_VNET_HDR: every read and write carries a 10-byte
+   * virtio_net_hdr, reads may be GSO super-packets (the reader splits them) and writes may be
+   * coalesced (GRO, the writer). Default false.
+   */
+  tunVnetHdr?: boolean;
+  /**
+   * The UDP reader thread (workers/udp-reader.ts) produces the RECV ring from the sockets given to
+   * setUdpSockets(); `wakeFd` is an eventfd that interrupts its poll. Absent: main produces the
+   * RECV ring with reserveRecv()/publishRecv() (tests, benchmarks).
+   */
+  udp?: { wakeFd: number };
   /** Slots of the TUN and RECV rings (power of two, default 1024). */
   ringSlots?: number;
   /** Slots of the LOCAL send ring (power of two, default 256). */
@@ -138,6 +152,13 @@ export interface PipelineOptions {
 }
 
 export interface PipelineHooks {
+  /**
+   * RECV ring stage 2 (with a UDP reader), main, in ring order: the slot holds a datagram at
+   * data[0, len) and its endpoint words. A transport message to open: set keypairId, peerId and the
+   * counter (SlotMeta setters) and return true. Anything else (handshake messages, which the hook
+   * copies out, and drops, which it counts) returns false: the slot is released without opening.
+   */
+  classify?(slot: number, data: Uint8Array, len: number, meta: SlotMeta): boolean;
   /** TUN ring stage 2: the slot holds a TUN packet at data[16, 16+len). Fill header data[0,16), zero padding, and meta (length = padded length, keypairId, counterLo/Hi, peerId), then return true (SEAL); or return false (SKIP: released without sending). */
   route(slot: number, data: Uint8Array, len: number, meta: SlotMeta): boolean;
   /**
@@ -158,10 +179,12 @@ export interface PipelineHooks {
   /** A replacement for a failed thread (crypto worker id, TUN_READER_ID or TUN_WRITER_ID) has attached. */
   onWorkerRestarted?(workerId: number): void;
   /** A hook threw; the slot was given up (counted as Drop.HOOK_ERROR). Default: rethrow asynchronously. */
-  onHookError?(stage: 'route' | 'onSealed' | 'onOpened' | 'deliver', err: unknown): void;
+  onHookError?(stage: HookStage, err: unknown): void;
 }
 
-export { TUN_READER_ID, TUN_WRITER_ID };
+export type HookStage = 'route' | 'classify' | 'onSealed' | 'onOpened' | 'deliver';
+
+export { TUN_READER_ID, TUN_WRITER_ID, UDP_READER_ID };
 
 /**
  * Reused accessor for one ring's slot metadata (one instance per ring; `slot` is set before each
@@ -178,6 +201,9 @@ export class SlotMeta {
     return this;
   }
   get state(): number { return Atomics.load(this.words, this.m + M_STATE); }
+  /** The ring's meta words and this slot's first word (endpoint words: layout.ts M_EP_*). */
+  get metaWords(): Int32Array { return this.words; }
+  get base(): number { return this.m; }
   /** Ring sequence number of this use of the slot. */
   get seq(): number { return this.words[this.m + M_SEQ]!; }
   /** Send: inner length, set to the padded length by route(). Recv: datagram length. */
@@ -222,15 +248,13 @@ const ROUTE_PUBLISH_BATCH = 32;
  */
 const DIRECT_WRITE_MAX = 2;
 /**
- * Worker sends (latency vs throughput, measured on the 2-vCPU bench host): a worker writing a
- * sealed message itself saves main a wake-up per idle packet (12–19 µs per send in a traced
- * ping), but adds the send syscall (~4.6 µs) to the worker, which is the bottleneck of a loaded
- * 1-worker pipeline there: iperf3 TCP fell ~10% with workers always sending, ~35% with two
- * workers, and was level with main-only sends (within noise) at depth 1. So a worker writes a
- * packet only when nothing is in flight ahead of it (the idle, latency-bound case); under load
- * main sends. A host with cores to spare for workers (main is then the ceiling) can raise it.
+ * Worker sends: the worker that seals a packet sends it (and every finished slot behind it) in
+ * one sendmmsg batch, so main makes no send syscall per packet. (With one write() per datagram,
+ * the syscall on the bottleneck worker cost 10–35% of TCP throughput on the 2-vCPU host and
+ * workers sent only packets with nothing in flight ahead; batched, it is a fraction of a µs per
+ * packet.) Tests lower it to make main send.
  */
-export const WORKER_SEND_DEPTH = 1;
+export const WORKER_SEND_DEPTH = Infinity;
 
 export class Pipeline {
   readonly keys: KeyTable;
@@ -249,10 +273,18 @@ export class Pipeline {
   private readonly ready = new Int32Array(RING_COUNT);
   private readonly retired = new Int32Array(RING_COUNT);
   private tunProduced = 0;
+  /** Whether the UDP reader thread produces the RECV ring (else main does). */
+  private readonly udpReader: boolean;
+  private readonly udpWakeFd: number;
+  private readonly tunWakeFd: number;
+  /** Socket closes waiting for the UDP reader to acknowledge the generation that left them. */
+  private readonly pendingUdpClose: { gen: number; run: () => void }[] = [];
   private recvFreedLocal = 0;
   private readonly workerSendDepth: number;
   /** fd main writes to in direct mode (-1: none, test mode). */
   private readonly directWriteFd: number;
+  /** Bytes written in front of an inner packet on TUN: 10 (a zero virtio_net_hdr) or 0. */
+  private readonly tunHeader: number;
   /** RECV seq just past the last slot handed to the writer as DELIVER: the writer owes nothing once C_FREED reaches it. */
   private deliverMark = 0;
   /** Wake the writer to free slots main wrote itself once this many wait (bounds the unfreed backlog). */
@@ -268,6 +300,8 @@ export class Pipeline {
   private stopping = false;
   private stopPromise: Promise<void> | null = null;
   private tunGoneReported = false;
+  /** stop() finished: every thread is gone. */
+  private stopped = false;
 
   private constructor(opts: Required<Pick<PipelineOptions, 'workers' | 'workerSpin' | 'startTimeoutMs' | 'stopTimeoutMs'>> & PipelineOptions,
     private readonly hooks: PipelineHooks) {
@@ -275,7 +309,11 @@ export class Pipeline {
     this.slotBytes = slotBytesFor(this.maxInnerMtu);
     this.testMode = opts.tunFd === null;
     this.directWriteFd = opts.tunFd === null ? -1 : opts.tunWriteFd ?? opts.tunFd;
+    this.tunHeader = opts.tunVnetHdr === true ? VIRTIO_NET_HDR_LEN : 0;
     this.workerSendDepth = opts.workerSendDepth ?? WORKER_SEND_DEPTH;
+    this.udpReader = opts.udp !== undefined;
+    this.udpWakeFd = opts.udp?.wakeFd ?? -1;
+    this.tunWakeFd = opts.tunWakeFd ?? -1;
     this.keys = KeyTable.create(opts.keypairCapacity ?? DEFAULT_KEYPAIR_CAPACITY);
     const ringSlots = opts.ringSlots ?? DEFAULT_RING_SLOTS;
     const localSlots = opts.localSlots ?? DEFAULT_LOCAL_SLOTS;
@@ -286,6 +324,8 @@ export class Pipeline {
       rings: [allocRing(ringSlots, this.slotBytes), allocRing(localSlots, this.slotBytes), allocRing(ringSlots, this.slotBytes)],
     };
     this.ctl = new Int32Array(this.shared.control);
+    this.ctl[CTL_UDP_FD4] = -1;
+    this.ctl[CTL_UDP_FD6] = -1;
     this.stats = new Float64Array(this.shared.stats);
     this.rings = [RING_TUN, RING_LOCAL, RING_RECV].map((r) => new RingView(r as RingId, this.ctl, this.shared.rings[r]!));
     this.views = this.rings.map((ring) => Array.from({ length: ring.slots }, (_, s) => ring.data.subarray(s * ring.slotBytes, (s + 1) * ring.slotBytes)));
@@ -297,6 +337,9 @@ export class Pipeline {
       workers: opts.workers,
       tunFd: opts.tunFd,
       tunWriteFd: opts.tunWriteFd ?? null,
+      tunWakeFd: opts.tunWakeFd ?? -1,
+      tunVnetHdr: opts.tunVnetHdr === true,
+      udpWakeFd: this.udpWakeFd,
       maxRead: this.slotBytes - MESSAGE_TRANSPORT_HEADER_SIZE - AEAD_TAG_LEN,
       workerSpin: opts.workerSpin,
       cryptoModule: cm === undefined ? undefined : cm.toString(),
@@ -347,8 +390,29 @@ export class Pipeline {
     return this.views[ring]![slot]!;
   }
 
+  /**
+   * Hand the UDP reader thread the interface's sockets (-1: none for that family). `onLeft` runs
+   * once the reader has moved to them and no send slot published before this call is in flight:
+   * the moment the previous sockets may be closed.
+   */
+  setUdpSockets(fd4: number, fd6: number, onLeft: () => void): void {
+    const ctl = this.ctl;
+    Atomics.store(ctl, CTL_UDP_FD4, fd4);
+    Atomics.store(ctl, CTL_UDP_FD6, fd6);
+    const gen = (Atomics.load(ctl, CTL_UDP_GEN) + 1) | 0;
+    Atomics.store(ctl, CTL_UDP_GEN, gen);
+    if (!this.udpReader || !this.started || this.stopping) {
+      this.afterInFlight(onLeft);
+      return;
+    }
+    wakeEventFd(this.udpWakeFd);
+    this.pendingUdpClose.push({ gen, run: () => this.afterInFlight(onLeft) });
+    this.pump();
+  }
+
   /** RECV stage 1: index of the next free slot, or -1 when the ring is full (counted as Drop.RING_FULL). Idempotent until publishRecv(). */
   reserveRecv(): number {
+    if (this.udpReader) throw new Error('reserveRecv: the UDP reader thread produces the RECV ring');
     const ring = this.rings[RING_RECV]!;
     const freed = this.testMode ? this.recvFreedLocal : Atomics.load(this.ctl, ring.iFreed);
     const seq = this.ready[RING_RECV]!;
@@ -384,6 +448,11 @@ export class Pipeline {
   /** The reserved LOCAL slot's data area: plaintext at [16, 16+paddedLen) (zero padded), transport header at [0,16). */
   localData(slot: number): Uint8Array {
     return this.views[RING_LOCAL]![slot]!;
+  }
+
+  /** The LOCAL ring's meta words (endpoint words of a reserved slot: slot * META_WORDS + M_EP_*). */
+  localMeta(_slot: number): Int32Array {
+    return this.rings[RING_LOCAL]!.meta;
   }
 
   /**
@@ -456,6 +525,10 @@ export class Pipeline {
 
   /** Run `fn` (on main) once every slot published before this call has left the rings: now, if none is in flight. */
   afterInFlight(fn: () => void): void {
+    if (this.stopped) { // no thread is left to use anything
+      fn();
+      return;
+    }
     const marks = [this.ready[RING_TUN]!, this.ready[RING_LOCAL]!, this.ready[RING_RECV]!];
     this.pendingRetire.push({ run: fn, marks });
     this.processRetired();
@@ -474,7 +547,8 @@ export class Pipeline {
   /** Slots currently between the producer and the last stage of `ring`. */
   inFlight(ring: RingId): number {
     const r = this.rings[ring]!;
-    const head = ring === RING_TUN ? (this.testMode ? this.tunProduced : Atomics.load(this.ctl, r.iProduced)) : this.ready[ring]!;
+    const head = ring === RING_TUN ? (this.testMode ? this.tunProduced : Atomics.load(this.ctl, r.iProduced))
+      : ring === RING_RECV && this.udpReader ? Atomics.load(this.ctl, r.iProduced) : this.ready[ring]!;
     const freed = ring === RING_RECV ? (this.testMode ? this.recvFreedLocal : Atomics.load(this.ctl, r.iFreed)) : this.retired[ring]!;
     return (head - freed) | 0;
   }
@@ -595,19 +669,23 @@ export class Pipeline {
   /** Is there anything a main stage could consume right now? (Called after arming.) */
   private hasWork(): boolean {
     if (Atomics.load(this.ctl, this.rings[RING_TUN]!.iProduced) !== this.ready[RING_TUN]) return true;
+    if (this.udpReader && Atomics.load(this.ctl, this.rings[RING_RECV]!.iProduced) !== this.ready[RING_RECV]) return true;
+    if (this.pendingUdpClose.length !== 0 && Atomics.load(this.ctl, CTL_UDP_GEN_SEEN) === this.pendingUdpClose[0]!.gen) return true;
     for (let r = 0; r < RING_COUNT; r++) {
       const ring = this.rings[r]!;
       const head = this.retired[r]!;
       if (head === this.ready[r]) continue;
       const st = Atomics.load(ring.meta, (head & ring.mask) * META_WORDS + M_STATE);
-      if (st === SlotState.DONE || st === SlotState.FAILED || st === SlotState.DEAD
-        || (r !== RING_RECV && (st === SlotState.SKIP || st === SlotState.SENT))) return true;
+      if (st === SlotState.DONE || st === SlotState.FAILED || st === SlotState.DEAD || st === SlotState.SKIP
+        || (r !== RING_RECV && st === SlotState.SENT)) return true;
     }
     return !this.tunGoneReported && Atomics.load(this.ctl, CTL_TUN_GONE) !== 0;
   }
 
   private drainOnce(): boolean {
     let moved = this.routeStage();
+    if (this.udpReader) moved = this.classifyStage() || moved;
+    if (this.pendingUdpClose.length !== 0) this.processUdpSwitch();
     moved = this.releaseStage(RING_TUN) || moved;
     moved = this.releaseStage(RING_LOCAL) || moved;
     moved = this.checkStage() || moved;
@@ -651,6 +729,49 @@ export class Pipeline {
     }
     if (unpublished !== 0) this.publishRouted(seq, unpublished);
     return true;
+  }
+
+  /** RECV ring stage 2 (UDP reader mode): FILLED → PENDING (hooks.classify said open it) or SKIP. */
+  private classifyStage(): boolean {
+    const ring = this.rings[RING_RECV]!;
+    const produced = Atomics.load(this.ctl, ring.iProduced);
+    let seq = this.ready[RING_RECV]!;
+    if (seq === produced) return false;
+    const meta = ring.meta;
+    const views = this.views[RING_RECV]!;
+    const sm = this.metas[RING_RECV]!;
+    const classify = this.hooks.classify;
+    let unpublished = 0;
+    while (seq !== produced) {
+      const s = seq & ring.mask;
+      const m = s * META_WORDS;
+      let open = false;
+      try {
+        open = classify !== undefined && classify(s, views[s]!, meta[m + M_LENGTH]!, sm.at(s)) === true;
+      } catch (err) {
+        this.hookError('classify', err, RING_RECV);
+      }
+      Atomics.store(meta, m + M_STATE, open ? SlotState.PENDING : SlotState.SKIP);
+      seq = (seq + 1) | 0;
+      if (++unpublished === ROUTE_PUBLISH_BATCH) {
+        this.publishClassified(seq, unpublished);
+        unpublished = 0;
+      }
+    }
+    this.publishClassified(seq, unpublished);
+    return true;
+  }
+
+  private publishClassified(seq: number, n: number): void {
+    this.ready[RING_RECV] = seq;
+    Atomics.store(this.ctl, this.rings[RING_RECV]!.iReady, seq);
+    if (n !== 0) this.wakeWorkers(n);
+  }
+
+  /** Run the socket closes whose generation the UDP reader has acknowledged (FIFO). */
+  private processUdpSwitch(): void {
+    const seen = Atomics.load(this.ctl, CTL_UDP_GEN_SEEN);
+    while (this.pendingUdpClose.length !== 0 && ((seen - this.pendingUdpClose[0]!.gen) | 0) >= 0) this.pendingUdpClose.shift()!.run();
   }
 
   private publishRouted(seq: number, n: number): void {
@@ -744,6 +865,12 @@ export class Pipeline {
       const s = seq & ring.mask;
       const m = s * META_WORDS;
       const st = Atomics.load(meta, m + M_STATE);
+      if (st === SlotState.SKIP) { // classify() handled it: nothing to open, check or write
+        Atomics.store(meta, m + M_STATE, SlotState.DROP);
+        seq = (seq + 1) | 0;
+        if (this.testMode) this.freeRecvTestMode(m, seq);
+        continue;
+      }
       if (st !== SlotState.DONE && st !== SlotState.FAILED && st !== SlotState.DEAD) break;
       const ok = st === SlotState.DONE;
       const plain = ok ? meta[m + M_RESULT]! : 0;
@@ -779,15 +906,16 @@ export class Pipeline {
             this.hookError('deliver', err, RING_RECV);
           }
         }
-        Atomics.store(meta, m + M_STATE, SlotState.FREE);
-        this.recvFreedLocal = seq;
+        this.freeRecvTestMode(m, seq);
       }
     }
     if (seq === start) return false;
     this.retired[RING_RECV] = seq;
     Atomics.store(this.ctl, ring.iRetired, seq);
-    if (this.testMode) Atomics.store(this.ctl, ring.iFreed, seq);
-    else if (Atomics.load(this.ctl, CTL_WRITER_WAITING) !== 0
+    if (this.testMode) {
+      Atomics.store(this.ctl, ring.iFreed, seq);
+      if (Atomics.load(this.ctl, CTL_UDP_READER_WAITING) !== 0) Atomics.notify(this.ctl, ring.iFreed, 1);
+    } else if (Atomics.load(this.ctl, CTL_WRITER_WAITING) !== 0
       && (handed || ((seq - Atomics.load(this.ctl, ring.iFreed)) | 0) >= this.freeBatch)) {
       // Wake the writer for packets to write, or to free a backlog of slots with nothing to write.
       Atomics.notify(this.ctl, ring.iRetired, 1);
@@ -795,10 +923,17 @@ export class Pipeline {
     return true;
   }
 
+  private freeRecvTestMode(m: number, seq: number): void {
+    Atomics.store(this.rings[RING_RECV]!.meta, m + M_STATE, SlotState.FREE);
+    this.recvFreedLocal = seq;
+  }
+
   /** Direct mode: write the packet at slot s to TUN from main. False (nothing written) on any error: the writer then retries it and classifies the error. */
   private writeDirect(ring: RingView, s: number, len: number): boolean {
     try {
-      fs.writeSync(this.directWriteFd, ring.data, s * ring.slotBytes + SLOT_PAYLOAD_OFFSET, len, null);
+      const at = s * ring.slotBytes + SLOT_PAYLOAD_OFFSET - this.tunHeader;
+      ring.data.fill(0, at, at + this.tunHeader); // a plain packet: GSO none, no checksum to finish
+      fs.writeSync(this.directWriteFd, ring.data, at, this.tunHeader + len, null);
     } catch {
       return false;
     }
@@ -819,7 +954,7 @@ export class Pipeline {
     }
   }
 
-  private hookError(stage: 'route' | 'onSealed' | 'onOpened' | 'deliver', err: unknown, ring: RingId): void {
+  private hookError(stage: HookStage, err: unknown, ring: RingId): void {
     this.stats[statDrop(ring, Drop.HOOK_ERROR)]! += 1;
     if (this.hooks.onHookError) this.hooks.onHookError(stage, err);
     else queueMicrotask(() => { throw err; });
@@ -851,12 +986,27 @@ export class Pipeline {
     Atomics.notify(ctl, CTL_WORKER_BELL);
     Atomics.notify(ctl, this.rings[RING_TUN]!.iFreed); // a reader waiting for room
     Atomics.notify(ctl, this.rings[RING_RECV]!.iRetired); // the writer waiting for work
+    Atomics.notify(ctl, this.rings[RING_RECV]!.iFreed); // the UDP reader waiting for room
+    wakeEventFd(this.udpWakeFd); // the UDP reader in poll()
+    wakeEventFd(this.tunWakeFd); // the TUN reader in poll()
     ringMainBell(ctl); // resolves a pending waitAsync; onBell then sees `stopping`
     await this.supervisor.stop();
     // No thread can use a key or fd named in a slot any more: run what waited for the rings to empty.
+    this.stopped = true;
+    for (const p of this.pendingUdpClose.splice(0)) p.run();
     for (const p of this.pendingRetire.splice(0)) p.run();
   }
 }
 
 export { SlotState, RING_TUN, RING_LOCAL, RING_RECV, SLOT_PAYLOAD_OFFSET };
 export type { RingId };
+
+const EVENTFD_ONE = new Uint8Array(new BigUint64Array([1n]).buffer);
+
+/** Signal an eventfd (a reader thread blocked in poll() on it returns); -1 or a failure: nothing. */
+function wakeEventFd(fd: number): void {
+  if (fd < 0) return;
+  try {
+    fs.writeSync(fd, EVENTFD_ONE);
+  } catch { /* closed already: nobody waits on it */ }
+}

@@ -26,10 +26,12 @@ import { type DataplaneShared, MAIN_WORKER_RESTARTS, STAT_MAIN } from './layout.
 
 export const TUN_READER_ID = -1;
 export const TUN_WRITER_ID = -2;
+export const UDP_READER_ID = -3;
 
 const CRYPT_WORKER_URL = new URL('../../workers/crypt-worker.js', import.meta.url);
 const TUN_READER_URL = new URL('../../workers/tun-reader.js', import.meta.url);
 const TUN_WRITER_URL = new URL('../../workers/tun-writer.js', import.meta.url);
+const UDP_READER_URL = new URL('../../workers/udp-reader.js', import.meta.url);
 
 const FAST_RESTART_MS = 1000;
 const MAX_RESTART_DELAY_MS = 5000;
@@ -39,6 +41,12 @@ export interface SupervisorConfig {
   workers: number;
   tunFd: number | null;
   tunWriteFd: number | null;
+  /** eventfd that interrupts the TUN reader's poll (-1: none). */
+  tunWakeFd: number;
+  /** The TUN fd carries virtio_net_hdr (offloads). */
+  tunVnetHdr: boolean;
+  /** eventfd of the UDP reader thread; -1 = no UDP reader (main produces the RECV ring). */
+  udpWakeFd: number;
   /** Largest read into a TUN-ring slot. */
   maxRead: number;
   workerSpin: number;
@@ -69,7 +77,8 @@ interface ThreadEntry {
 }
 
 function threadName(id: number): string {
-  return id >= 0 ? `wirepool-crypt-${id}` : id === TUN_READER_ID ? 'wirepool-tun-reader' : 'wirepool-tun-writer';
+  return id >= 0 ? `wirepool-crypt-${id}` : id === TUN_READER_ID ? 'wirepool-tun-reader'
+    : id === UDP_READER_ID ? 'wirepool-udp-reader' : 'wirepool-tun-writer';
 }
 
 /** Resolves true when `p` settles within `ms`, false otherwise; leaves no timer behind. */
@@ -86,6 +95,7 @@ export class Supervisor {
   private readonly crypto: (ThreadEntry | undefined)[] = [];
   private reader: ThreadEntry | undefined;
   private writer: ThreadEntry | undefined;
+  private udpReader: ThreadEntry | undefined;
   private readonly restartTimers = new Set<ReturnType<typeof setTimeout>>();
   private started = false;
   private stopping = false;
@@ -100,6 +110,7 @@ export class Supervisor {
       ready.push(this.spawnReader());
       ready.push(this.spawnWriter());
     }
+    if (this.cfg.udpWakeFd >= 0) ready.push(this.spawnUdpReader());
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`dataplane threads did not attach within ${this.cfg.startTimeoutMs} ms`)), this.cfg.startTimeoutMs);
@@ -130,8 +141,9 @@ export class Supervisor {
       if (e === undefined) return;
       if (!(await within(e.exited, this.cfg.stopTimeoutMs))) await within(e.worker.terminate(), this.cfg.stopTimeoutMs);
     };
-    await Promise.all([...this.crypto.map(bounded), bounded(this.writer)]);
+    await Promise.all([...this.crypto.map(bounded), bounded(this.writer), bounded(this.udpReader)]);
     this.writer = undefined;
+    this.udpReader = undefined;
     const reader = this.reader;
     if (reader !== undefined) {
       if (await within(reader.exited, this.cfg.stopTimeoutMs)) {
@@ -191,17 +203,36 @@ export class Supervisor {
   }
 
   private spawnReader(): Promise<void> {
-    const data = { shared: this.cfg.shared, fd: this.cfg.tunFd, maxRead: this.cfg.maxRead };
+    const data = { shared: this.cfg.shared, fd: this.cfg.tunFd, maxRead: this.cfg.maxRead, wakeFd: this.cfg.tunWakeFd, vnetHdr: this.cfg.tunVnetHdr };
     const { entry, ready } = this.spawn(TUN_READER_URL, data, TUN_READER_ID, this.reader, (e, code) => this.onTunThreadExit(TUN_READER_ID, e, code));
     this.reader = entry;
     return ready;
   }
 
   private spawnWriter(): Promise<void> {
-    const data = { shared: this.cfg.shared, fd: this.cfg.tunWriteFd ?? this.cfg.tunFd };
+    const data = { shared: this.cfg.shared, fd: this.cfg.tunWriteFd ?? this.cfg.tunFd, vnetHdr: this.cfg.tunVnetHdr };
     const { entry, ready } = this.spawn(TUN_WRITER_URL, data, TUN_WRITER_ID, this.writer, (e, code) => this.onTunThreadExit(TUN_WRITER_ID, e, code));
     this.writer = entry;
     return ready;
+  }
+
+  private spawnUdpReader(): Promise<void> {
+    const data = { shared: this.cfg.shared, wakeFd: this.cfg.udpWakeFd };
+    const { entry, ready } = this.spawn(UDP_READER_URL, data, UDP_READER_ID, this.udpReader, (e, code) => this.onUdpReaderExit(e, code));
+    this.udpReader = entry;
+    return ready;
+  }
+
+  private onUdpReaderExit(entry: ThreadEntry, code: number): void {
+    if (this.udpReader !== entry) return;
+    if (this.stopping || !this.started) {
+      this.udpReader = undefined;
+      return;
+    }
+    if (!entry.errored) this.events.error(UDP_READER_ID, new Error(`${threadName(UDP_READER_ID)} exited with code ${code}`));
+    this.restart(entry, () => {
+      this.spawnUdpReader().then(() => this.events.restarted(UDP_READER_ID), (err) => this.events.error(UDP_READER_ID, err));
+    });
   }
 
   private onCryptoExit(id: number, entry: ThreadEntry, code: number): void {

@@ -1,44 +1,59 @@
-// The Linux TUN device behind a small interface, so the native addon can be swapped
-// (shared/spec/wireguard-protocol.md §10 "TUN (Linux)", §8 MTU).
+// The Linux TUN device behind a small interface (shared/spec/wireguard-protocol.md §10 "TUN
+// (Linux)", §8 MTU), on wirepool's own addon native/tun.c (shared/notes/batched-io.md §2).
 //
-// Creation. The addon (@xiaobaidadada/node-tuntap2-wintun 3.0.2) issues TUNSETIFF with
-// IFF_TUN|IFF_NO_PI and an *empty* name, so the kernel picks `tunN`. Node cannot open an
-// rtnetlink socket or issue SIOCSIFNAME, so createTun renames the fresh link while it is
-// still down: open /dev/net/tun (O_RDWR, blocking) → tuntapInit → `ip link set dev tunN
-// name IFNAME` → SIOCSIFMTU. A fresh TUN link is always down, and renaming needs it down.
-// Passing the name into TUNSETIFF would remove the rename step; that needs a patched addon.
+// Creation. createTun opens /dev/net/tun (O_RDWR | O_NONBLOCK | O_CLOEXEC) and issues
+// TUNSETIFF with IFF_TUN | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL and the requested name, so
+// the link is born with its final name: no kernel-chosen tunN, no rename, and IFF_TUN_EXCL
+// makes the kernel refuse (EBUSY → ERR_TUN_NAME_TAKEN) a name that exists, whoever made it
+// and whenever. Then the offloads: TUNSETOFFLOAD(CSUM | TSO4 | TSO6 | USO4 | USO6), without
+// USO where the kernel refuses it (before 6.2), and without the virtio header at all (the
+// device is made again) where even TCP offload is refused. Then SIOCSIFMTU. A fresh TUN link
+// is down. On any failure after TUNSETIFF the fd is closed, which deletes the
+// (non-persistent) link: nothing is left half-configured.
 //
-// The race: the name is checked before the link is created, but another process can
-// create IFNAME between that check and the rename. The rename is atomic in the kernel,
-// so that process wins and we fail cleanly with ERR_TUN_NAME_TAKEN (and delete our
-// tunN); nothing is half-configured. For a short moment the link is also visible to
-// rtnetlink listeners (udev, NetworkManager) as `tunN` before it becomes IFNAME.
+// Offloads. With IFF_VNET_HDR every read and write carries a 10-byte virtio_net_hdr. The
+// device announces TSO/USO, so the local stack hands it TCP (and UDP) super-packets of up to
+// 64 KiB that the addon's readSlots splits into MTU-sized packets (a 2–4× saving in stack work
+// per byte), and writeSlots can merge a batch's consecutive TCP segments of one flow into one
+// GSO write, as a NIC's receive offload would. WIREPOOL_TUN_OFFLOAD=0 (or off/false/no) opens
+// the device without the header and offloads: one plain packet per read and write, for
+// kernels where offloads misbehave.
 //
-// On any failure after /dev/net/tun was opened, the half-made link is deleted by name
-// while we still hold the fd (so the name is certainly ours), then the fd is closed.
-//
-// Use of the fd. It stays blocking: read it with fs.readSync and write it with
-// fs.writeSync from worker threads (one read = one IP packet, one write = one packet;
-// shared/notes/node-dataplane.md §6). close() alone does not wake a worker blocked in
-// readSync (the read holds its own file reference); deleting the link does: the blocked
-// read then fails with EFAULT and later reads/writes fail too. Closing the last fd of a
-// non-persistent TUN deletes the link.
+// Use of the fd. It is non-blocking. The data plane reads it only through the addon's
+// readSlots (poll on the fd and on `wakeFd`, an eventfd, then batched reads) and writes it
+// through writeSlots; see TunNative below for the exact contract. `wake()` interrupts a
+// blocked readSlots. close() wakes the reader, then closes the TUN fd and the eventfd; the
+// owner must have told the reader thread to stop first (a reader that calls readSlots again
+// gets -EBADF, unless the fd numbers were reused meanwhile: don't). Closing the last fd of a
+// non-persistent TUN deletes the link. Deleting the link (`ip link delete`) makes readSlots
+// return -EBADFD (poll reports an error) and writes fail with EBADFD/EIO.
 //
 // Whether a link exists is read from /proc/self/net/dev, which always reflects the
 // network namespace of this process; /sys/class/net is only right when sysfs was
 // mounted in that namespace (`ip netns exec` remounts it, `unshare -n` does not).
 
 import fs from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 
 export interface TunDevice {
   readonly name: string;
+  /** Non-blocking TUN fd; read and write it with tunNative().readSlots / writeSlots. */
   readonly fd: number;
+  /** Every read and write carries a 10-byte virtio_net_hdr (pass this to readSlots/writeSlots). */
+  readonly vnetHdr: boolean;
+  /** TUN_F_* offload bits the kernel accepted (0 without vnetHdr). */
+  readonly offloads: number;
+  /** UDP segmentation offload on (reads may be UDP super-packets; readSlots splits them). */
+  readonly uso: boolean;
+  /** eventfd: pass to readSlots; wake() makes a blocked readSlots return 0. */
+  readonly wakeFd: number;
   mtu(): number;
   setMtu(mtu: number): void;
   /** true while the kernel link exists */
   exists(): boolean;
+  /** Interrupts a readSlots blocked on this device (it returns 0). */
+  wake(): void;
+  /** Wakes the reader, closes the fd and the eventfd. Idempotent. */
   close(): void;
 }
 
@@ -46,7 +61,7 @@ export type TunErrorCode =
   | 'ERR_TUN_NAME_INVALID' // not a valid Linux interface name
   | 'ERR_TUN_NAME_TAKEN' // a link with that name exists already
   | 'ERR_TUN_MTU_INVALID' // outside 68..65535 or not an integer
-  | 'ERR_TUN_UNAVAILABLE' // no /dev/net/tun, no addon, or no `ip`
+  | 'ERR_TUN_UNAVAILABLE' // no /dev/net/tun, or the addon is not built
   | 'ERR_TUN_PERMISSION' // needs CAP_NET_ADMIN
   | 'ERR_TUN_FD_INVALID' // an inherited fd that is not this TUN device
   | 'ERR_TUN_SETUP'; // any other failure while creating or configuring
@@ -66,8 +81,159 @@ export const IFNAMSIZ = 16;
 export const TUN_MIN_MTU = 68;
 export const TUN_MAX_MTU = 65535;
 
-const TUN_PATH = '/dev/net/tun';
-const IP_TIMEOUT_MS = 5_000;
+/** TUNSETOFFLOAD bits (linux/if_tun.h). */
+export const TUN_F_CSUM = 0x01;
+export const TUN_F_TSO4 = 0x02;
+export const TUN_F_TSO6 = 0x04;
+export const TUN_F_USO4 = 0x20;
+export const TUN_F_USO6 = 0x40;
+/** TUNGETIFF flag bits (linux/if_tun.h). */
+export const IFF_TUN = 0x0001;
+export const IFF_NO_PI = 0x1000;
+export const IFF_VNET_HDR = 0x4000;
+export const IFF_MULTI_QUEUE = 0x0100;
+
+/** Bytes of the virtio_net_hdr in front of each packet when vnetHdr is on. */
+export const TUN_VNET_HDR_LEN = 10;
+
+/** readSlots `out` entries (values of this call only; the caller accumulates). Length ≥ TUN_READ_OUT_LEN. */
+export const TUN_READ_OUT = {
+  /** read() calls that returned a packet or super-packet */
+  READS: 0,
+  /** of those, GSO super-packets split */
+  SUPER: 1,
+  /** slots filled with segments of super-packets (this call's share; the rest may be pending) */
+  SEGMENTS: 2,
+  /** packets or segments dropped: longer than slotBytes - 48, or a read truncated at 64 KiB */
+  TOO_BIG: 3,
+  /** packets dropped: virtio header or IP/TCP/UDP headers not understood */
+  MALFORMED: 4,
+  /** ENOBUFS / ENOMEM / poll failures: the call returned early; call again */
+  TRANSIENT: 5,
+  /** bytes put into slots */
+  BYTES: 6,
+  /** segments of a split super-packet still waiting for slots (emitted first by the next call, which then does not block) */
+  PENDING: 7,
+} as const;
+export const TUN_READ_OUT_LEN = 8;
+
+/** writeSlots `out` entries (values of this call only). Length ≥ TUN_WRITE_OUT_LEN. */
+export const TUN_WRITE_OUT = {
+  /** input packets written (alone or inside a coalesced write) */
+  WRITTEN: 0,
+  /** input packets dropped because their write failed (EIO while the link is down, EINVAL, …) */
+  ERRORS: 1,
+  /** errno of the last such failure */
+  LAST_ERRNO: 2,
+  /** write()/writev() calls that succeeded */
+  WRITES: 3,
+  /** packets that went out inside an earlier packet's GSO write (WRITTEN - COALESCED = packets on the wire as written) */
+  COALESCED: 4,
+  /** non-zero: the fd is gone (EBADF, EBADFD, ENXIO, ENODEV, EFAULT): the errno; the call stopped there */
+  GONE_ERRNO: 5,
+  /** inner bytes written */
+  BYTES: 6,
+} as const;
+export const TUN_WRITE_OUT_LEN = 7;
+
+/** readSlots' return value at end of file (the device is gone). Other negative values are -errno. */
+export const TUN_READ_EOF = -0x10000;
+
+/** What open()/attach() report. */
+export interface TunOpenInfo {
+  fd: number;
+  name: string;
+  /** TUNGETIFF flags */
+  flags: number;
+  vnetHdr: boolean;
+  offloads: number;
+  uso: boolean;
+}
+
+/**
+ * native/tun.c. All calls are synchronous; readSlots blocks in poll (run it on a worker
+ * thread). Data buffers may be SharedArrayBuffer-backed. Slot s's packet is at
+ * data[s*slotBytes + 16, + len), its length in meta[s*32 + 1] (src/dataplane/layout.ts);
+ * a slot holds at most slotBytes - 48 bytes of packet.
+ */
+export interface TunNative {
+  /**
+   * Creates (exclusive, default) or attaches the TUN link `name`. Throws an Error with
+   * `code` (errno name: EBUSY when the name is taken, EPERM, ENOENT for a missing
+   * /dev/net/tun …), `errno` and `syscall`.
+   */
+  open(name: string, flags: { vnetHdr: boolean; multiQueue?: boolean; exclusive?: boolean }): TunOpenInfo;
+  /** Name and flags of a TUN fd (TUNGETIFF); throws (EBADF: not open, EBADFD: detached, ENOTTY/EINVAL: not a TUN). */
+  query(fd: number): { name: string; flags: number };
+  /**
+   * Adopts an inherited TUN fd: virtio header size 10 and offloads (offload true: the full
+   * set, else none) when it has IFF_VNET_HDR; made non-blocking. Throws like query.
+   */
+  attach(fd: number, offload: boolean): TunOpenInfo;
+  setMtu(name: string, mtu: number): void;
+  getMtu(name: string): number;
+  /** A non-blocking, close-on-exec eventfd. */
+  eventfd(): number;
+  /** Adds 1 to the eventfd; 0 or the errno. */
+  wake(efd: number): number;
+  /**
+   * Waits (poll, up to timeoutMs; -1 = forever) until the TUN fd is readable or wakeFd (-1:
+   * none) is signalled, then reads packets until EAGAIN or maxSlots slots are filled, in the
+   * order of `slots`. With vnetHdr, super-packets are split into segments (valid IP packets,
+   * full checksums); segments that do not fit stay pending in this thread's state for this
+   * fd and are emitted first by the next call, which then does not wait.
+   * Returns: n ≥ 0 slots filled (0: timeout, wake — the wake is consumed —, EINTR, or only
+   * drops); TUN_READ_EOF or -errno when the device is gone (link deleted: -EBADFD; fd or
+   * eventfd closed: -EBADF; any read error but EAGAIN/EINTR/ENOBUFS/ENOMEM). An error after
+   * some slots were filled returns those first; the next call reports it.
+   */
+  readSlots(
+    tunFd: number, wakeFd: number, vnetHdr: boolean, data: Uint8Array, slotBytes: number, meta: Int32Array,
+    slots: Int32Array, maxSlots: number, timeoutMs: number, out: Int32Array,
+  ): number;
+  /**
+   * Writes packets i < n (data[slots[i]*slotBytes + 16, + lens[i])), each as one write, the
+   * virtio header (with vnetHdr) placed in slot bytes 6..16. With gro (and vnetHdr), TCP
+   * segments of one flow with adjacent sequence numbers are merged into one GSO writev (see
+   * native/tun.c write_chunk for the rules); this edits the first segment's headers in its
+   * slot. `meta` is unused (may be null). Failed writes are counted in out and skipped; when
+   * the fd is gone, out[GONE_ERRNO] is set and the call stops. Returns the number of input
+   * packets handled (written or dropped): n, unless the fd went away.
+   */
+  writeSlots(
+    tunFd: number, vnetHdr: boolean, data: Uint8Array, slotBytes: number, meta: Int32Array | null,
+    slots: Int32Array, lens: Int32Array, n: number, gro: boolean, out: Int32Array,
+  ): number;
+  /** Test helper: readSlots' split of one virtio header + packet into out[i*outStride]; segments, -1 malformed, -2 no room. */
+  gsoSplit(buf: Uint8Array, out: Uint8Array, outStride: number, lens: Int32Array): number;
+  /** Test helper: writeSlots' vnetHdr+gro path recording each write (header + packet) into outBuf; records or -2. */
+  groCoalesce(
+    data: Uint8Array, slotBytes: number, slots: Int32Array, lens: Int32Array, n: number,
+    outBuf: Uint8Array, outLens: Int32Array, outCounts: Int32Array, out: Int32Array,
+  ): number;
+  readonly READ_EOF: number;
+}
+
+let native: TunNative | undefined;
+
+/** The addon (loaded once per thread). Throws ERR_TUN_UNAVAILABLE when it is not built. */
+export function tunNative(): TunNative {
+  if (native === undefined) {
+    try {
+      native = createRequire(import.meta.url)('../../../native/build/Release/wirepool_tun.node') as TunNative;
+    } catch (err) {
+      throw new TunError('ERR_TUN_UNAVAILABLE', `TUN addon could not be loaded (build it: cd native && npx node-gyp rebuild): ${errMessage(err)}`, { cause: err });
+    }
+  }
+  return native;
+}
+
+/** Whether offloads are wanted: WIREPOOL_TUN_OFFLOAD=0 / off / false / no turns them off. */
+export function tunOffloadWanted(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env.WIREPOOL_TUN_OFFLOAD?.trim().toLowerCase();
+  return !(v === '0' || v === 'off' || v === 'false' || v === 'no');
+}
+
 const WATCH_INTERVAL_MS = 1_000;
 
 /**
@@ -88,50 +254,6 @@ export function ifnameProblem(name: string): string | null {
     }
   }
   return null;
-}
-
-interface TuntapAddon {
-  tuntapInit(fd: number, isTap: boolean): string;
-  tuntapSetMtu(name: string, mtu: number): number;
-  tuntapGetMtu(name: string): number;
-}
-
-let addon: TuntapAddon | undefined;
-
-function loadAddon(): TuntapAddon {
-  if (addon === undefined) {
-    const require = createRequire(import.meta.url);
-    try {
-      addon = require('@xiaobaidadada/node-tuntap2-wintun/build/Release/tuntap2Addon.node') as TuntapAddon;
-    } catch (err) {
-      throw new TunError('ERR_TUN_UNAVAILABLE', `TUN addon could not be loaded: ${errMessage(err)}`, { cause: err });
-    }
-  }
-  return addon;
-}
-
-let ipPath: string | undefined;
-
-/** The `ip` binary; PATH of a non-root shell often lacks /usr/sbin. */
-function ipCommand(): string {
-  if (ipPath === undefined) {
-    ipPath = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => fs.existsSync(p)) ?? 'ip';
-  }
-  return ipPath;
-}
-
-/** Runs `ip ARGS`; on failure throws an Error whose message is ip's stderr. */
-function runIp(args: string[]): void {
-  try {
-    execFileSync(ipCommand(), args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: IP_TIMEOUT_MS });
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
-    if (e.code === 'ENOENT') {
-      throw new TunError('ERR_TUN_UNAVAILABLE', "the 'ip' command (iproute2) is needed to name the TUN link", { cause: err });
-    }
-    const stderr = e.stderr?.toString().trim();
-    throw new Error(stderr ? stderr : errMessage(err), { cause: err });
-  }
 }
 
 /** Whether a link called `name` exists in this process's network namespace. */
@@ -167,14 +289,26 @@ function errMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+function errCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
 /** Wraps an addon (errno) failure into a TunError. */
 function addonError(what: string, err: unknown): TunError {
   if (err instanceof TunError) return err;
-  const code = (err as NodeJS.ErrnoException).code;
+  const code = errCode(err);
   if (code === 'EPERM' || code === 'EACCES') {
     return new TunError('ERR_TUN_PERMISSION', `${what}: permission denied (CAP_NET_ADMIN is needed)`, { cause: err });
   }
   return new TunError('ERR_TUN_SETUP', `${what}: ${errMessage(err)}`, { cause: err });
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // already closed, or reporting another failure
+  }
 }
 
 class LinuxTun implements TunDevice {
@@ -183,11 +317,15 @@ class LinuxTun implements TunDevice {
   constructor(
     readonly fd: number,
     readonly name: string,
+    readonly vnetHdr: boolean,
+    readonly offloads: number,
+    readonly uso: boolean,
+    readonly wakeFd: number,
   ) {}
 
   mtu(): number {
     try {
-      return loadAddon().tuntapGetMtu(this.name);
+      return tunNative().getMtu(this.name);
     } catch (err) {
       throw addonError(`reading the MTU of ${this.name}`, err);
     }
@@ -196,7 +334,7 @@ class LinuxTun implements TunDevice {
   setMtu(mtu: number): void {
     checkMtu(mtu);
     try {
-      loadAddon().tuntapSetMtu(this.name, mtu);
+      tunNative().setMtu(this.name, mtu);
     } catch (err) {
       throw addonError(`setting the MTU of ${this.name} to ${mtu}`, err);
     }
@@ -206,112 +344,110 @@ class LinuxTun implements TunDevice {
     return linkExists(this.name);
   }
 
+  wake(): void {
+    if (!this.#closed) tunNative().wake(this.wakeFd);
+  }
+
   close(): void {
     if (this.#closed) return;
+    this.wake();
     this.#closed = true;
-    fs.closeSync(this.fd);
+    closeQuietly(this.fd);
+    closeQuietly(this.wakeFd);
+  }
+}
+
+function newWakeFd(): number {
+  try {
+    return tunNative().eventfd();
+  } catch (err) {
+    throw addonError('creating the wake eventfd', err);
   }
 }
 
 /**
- * Creates the TUN link `name` (down, no addresses) with the given MTU and returns it
- * with its blocking fd. Throws a TunError; on failure nothing is left behind.
+ * Creates the TUN link `name` (down, no addresses) with the given MTU and returns it with its
+ * non-blocking fd. Offloads (virtio header, TSO/USO) are on unless opts.offload is false or
+ * WIREPOOL_TUN_OFFLOAD=0. Throws a TunError; on failure nothing is left behind.
  */
-export function createTun(name: string, mtu: number): TunDevice {
+export function createTun(name: string, mtu: number, opts: { offload?: boolean } = {}): TunDevice {
   checkName(name);
   checkMtu(mtu);
   if (linkExists(name)) {
     throw new TunError('ERR_TUN_NAME_TAKEN', `interface ${name} already exists`);
   }
-  const tuntap = loadAddon();
+  const addon = tunNative();
+  const offload = opts.offload ?? tunOffloadWanted();
 
-  let fd: number;
+  let info: TunOpenInfo;
   try {
-    fd = fs.openSync(TUN_PATH, fs.constants.O_RDWR);
+    info = addon.open(name, { vnetHdr: offload });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENODEV' || code === 'ENXIO') {
-      throw new TunError('ERR_TUN_UNAVAILABLE', `${TUN_PATH} is missing (load the tun module, or give the container the device)`, { cause: err });
+    const e = err as NodeJS.ErrnoException;
+    if (e.syscall === 'open') {
+      if (e.code === 'ENOENT' || e.code === 'ENODEV' || e.code === 'ENXIO') {
+        throw new TunError('ERR_TUN_UNAVAILABLE', `/dev/net/tun is missing (load the tun module, or give the container the device)`, { cause: err });
+      }
+      if (e.code === 'EACCES' || e.code === 'EPERM') {
+        throw new TunError('ERR_TUN_PERMISSION', `cannot open /dev/net/tun: permission denied (CAP_NET_ADMIN is needed)`, { cause: err });
+      }
     }
-    if (code === 'EACCES' || code === 'EPERM') {
-      throw new TunError('ERR_TUN_PERMISSION', `cannot open ${TUN_PATH}: permission denied (CAP_NET_ADMIN is needed)`, { cause: err });
+    if (e.code === 'EBUSY' || e.code === 'EEXIST') {
+      throw new TunError('ERR_TUN_NAME_TAKEN', `interface ${name} already exists`, { cause: err });
     }
-    throw new TunError('ERR_TUN_SETUP', `cannot open ${TUN_PATH}: ${errMessage(err)}`, { cause: err });
+    throw addonError(`creating the TUN device ${name}`, err);
   }
 
-  let linkName: string | null = null; // the name our link has right now, once it exists
+  let wakeFd = -1;
   try {
-    try {
-      linkName = tuntap.tuntapInit(fd, false);
-    } catch (err) {
-      throw addonError('creating the TUN device', err);
-    }
-    if (linkName !== name) {
-      try {
-        runIp(['link', 'set', 'dev', linkName, 'name', name]);
-      } catch (err) {
-        if (err instanceof TunError) throw err;
-        if (/File exists/i.test(errMessage(err))) {
-          throw new TunError('ERR_TUN_NAME_TAKEN', `interface ${name} already exists`, { cause: err });
-        }
-        throw new TunError('ERR_TUN_SETUP', `renaming ${linkName} to ${name} failed: ${errMessage(err)}`, { cause: err });
-      }
-      linkName = name;
-    }
-    const dev = new LinuxTun(fd, name);
+    wakeFd = newWakeFd();
+    const dev = new LinuxTun(info.fd, info.name, info.vnetHdr, info.offloads, info.uso, wakeFd);
     dev.setMtu(mtu);
     return dev;
   } catch (err) {
-    if (linkName !== null) {
-      try {
-        runIp(['link', 'delete', 'dev', linkName]);
-      } catch {
-        // Closing the fd below removes a non-persistent TUN link anyway.
-      }
-    }
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // Already reporting the first failure.
-    }
+    // Closing the only fd of a non-persistent TUN deletes the link.
+    closeQuietly(info.fd);
+    if (wakeFd >= 0) closeQuietly(wakeFd);
     throw err instanceof TunError ? err : addonError(`creating ${name}`, err);
   }
 }
 
 /**
- * Wraps an inherited TUN fd (WG_TUN_FD). Checks, where /proc allows, that the fd is a
- * TUN device attached to the link `name`.
+ * Wraps an inherited TUN fd (WG_TUN_FD): checks with TUNGETIFF that it is an IFF_TUN |
+ * IFF_NO_PI device attached to the link `name`, then adopts it (non-blocking; with
+ * IFF_VNET_HDR: header size 10, offloads on unless opts.offload is false or
+ * WIREPOOL_TUN_OFFLOAD=0, in which case the header stays but carries nothing).
  */
-export function openTunFromFd(fd: number, name: string): TunDevice {
+export function openTunFromFd(fd: number, name: string, opts: { offload?: boolean } = {}): TunDevice {
   checkName(name);
   if (!Number.isInteger(fd) || fd < 0) {
     throw new TunError('ERR_TUN_FD_INVALID', `invalid TUN fd ${fd}`);
   }
-  let info: string;
+  const addon = tunNative();
+  let q: { name: string; flags: number };
   try {
-    info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1');
+    q = addon.query(fd);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      // Either the fd is not open or /proc is not mounted; fstat tells which.
-      let isChar: boolean;
-      try {
-        isChar = fs.fstatSync(fd).isCharacterDevice();
-      } catch (statErr) {
-        throw new TunError('ERR_TUN_FD_INVALID', `TUN fd ${fd} is not open`, { cause: statErr });
-      }
-      if (!isChar) throw new TunError('ERR_TUN_FD_INVALID', `fd ${fd} is not a TUN device`);
-      return new LinuxTun(fd, name);
+    const code = errCode(err);
+    if (code === 'EBADF') throw new TunError('ERR_TUN_FD_INVALID', `TUN fd ${fd} is not open`, { cause: err });
+    if (code === 'EBADFD') {
+      throw new TunError('ERR_TUN_FD_INVALID', `TUN fd ${fd} is not attached to a link (was it deleted?)`, { cause: err });
     }
-    throw new TunError('ERR_TUN_FD_INVALID', `cannot inspect fd ${fd}: ${errMessage(err)}`, { cause: err });
+    throw new TunError('ERR_TUN_FD_INVALID', `fd ${fd} is not a TUN device`, { cause: err });
   }
-  // drivers/net/tun.c tun_chr_show_fdinfo prints "iff:\t<name>" (empty once detached).
-  const m = /^iff:\t(.*)$/m.exec(info);
-  if (m === null) throw new TunError('ERR_TUN_FD_INVALID', `fd ${fd} is not a TUN device`);
-  if (m[1] === '') throw new TunError('ERR_TUN_FD_INVALID', `TUN fd ${fd} is not attached to a link (was it deleted?)`);
-  if (m[1] !== name) {
-    throw new TunError('ERR_TUN_FD_INVALID', `TUN fd ${fd} belongs to ${m[1]}, not ${name}`);
+  if (q.name !== name) {
+    throw new TunError('ERR_TUN_FD_INVALID', `TUN fd ${fd} belongs to ${q.name}, not ${name}`);
   }
-  return new LinuxTun(fd, name);
+  if ((q.flags & IFF_TUN) === 0 || (q.flags & IFF_NO_PI) === 0) {
+    throw new TunError('ERR_TUN_FD_INVALID', `TUN fd ${fd} (${name}) must be a TUN device with IFF_NO_PI (flags 0x${q.flags.toString(16)})`);
+  }
+  let info: TunOpenInfo;
+  try {
+    info = addon.attach(fd, opts.offload ?? tunOffloadWanted());
+  } catch (err) {
+    throw new TunError('ERR_TUN_FD_INVALID', `cannot adopt TUN fd ${fd}: ${errMessage(err)}`, { cause: err });
+  }
+  return new LinuxTun(fd, name, info.vnetHdr, info.offloads, info.uso, newWakeFd());
 }
 
 /**

@@ -20,6 +20,9 @@ export const DROP_REASONS = [
   'handshake_flood',      // initiation within 20 ms of the last accepted one
   'no_endpoint',          // nothing to send to
   'queue_full',           // handshake queue full
+  'encrypt_failed',       // sealing failed in a crypto worker
+  'worker_died',          // the crypto worker holding the packet died
+  'send_failed',          // the UDP send failed (socket buffer full after retries, no route, …)
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 export const DROP_REASON_INDEX: Readonly<Record<DropReason, number>> = Object.fromEntries(

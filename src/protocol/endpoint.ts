@@ -7,6 +7,23 @@ export interface Endpoint {
   readonly port: number;
   readonly family: 4 | 6;
   readonly bytes: Uint8Array;
+  /**
+   * Sticky source: the local address (same family) the peer last sent to, and its interface
+   * index; replies leave from it (IP_PKTINFO / IPV6_PKTINFO). Absent: the kernel chooses.
+   */
+  readonly src?: Uint8Array;
+  readonly srcIfindex?: number;
+  /** IPv6 scope id (zone) of a link-local address; absent = 0. */
+  readonly scope?: number;
+}
+
+/** Same remote address and port, and the same sticky source. */
+export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
+  if (a.port !== b.port || a.address !== b.address || (a.srcIfindex ?? 0) !== (b.srcIfindex ?? 0) || (a.scope ?? 0) !== (b.scope ?? 0)) return false;
+  const x = a.src;
+  const y = b.src;
+  if (x === undefined || y === undefined) return x === y;
+  return x.length === y.length && x.every((v, i) => v === y[i]);
 }
 
 export function endpointFromBytes(bytes: Uint8Array, port: number): Endpoint {

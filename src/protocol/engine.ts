@@ -20,7 +20,7 @@ import { toHex } from '../hex.js';
 import { AllowedIPs } from './allowedips.js';
 import { CookieChecker } from './cookie.js';
 import { type DropReason, Direction, DropCounters } from './drops.js';
-import { type Endpoint, endpointFromAddress, endpointSourceKey } from './endpoint.js';
+import { type Endpoint, endpointSourceKey, sameEndpoint } from './endpoint.js';
 import { IndexTable } from './indextable.js';
 import { Keypair } from './keypair.js';
 import { Initiation, Response, readU32 } from './messages.js';
@@ -40,6 +40,17 @@ export interface Clock {
   now(): number;
   /** Wall-clock milliseconds since the Unix epoch (TAI64N, last handshake time). */
   wallNow(): number;
+}
+
+/**
+ * Where an authenticated transport message came from, as the host sees it (the host compares in
+ * its own representation, and builds an Endpoint only when the peer roamed).
+ */
+export interface PacketSource {
+  /** Whether the message came from exactly `ep` (address, port and the local address it was sent to). */
+  isEndpoint(ep: Endpoint | null): boolean;
+  /** The source as an Endpoint (null if it cannot be one). */
+  endpoint(): Endpoint | null;
 }
 
 export interface EngineHooks {
@@ -438,7 +449,7 @@ export class Engine {
    * confirmation, timers (§5, §6, §8). Returns the peer when the packet is accepted
    * (then the caller checks the inner packet and delivers it), else null.
    */
-  receiveTransport(kp: Keypair, counter: number, msgLen: number, plaintextLen: number, srcAddress: string, srcPort: number): Peer | null {
+  receiveTransport(kp: Keypair, counter: number, msgLen: number, plaintextLen: number, src: PacketSource): Peer | null {
     // A keypair retired while its packet was in a worker must not be attributed to a peer
     // that has since taken over its id.
     if (kp.retired) return null;
@@ -450,8 +461,10 @@ export class Engine {
       return null;
     }
     const now = this.clock.now();
-    const ep = peer.endpoint;
-    if (!ep || ep.port !== srcPort || ep.address !== srcAddress) this.roamTo(peer, srcAddress, srcPort);
+    if (!src.isEndpoint(peer.endpoint)) { // roaming (§8): replies go where the authenticated packet came from
+      const ep = src.endpoint();
+      if (ep) peer.endpoint = ep;
+    }
     if (peer.keypairs.receivedWith(kp)) {
       this.timersHandshakeComplete(peer, false);
       this.sendStaged(peer, now);
@@ -475,12 +488,7 @@ export class Engine {
 
   private roam(peer: Peer, src: Endpoint): void {
     const ep = peer.endpoint;
-    if (!ep || ep.port !== src.port || ep.address !== src.address) peer.endpoint = src;
-  }
-
-  private roamTo(peer: Peer, address: string, port: number): void {
-    const ep = endpointFromAddress(address, port);
-    if (ep) peer.endpoint = ep;
+    if (!ep || !sameEndpoint(ep, src)) peer.endpoint = src;
   }
 
   // ───────────────────────── timers (§6) ─────────────────────────

@@ -111,7 +111,11 @@ export class Net {
     const counter = le64(bytes, Transport.COUNTER);
     const pt = this.crypto.aeadOpen(kp.receiveKey, counter, bytes.subarray(Transport.CONTENT), new Uint8Array(0));
     if (!pt) return 'decrypt_failed';
-    const peer = e.receiveTransport(kp, counter, bytes.length, pt.length, src.address, src.port);
+    const from = {
+      isEndpoint: (ep: Endpoint | null) => ep !== null && ep.port === src.port && ep.address === src.address,
+      endpoint: () => src,
+    };
+    const peer = e.receiveTransport(kp, counter, bytes.length, pt.length, from);
     if (!peer) return 'rejected';
     if (pt.length > 0) node.delivered.push(pt);
     return null;
