@@ -20,8 +20,8 @@ import { AEAD_TAG_LEN, MESSAGE_TRANSPORT_HEADER_SIZE, MESSAGE_TRANSPORT_MIN_SIZE
 import { KeyTable } from '../src/dataplane/keytable.js';
 import {
   CTL_SHUTDOWN, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_CALLS,
-  CW_SEND_FALLBACKS, CW_SENT, CW_WAKEUPS, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_KEYPAIR, M_LENGTH,
-  M_RESULT, M_STATE, META_WORDS, RING_LOCAL, RING_RECV, RING_TUN, SlotState, cryptingState, statWorker,
+  CW_SEND_FALLBACKS, CW_SENT, CW_WAKEUPS, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_KEYPAIR, M_LENGTH,
+  M_RESULT, META_WORDS, RING_LOCAL, RING_RECV, RING_TUN, SlotState, cryptingState, statWorker,
 } from '../src/dataplane/layout.js';
 import { RingView, ringMainBell, sendLockOwner } from '../src/dataplane/ring.js';
 import { udpNative } from '../src/io/udp-native.js';
@@ -125,78 +125,22 @@ function openStep(ring: RingView, s: number, m: number): boolean {
   }
 }
 
-// Flush scratch: the slots (and their ring seqs) one sendSlots call sends.
+// Flush scratch: the slots one sendSlots call sends.
 const sendList = new Int32Array(SEND_BATCH);
-const sendSeqs = new Int32Array(SEND_BATCH);
 const sendOut = new Int32Array(8);
 
-/**
- * Send-ring flush (protocol: ring.ts "send flush"): under the ring's flush lock, walk from C_SENT
- * over finished slots and send the DONE ones, in order, in batches (one sendmmsg per batch, equal-
- * sized runs to one endpoint as one UDP GSO message): the run of DONE slots naming the same socket,
- * passing FAILED/DEAD/SKIP ones (nothing to send). The walk stops at a slot still being sealed, at
- * a slot main chose to send (no fd; main is woken for it like for any finished head slot, see
- * cryptSome), or where the socket would block or failed: that slot becomes main's (fd −1) and we
- * ring main. Never blocks.
- */
+/** One batch of the send flush (ring.ts flushSends): sendmmsg of list[0, n) on `fd`; returns how many went. */
+function sendBatch(ring: RingView, fd: number, list: Int32Array, n: number): number {
+  const sent = native.sendSlots(fd, fd, ring.data, ring.slotBytes, ring.meta, list, n, true, sendOut);
+  stats[row + CW_SEND_CALLS]! += 1;
+  stats[row + CW_SENT]! += sent;
+  if (sent < n) stats[row + CW_SEND_FALLBACKS]! += 1;
+  return sent;
+}
+
+/** Send what this ring has finished, in order (ring.ts "send flush"); ring main if a send failed and the slot became main's. */
 function flushSends(ring: RingView): void {
-  const meta = ring.meta;
-  for (;;) {
-    if (!ring.tryLockSend(lockOwner)) return; // the holder re-checks after unlocking
-    let seq = Atomics.load(ctl, ring.iSent);
-    const ready = Atomics.load(ctl, ring.iReady);
-    let failed = false;
-    for (;;) {
-      // Gather one batch.
-      let n = 0;
-      let fd = -1;
-      let walked = seq;
-      while (walked !== ready && n < SEND_BATCH) {
-        const s = walked & ring.mask;
-        const m = s * META_WORDS;
-        const st = Atomics.load(meta, m + M_STATE);
-        if (st === SlotState.DONE) {
-          const f = meta[m + M_FD]!;
-          if (f < 0 || (n !== 0 && f !== fd)) break; // main sends it / the next batch's socket
-          fd = f;
-          sendList[n] = s;
-          sendSeqs[n] = walked;
-          n++;
-        } else if (st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP) {
-          break; // still PENDING or being sealed, or HELD by main
-        }
-        walked = (walked + 1) | 0;
-      }
-      if (n === 0) {
-        seq = walked;
-        break;
-      }
-      const sent = native.sendSlots(fd, fd, ring.data, ring.slotBytes, meta, sendList, n, true, sendOut);
-      stats[row + CW_SEND_CALLS]! += 1;
-      for (let i = 0; i < sent; i++) Atomics.store(meta, sendList[i]! * META_WORDS + M_STATE, SlotState.SENT);
-      stats[row + CW_SENT]! += sent;
-      if (sent < n) {
-        stats[row + CW_SEND_FALLBACKS]! += 1;
-        meta[sendList[sent]! * META_WORDS + M_FD] = -1; // main's now: later flushers stop here without trying again
-        seq = sendSeqs[sent]!;
-        failed = true;
-        break;
-      }
-      seq = walked;
-      if (walked === ready) break;
-    }
-    ring.unlockSend(seq);
-    if (failed) {
-      ringMainBell(ctl);
-      return;
-    }
-    // Re-check the slot now at C_SENT: flushable by us (a racer finished it while we held the lock)?
-    const head = Atomics.load(ctl, ring.iSent);
-    if (head === Atomics.load(ctl, ring.iReady)) return;
-    const hm = (head & ring.mask) * META_WORDS;
-    const st = Atomics.load(meta, hm + M_STATE);
-    if (st === SlotState.DONE ? meta[hm + M_FD]! < 0 : st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP) return;
-  }
+  if (!ring.flushSends(lockOwner, sendList, sendBatch)) ringMainBell(ctl);
 }
 
 // Crypt scratch: the slots one batch claimed, and their results.

@@ -1,36 +1,49 @@
 // The dataplane pipeline, main-thread half: three SharedArrayBuffer rings between the main thread
-// (handshakes, routing, UDP), crypto worker threads and TUN reader/writer threads, plus the
-// supervision of those threads. Each ring is one circular array of slots with one monotonically
-// increasing cursor per stage (Disruptor-style); a stage only touches slots the previous stage has
-// published, and the in-order stages keep global ring order, hence per-peer order.
+// (handshakes, routing), crypto worker threads, and the I/O threads (TUN reader, TUN writer, UDP
+// reader), plus the supervision of those threads. Each ring is one circular array of slots with
+// one monotonically increasing cursor per stage (Disruptor-style); a stage only touches slots the
+// previous stage has published, and the in-order stages keep global ring order, hence per-peer
+// order. Every crossing between threads carries a batch: one cursor store publishes all the slots
+// a stage finished, and the next thread is woken (at most) once for them.
 //
 // TUN send ring (RING_TUN), TUN → UDP:
-//   1 produced  TUN reader thread (workers/tun-reader.ts): readSync into data[16, 16+len), FILLED,
-//               C_PRODUCED++, rings main. Full ring: waits on C_FREED (backpressure).
+//   1 produced  TUN reader thread (workers/tun-reader.ts): native readSlots (poll, then reads until
+//               EAGAIN; GSO super-packets split into MTU-sized packets) into data[16, 16+len),
+//               FILLED, one C_PRODUCED store per batch, rings main. Full ring: waits on C_FREED.
 //               Test mode (tunFd null): main produces with reserveTun()/publishTun().
 //   2 routed    main, in order: hooks.route() fills header data[0,16), zero padding, padded length,
-//               keypair id, counter and the connected socket's fd (slot → PENDING) or declines (SKIP).
-//               C_READY++, wake workers.
-//   3 sealed    crypto workers (workers/crypt-worker.ts), any order: claim (state CAS PENDING →
-//               crypting|workerId), sealTransport in place, DONE or FAILED (a dead owner: DEAD).
+//               keypair id, counter, the endpoint words and the socket's fd (→ PENDING) or
+//               declines (SKIP). C_READY moves per ROUTE_PUBLISH_BATCH slots, wake workers.
+//   3 sealed    crypto workers (workers/crypt-worker.ts), any order: claim a batch (state CAS
+//               PENDING → crypting|workerId each), seal the batch in one native call, DONE or
+//               FAILED (a dead owner: DEAD).
 //   4 sent      in order, by whichever thread holds the ring's flush lock (ring.ts "send flush"):
-//               the worker that sealed a slot writes it and every following finished slot to its
-//               connected UDP socket (fd in the slot; → SENT), C_SENT++. A slot a worker cannot
-//               write (fd -1, EAGAIN, any error) is left DONE, and main sends it: hooks.onSealed()
-//               with sent=false (dgram; the slot may be HELD until the send completes).
+//               the worker that sealed a batch sends it and every following finished slot with
+//               sendmmsg (runs to one endpoint as UDP GSO messages; → SENT), C_SENT moves. A slot a
+//               worker cannot send (fd -1, EAGAIN, any error) is left DONE, and main sends it:
+//               hooks.onSealed() with sent=false.
 //   5 released  main, in order, below C_SENT: hooks.onSealed() with sent=true for SENT slots (counters,
-//               timers), then FREE, C_RETIRED = C_FREED++, notify the reader if it waits.
+//               timers), then FREE, C_RETIRED = C_FREED moves, notify the reader if it waits.
 // LOCAL send ring (RING_LOCAL), main → UDP (keepalives, staged packets, anything main originates):
-//   1 main reserveLocal()/publishLocal() with header, padding, keypair, counter, fd already filled
-//   (→ PENDING); 3 sealed, 4 sent and 5 released as above, with meta.ring === RING_LOCAL in onSealed().
+//   1 main reserveLocal()/publishLocal() with header, padding, keypair, counter, endpoint words and
+//   fd already filled (→ PENDING); 3 sealed, 4 sent and 5 released as above (meta.ring === RING_LOCAL).
 // RECV ring (RING_RECV), UDP → TUN:
-//   1 produced  main: reserveRecv() (-1 when full: drop "ring_full"), copy the datagram into
-//               recvData(slot)[0, len), publishRecv() (→ PENDING, wake workers).
-//   2 opened    crypto workers: openTransport in place (plaintext at data[16, 16+len-32)): DONE | FAILED.
-//   3 checked   main, in order: hooks.onOpened() (replay window, source address, timers) returns the
-//               length to deliver or -1 (DELIVER | DROP). C_RETIRED++, notify the writer if it waits.
-//   4 written   TUN writer thread (workers/tun-writer.ts): writeSync each DELIVER slot; C_FREED++
-//               (reserveRecv reuses slots below it). Test mode: main calls hooks.deliver() instead.
+//   1 produced  UDP reader thread (workers/udp-reader.ts, option `udp`): native recvSlots (poll, then
+//               recvmmsg; UDP GRO super-datagrams split) into data[0, len) with the sender and our
+//               local address in the endpoint words, FILLED, one C_PRODUCED store per batch, rings
+//               main. Full ring: waits on C_FREED (the socket buffer holds the rest).
+//               Without a UDP reader (tests): main's reserveRecv()/publishRecv() produce PENDING
+//               slots directly (stage 2 is the caller's).
+//   2 classified main, in order: hooks.classify(): a transport message to open (keypair id, counter
+//               set: → PENDING) or not (handshake messages copied out, drops counted: SKIP).
+//   3 opened    crypto workers: a batch opened in one native call (plaintext at data[16, 16+len-32)):
+//               DONE | FAILED.
+//   4 checked   main, in order: hooks.onOpened() (replay window, source address, timers) returns the
+//               length to deliver or -1 (DELIVER | DROP; SKIP → DROP). C_RETIRED moves, notify the
+//               writer if it waits.
+//   5 written   TUN writer thread (workers/tun-writer.ts): native writeSlots of the DELIVER slots
+//               (TCP segments of a flow coalesced into one GSO write); C_FREED moves (the UDP reader
+//               reuses slots below it). Test mode: main calls hooks.deliver() instead.
 //               Latency shortcut (DIRECT_WRITE_MAX): a check batch of ≤ 2 slots while the writer owes
 //               nothing is written by main itself and marked DROP; the writer then only frees it.
 //
@@ -60,17 +73,14 @@
 // onOpened see ok=false), its sleeper bit is cleared, and a replacement with the same id attaches
 // to the same buffers. A TUN thread that found the device gone is not replaced: onTunGone() runs.
 //
-// Stopping: stop() sets CTL_SHUTDOWN and wakes every thread; in-flight slots are abandoned. A TUN
-// reader blocked in read() cannot be interrupted or terminated, and a thread blocked in a syscall
-// keeps the process from exiting (even process.exit waits for it): stop() resolves without it
-// (tunReaderRunning stays true) and it exits when its read returns — delete the link (the read then
-// fails) or close the device after a packet arrived. Integrator: stop the pipeline, then delete or
-// close the TUN device.
+// Stopping: stop() sets CTL_SHUTDOWN and wakes every thread (the readers through their wake
+// eventfds); in-flight slots are abandoned.
 //
 // Keys: `keys` is the shared KeyTable. Use retireKeys(id) rather than keys.free(id) for a keypair
 // that may still be named by published slots: it zeroes and frees the id once every slot published
-// before the call has left the rings. Sockets likewise: a socket whose fd send slots may name is
-// closed through afterInFlight(), never directly (a worker could write to a reused fd number).
+// before the call has left the rings. Sockets likewise: a socket whose fd send slots may name, or the
+// UDP reader may poll, is closed through setUdpSockets()'s callback, never directly (a thread could
+// use a reused fd number).
 //
 // Doorbell decisions (measured with bench/ring.ts): a crypto worker rings main only when main
 // sleeps waiting for exactly the slot it finished, and defers that ring by up to 16 slots while
@@ -141,7 +151,7 @@ export interface PipelineOptions {
   workerSendDepth?: number;
   /** Idle re-checks a crypto worker makes before it sleeps (default 0). */
   workerSpin?: number;
-  /** Module with sealTransport/openTransport (and optional init(data, workerId)) for the crypto workers; default src/crypto/transport.js. */
+  /** Crypto module of the workers (batch sealSlots/openSlots, or per-packet sealTransport/openTransport; optional init(data, workerId)); default src/crypto/native-aead.js. */
   cryptoModule?: string | URL;
   /** Structured-cloneable value passed to the crypto module's init(). */
   cryptoModuleData?: unknown;

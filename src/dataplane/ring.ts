@@ -23,23 +23,25 @@
 //               sooner when they run out of work): deferring changes when main is woken, never
 //               whether, and it turns "main wakes per packet, chasing one busy worker" (~9 µs of
 //               main CPU each) into one wake per batch (bench/ring.ts measures both).
-//   send flush  (send rings) sealed messages leave in ring order, written to their connected UDP
-//               socket by whichever thread holds the ring's flush lock (C_SEND_LOCK, one CAS): it
-//               walks from C_SENT over finished slots, writes each DONE one (→ SENT) or passes
+//   send flush  (send rings) sealed messages leave in ring order, sent to their UDP endpoint (the
+//               slot's endpoint words and socket fd) by whichever thread holds the ring's flush lock
+//               (C_SEND_LOCK, one CAS): it walks from C_SENT over finished slots, sends the DONE ones
+//               in batches (one sendmmsg each, RingView.flushSends; → SENT) and passes
 //               FAILED/DEAD/SKIP, stops at the first slot still being sealed (or, for a worker, one
-//               it cannot write: no fd, or the write failed), stores C_SENT and unlocks. A thread
-//               that finished a slot but lost the CAS just leaves: the holder re-reads the slot at
-//               C_SENT after unlocking and goes round again if it became flushable (the finisher's
-//               state store precedes its failed CAS, which precedes the holder's unlock, so the
-//               re-read sees it). Main is a flusher too (it sends through dgram), so a slot a worker
-//               had to leave is never stranded: the worker rings main.
+//               it cannot send: no fd, or the send stopped there), stores C_SENT and unlocks. A
+//               thread that finished a slot but lost the CAS just leaves: the holder re-reads the
+//               slot at C_SENT after unlocking and goes round again if it became flushable (the
+//               finisher's state store precedes its failed CAS, which precedes the holder's unlock,
+//               so the re-read sees it). Main is a flusher too (pipeline.ts releaseStage: it sends
+//               what a worker could not), so a slot a worker had to leave is never stranded: the
+//               worker rings main.
 //   worker bell a crypto worker sets its bit in CTL_WORKER_SLEEPERS, reads CTL_WORKER_BELL, re-checks
 //               every ring for claimable work, then Atomics.wait(bell, value read). Main publishes
 //               (cursor store), then if any sleeper bit is set bumps the bell and notifies.
 
 import {
   C_CLAIM, C_FREED, C_HEAD_WAIT, C_PRODUCED, C_READY, C_RETIRED, C_SEND_LOCK, C_SENT, CTL_MAIN_ARMED, CTL_MAIN_BELL,
-  M_SEQ, M_STATE, META_WORDS, type RingId, type RingShared, SlotState, ringCtl,
+  M_FD, M_SEQ, M_STATE, META_WORDS, type RingId, type RingShared, SlotState, ringCtl,
 } from './layout.js';
 
 export class RingView {
@@ -56,6 +58,8 @@ export class RingView {
   readonly iHeadWait: number;
   readonly iSent: number;
   readonly iSendLock: number;
+  /** flushSends scratch: the ring seq of each slot of the batch being sent (per thread: each has its own RingView). */
+  private readonly flushSeqs = new Int32Array(256);
 
   constructor(readonly id: RingId, readonly ctl: Int32Array, shared: RingShared) {
     this.slots = shared.slots;
@@ -111,6 +115,69 @@ export class RingView {
   unlockSend(sent: number): void {
     Atomics.store(this.ctl, this.iSent, sent);
     Atomics.store(this.ctl, this.iSendLock, 0);
+  }
+
+  /**
+   * Send rings, a crypto worker after sealing (protocol: "send flush" above): under the flush lock
+   * `owner`, walk from C_SENT over finished slots and send the DONE ones, in order, in batches of
+   * up to list.length slots naming the same socket: `send(this, fd, list, n)` sends list[0, n) and
+   * returns how many went (in order). FAILED/DEAD/SKIP slots are passed (nothing to send). The walk
+   * stops at a slot still being sealed, at a slot main is to send (fd −1; main is woken for it
+   * like for any finished head slot), or where a send stopped: that slot becomes main's (fd −1)
+   * and the call returns false (the caller must ring main). Never blocks. True otherwise.
+   */
+  flushSends(owner: number, list: Int32Array, send: (ring: RingView, fd: number, list: Int32Array, n: number) => number): boolean {
+    const meta = this.meta;
+    const ctl = this.ctl;
+    for (;;) {
+      if (!this.tryLockSend(owner)) return true; // the holder re-checks after unlocking
+      let seq = Atomics.load(ctl, this.iSent);
+      const ready = Atomics.load(ctl, this.iReady);
+      let failed = false;
+      while (seq !== ready) {
+        // Gather one batch: the DONE slots naming one socket, passing those with nothing to send.
+        let n = 0;
+        let fd = -1;
+        let walked = seq;
+        const max = Math.min(list.length, this.flushSeqs.length);
+        while (walked !== ready && n < max) {
+          const s = walked & this.mask;
+          const m = s * META_WORDS;
+          const st = Atomics.load(meta, m + M_STATE);
+          if (st === SlotState.DONE) {
+            const f = meta[m + M_FD]!;
+            if (f < 0 || (n !== 0 && f !== fd)) break; // main sends it / the next batch's socket
+            fd = f;
+            this.flushSeqs[n] = walked;
+            list[n++] = s;
+          } else if (st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP) {
+            break; // still PENDING or being sealed, or HELD by main
+          }
+          walked = (walked + 1) | 0;
+        }
+        if (n === 0) {
+          seq = walked;
+          break;
+        }
+        const sent = send(this, fd, list, n);
+        for (let i = 0; i < sent; i++) Atomics.store(meta, list[i]! * META_WORDS + M_STATE, SlotState.SENT);
+        if (sent < n) {
+          seq = this.flushSeqs[sent]!;
+          meta[list[sent]! * META_WORDS + M_FD] = -1; // main's now: later flushers stop here without trying again
+          failed = true;
+          break;
+        }
+        seq = walked;
+      }
+      this.unlockSend(seq);
+      if (failed) return false;
+      // Re-check the slot now at C_SENT: flushable by us (a racer finished it while we held the lock)?
+      const head = Atomics.load(ctl, this.iSent);
+      if (head === Atomics.load(ctl, this.iReady)) return true;
+      const hm = (head & this.mask) * META_WORDS;
+      const st = Atomics.load(meta, hm + M_STATE);
+      if (st === SlotState.DONE ? meta[hm + M_FD]! < 0 : st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP) return true;
+    }
   }
 
   /**

@@ -57,6 +57,18 @@ export function endpointWords(ep: Endpoint, src?: StickySource | null): Int32Arr
   return w;
 }
 
+const cache = new WeakMap<Endpoint, Int32Array>();
+
+/** endpointWords(ep), computed once per Endpoint object (a roam makes a new one) and shared: do not modify. */
+export function endpointWordsOf(ep: Endpoint): Int32Array {
+  let w = cache.get(ep);
+  if (w === undefined) {
+    w = endpointWords(ep);
+    cache.set(ep, w);
+  }
+  return w;
+}
+
 /** Writes `ep`'s words at meta[base..base+12) (base = slot * META_WORDS + M_EP_FAMILY). Prefer copying precomputed words. */
 export function writeEndpointWords(meta: Int32Array, base: number, ep: Endpoint, src?: StickySource | null): void {
   meta.set(endpointWords(ep, src), base);

@@ -1,0 +1,117 @@
+// The receive path's rules (UDP → TUN), in one place, as wireguard-go's receive.go and the
+// kernel's receive.c hold theirs. Main-thread stages of the RECV ring (pipeline.ts):
+//
+//   classify()  stage 2, in ring order, for every datagram the UDP reader received: the type and
+//               exact size filter (malformed: dropped); handshake messages (initiation, response,
+//               cookie reply) are copied out to the handshake queue with their source endpoint;
+//               a transport message's receiver index → keypair (unknown: dropped, unknown_index),
+//               whose id and the message's counter go into the slot for the crypto worker.
+//   onOpened()  stage 3, in ring order, after a worker authenticated and decrypted it: the replay
+//               window (after decryption, never before), roaming (the peer's endpoint becomes
+//               where this authenticated packet came from, including our local address it was
+//               sent to), key confirmation and timers (engine.receiveTransport); then the inner IP
+//               header (length ≤ plaintext, padding trimmed) and cryptokey routing's source check:
+//               the inner source address must route back to the peer whose key decrypted it.
+//               Returns the length to write to TUN, or -1 (dropped and counted, or a keepalive).
+import { MESSAGE_TRANSPORT } from './constants.js';
+import { type SlotMeta, SlotState } from './dataplane/pipeline.js';
+import { M_EP_FAMILY } from './dataplane/layout.js';
+import { endpointFromWords, endpointWordsEqual, endpointWordsOf } from './io/endpoint-words.js';
+import { type HandshakeQueue } from './handshake-queue.js';
+import { Direction } from './protocol/drops.js';
+import { type Endpoint } from './protocol/endpoint.js';
+import { type Engine, type PacketSource } from './protocol/engine.js';
+import { type Keypair } from './protocol/keypair.js';
+import { messageType, readU32, Transport } from './protocol/messages.js';
+import { type Peer } from './protocol/peer.js';
+
+export class ReceivePath {
+  /** Main-only side data per RECV slot: the keypair classify() found. */
+  private readonly slotKeypair: (Keypair | undefined)[] = [];
+  /** The slot onOpened() is checking, as the engine's PacketSource (one reused object). */
+  private readonly source = new RecvSlotSource();
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly handshakes: HandshakeQueue,
+    private readonly scheduleTimers: () => void,
+  ) {}
+
+  /** Stage 2: what is this datagram (data[0, len), its sender in the endpoint words)? True: open it. */
+  classify(slot: number, data: Uint8Array, len: number, meta: SlotMeta): boolean {
+    const e = this.engine;
+    const type = messageType(data, len);
+    if (type === 0) {
+      e.drops.count(Direction.Inbound, 'malformed');
+      return false;
+    }
+    if (type !== MESSAGE_TRANSPORT) {
+      const src = endpointFromWords(meta.metaWords, meta.base + M_EP_FAMILY);
+      if (!src) e.drops.count(Direction.Inbound, 'malformed');
+      else if (!this.handshakes.push({ msg: data.slice(0, len), src })) e.drops.count(Direction.Inbound, 'queue_full');
+      return false;
+    }
+    const kp = e.lookupReceive(readU32(data, Transport.RECEIVER));
+    if (!kp || kp.keyId < 0) return false;
+    meta.keypairId = kp.keyId;
+    meta.peerId = kp.peerId;
+    meta.counterLo = readU32(data, Transport.COUNTER);
+    meta.counterHi = readU32(data, Transport.COUNTER + 4);
+    this.slotKeypair[slot] = kp;
+    return true;
+  }
+
+  /** Stage 3: replay, roaming, timers and the cryptokey-routing source check. */
+  onOpened(slot: number, data: Uint8Array, plen: number, ok: boolean, meta: SlotMeta): number {
+    const kp = this.slotKeypair[slot];
+    this.slotKeypair[slot] = undefined;
+    const e = this.engine;
+    if (!kp) return -1;
+    if (!ok) {
+      e.drops.count(Direction.Inbound, meta.state === SlotState.DEAD ? 'worker_died' : 'decrypt_failed');
+      return -1;
+    }
+    const counter = meta.counterLo + meta.counterHi * 0x1_0000_0000;
+    const peer = e.receiveTransport(kp, counter, meta.length, plen, this.source.at(meta));
+    this.scheduleTimers();
+    if (!peer || plen === 0) return -1; // dropped (counted), or a keepalive
+    const version = data[16]! >> 4;
+    let innerLen: number;
+    let src: Peer | undefined;
+    if (version === 4 && plen >= 20) {
+      innerLen = (data[16 + 2]! << 8) | data[16 + 3]!;
+      if (innerLen < 20 || innerLen > plen) return this.drop('malformed');
+      src = e.allowedIPs.lookupV4(data, 16 + 12);
+    } else if (version === 6 && plen >= 40) {
+      innerLen = ((data[16 + 4]! << 8) | data[16 + 5]!) + 40;
+      if (innerLen > plen) return this.drop('malformed');
+      src = e.allowedIPs.lookupV6(data, 16 + 8);
+    } else {
+      return this.drop('malformed');
+    }
+    if (src !== peer) return this.drop('source_not_allowed');
+    return innerLen;
+  }
+
+  private drop(reason: 'malformed' | 'source_not_allowed'): number {
+    this.engine.drops.count(Direction.Inbound, reason);
+    return -1;
+  }
+}
+
+/** The sender of the RECV slot being checked, compared in endpoint words (no allocation unless it roamed). */
+class RecvSlotSource implements PacketSource {
+  private words!: Int32Array;
+  private base = 0;
+  at(meta: SlotMeta): this {
+    this.words = meta.metaWords;
+    this.base = meta.base + M_EP_FAMILY;
+    return this;
+  }
+  isEndpoint(ep: Endpoint | null): boolean {
+    return ep !== null && endpointWordsEqual(this.words, this.base, endpointWordsOf(ep));
+  }
+  endpoint(): Endpoint | null {
+    return endpointFromWords(this.words, this.base);
+  }
+}

@@ -1,0 +1,134 @@
+// The send path's rules (TUN → UDP), in one place, as wireguard-go's send.go and the kernel's
+// send.c hold theirs. Main-thread stages of the TUN and LOCAL send rings (pipeline.ts):
+//
+//   route()     TUN ring stage 2, in ring order, for every packet the TUN reader read: destination
+//               address → peer (longest-prefix match in the allowed-IPs trie); no peer: dropped
+//               (no_peer_for_destination). No usable keypair or no endpoint yet: the packet is
+//               staged on the peer and a handshake starts (engine.stage). Else the nonce (the
+//               keypair's next send counter) is assigned here, before any worker sees the packet,
+//               the 16-byte transport header and zero padding (to a multiple of 16, never past
+//               the MTU) are written in front of and behind it, and the peer's endpoint (12 words:
+//               address, port, sticky source) and socket are copied into the slot.
+//   sendLocal() keepalives and staged packets, which main originates: the same, into the LOCAL ring.
+//   onSealed()  send rings stage 5, in ring order, after a crypto worker sealed (and usually sent)
+//               the message: per-peer counters and timers; a message no worker could send is
+//               tried once more from here; a failed seal or a dead worker is counted.
+import { type Pipeline, RING_TUN, type SlotMeta, SlotState } from './dataplane/pipeline.js';
+import { M_EP_FAMILY, META_WORDS } from './dataplane/layout.js';
+import { type NativeBind } from './io/bind.js';
+import { endpointWordsOf } from './io/endpoint-words.js';
+import { Direction } from './protocol/drops.js';
+import { type Engine } from './protocol/engine.js';
+import { type Keypair } from './protocol/keypair.js';
+import { paddedLength, writeTransportHeader } from './protocol/messages.js';
+import { type Peer } from './protocol/peer.js';
+
+export interface SendPathContext {
+  engine: Engine;
+  bind: NativeBind;
+  pipeline(): Pipeline;
+  /** The interface MTU now (padding never goes past it). */
+  mtu(): number;
+  /** Re-arm the engine's timer after something that may have moved its deadline. */
+  scheduleTimers(): void;
+}
+
+export class SendPath {
+  // Main-only side data per send-ring slot: the peer a message belongs to.
+  private readonly tunSlotPeer: (Peer | undefined)[] = [];
+  private readonly localSlotPeer: (Peer | undefined)[] = [];
+
+  constructor(private readonly ctx: SendPathContext) {}
+
+  /** TUN ring, stage 2: pick peer, keypair and counter for the packet at data[16, 16+len). */
+  route(slot: number, data: Uint8Array, len: number, meta: SlotMeta): boolean {
+    const e = this.ctx.engine;
+    const version = len > 0 ? data[16]! >> 4 : 0;
+    let peer: Peer | undefined;
+    if (version === 4 && len >= 20) peer = e.allowedIPs.lookupV4(data, 16 + 16);
+    else if (version === 6 && len >= 40) peer = e.allowedIPs.lookupV6(data, 16 + 24);
+    else {
+      e.drops.count(Direction.Outbound, 'malformed');
+      return false;
+    }
+    if (!peer) {
+      e.drops.count(Direction.Outbound, 'no_peer_for_destination');
+      return false;
+    }
+    const kp = e.sendKeypair(peer);
+    const ep = peer.endpoint;
+    if (!kp || !ep || kp.keyId < 0) {
+      e.stage(peer, data.subarray(16, 16 + len));
+      this.ctx.scheduleTimers();
+      return false;
+    }
+    const padded = paddedLength(len, this.ctx.mtu());
+    if (16 + padded + 16 > data.length) {
+      e.drops.count(Direction.Outbound, 'too_big');
+      return false;
+    }
+    const counter = kp.sendCounter++;
+    writeTransportHeader(data, kp.remoteIndex, counter);
+    data.fill(0, 16 + len, 16 + padded);
+    meta.setSeal(padded, kp.keyId, counter >>> 0, Math.floor(counter / 0x1_0000_0000), peer.id);
+    meta.metaWords.set(endpointWordsOf(ep), meta.base + M_EP_FAMILY);
+    meta.sendFd = this.ctx.bind.fdFor(ep.family);
+    this.tunSlotPeer[slot] = peer;
+    return true;
+  }
+
+  /** Keepalives and staged packets: sealed (and sent) by a worker through the LOCAL ring. Returns the message length, or -1. */
+  sendLocal(peer: Peer, kp: Keypair, counter: number, plaintext: Uint8Array): number {
+    const ep = peer.endpoint;
+    if (!ep || kp.keyId < 0) return -1;
+    const p = this.ctx.pipeline();
+    const padded = paddedLength(plaintext.length, this.ctx.mtu());
+    const slot = p.reserveLocal();
+    if (slot < 0 || 16 + padded + 16 > p.slotBytes) {
+      this.ctx.engine.drops.count(Direction.Outbound, slot < 0 ? 'ring_full' : 'too_big');
+      return -1;
+    }
+    const data = p.localData(slot);
+    writeTransportHeader(data, kp.remoteIndex, counter);
+    data.set(plaintext, 16);
+    data.fill(0, 16 + plaintext.length, 16 + padded);
+    this.localSlotPeer[slot] = peer;
+    p.localMeta(slot).set(endpointWordsOf(ep), slot * META_WORDS + M_EP_FAMILY);
+    p.publishLocal(slot, padded, kp.keyId, peer.id, counter >>> 0, Math.floor(counter / 0x1_0000_0000), this.ctx.bind.fdFor(ep.family));
+    return 16 + padded + 16;
+  }
+
+  /** Send rings, in ring order: the sealed message went out from a worker (`sent`), or goes out now. */
+  onSealed(slot: number, data: Uint8Array, msgLen: number, ok: boolean, meta: SlotMeta, sent: boolean): boolean {
+    const e = this.ctx.engine;
+    const fromTun = meta.ring === RING_TUN;
+    const peers = fromTun ? this.tunSlotPeer : this.localSlotPeer;
+    const peer = peers[slot];
+    peers[slot] = undefined;
+    if (!peer) return false;
+    if (!ok) {
+      e.drops.count(Direction.Outbound, meta.state === SlotState.DEAD ? 'worker_died' : 'encrypt_failed');
+      return false;
+    }
+    if (peer.removed) {
+      if (!sent) e.drops.count(Direction.Outbound, 'no_endpoint');
+      return false; // its stats row may already belong to another peer
+    }
+    if (!sent) { // no worker could send it (socket buffer full, no socket yet): one more try from here
+      const ep = peer.endpoint;
+      if (!ep) {
+        e.drops.count(Direction.Outbound, 'no_endpoint');
+        return false;
+      }
+      if (!this.ctx.bind.sendTo(ep, data.subarray(0, msgLen))) {
+        e.drops.count(Direction.Outbound, 'send_failed');
+        return false;
+      }
+    }
+    if (fromTun) {
+      e.transportSent(peer, msgLen, true);
+      this.ctx.scheduleTimers();
+    }
+    return false;
+  }
+}
