@@ -14,9 +14,11 @@ import { performance } from 'node:perf_hooks';
 import { DEFAULT_MTU, HANDSHAKE_QUEUE_SIZE } from './constants.js';
 import { clampPrivateKey, nodeCrypto } from './crypto/crypto.js';
 import { Pipeline } from './dataplane/pipeline.js';
+import { DEFAULT_LOCAL_SLOTS, DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS } from './dataplane/layout.js';
+import { type KeyTable } from './dataplane/keytable.js';
 import { HandshakeQueue, type QueuedHandshake } from './handshake-queue.js';
 import { NativeBind } from './io/bind.js';
-import { type TunDevice } from './io/tun.js';
+import { TUN_MAX_MTU, type TunDevice } from './io/tun.js';
 import { udpNative } from './io/udp-native.js';
 import { type Logger } from './log.js';
 import { HandshakeStats } from './metrics/handshakes.js';
@@ -62,7 +64,9 @@ export class Device implements UapiDevice, MetricsSource {
   /** Closes of replaced socket pairs, handed to the pipeline with the next setUdpSockets(). */
   private retiredSockets: (() => void)[] = [];
   private udpWakeFd = -1;
-  private mtuPoll: ReturnType<typeof setInterval> | null = null;
+  private tun: TunDevice | null = null;
+  /** growSlots() is replacing the pipeline. */
+  private growing = false;
   readonly uapiRequests = new Map<string, number>();
   /** The rules of each direction (src/send.ts, src/receive.ts). */
   private readonly send: SendPath;
@@ -107,36 +111,81 @@ export class Device implements UapiDevice, MetricsSource {
   static async create(opts: DeviceOptions): Promise<Device> {
     const d = new Device(opts);
     d.metricsWorkers = opts.workers;
-    const wakeFd = udpNative().eventfd();
-    d.udpWakeFd = wakeFd;
-    d.pipeline = await Pipeline.start({
-      workers: opts.workers,
-      tunFd: opts.tun ? opts.tun.fd : null,
-      tunWakeFd: opts.tun?.wakeFd,
-      tunVnetHdr: opts.tun?.vnetHdr,
-      udp: { wakeFd },
-    }, {
-      route: (slot, data, len, meta) => d.send.route(slot, data, len, meta),
-      classify: (slot, data, len, meta) => d.receive.classify(slot, data, len, meta),
-      onSealed: (slot, data, msgLen, ok, meta, sent) => d.send.onSealed(slot, data, msgLen, ok, meta, sent),
-      onOpened: (slot, data, plen, ok, meta) => d.receive.onOpened(slot, data, plen, ok, meta),
-      onTunGone: () => { for (const cb of d.tunGoneCallbacks) cb(); },
-      onWorkerError: (id, err) => d.log.error('dataplane thread failed; restarting it', { worker: id, error: err instanceof Error ? err.message : String(err) }),
-      onHookError: (stage, err) => d.log.error('packet hook failed', { stage, error: err instanceof Error ? err.stack : String(err) }),
-    });
+    d.tun = opts.tun;
+    d.udpWakeFd = udpNative().eventfd();
+    if (opts.tun) d.mtu = opts.tun.mtu();
+    d.pipeline = await d.startPipeline(Math.max(d.mtu, DEFAULT_MAX_INNER_MTU), null);
     try {
       d.bindPort(opts.listenPort ?? 0);
     } catch (err) {
       await d.close();
       throw err;
     }
-    if (opts.tun) {
-      d.mtu = opts.tun.mtu();
-      d.mtuPoll = setInterval(() => { try { d.mtu = opts.tun!.mtu(); } catch { /* link gone: the watcher reports it */ } }, 1000);
-      d.mtuPoll.unref();
-    }
     d.engine.up();
     return d;
+  }
+
+  /**
+   * The dataplane, with ring slots for inner packets up to `maxInnerMtu`: DEFAULT_MAX_INNER_MTU
+   * (9216) covers every usual MTU in 1024-slot rings (≈ 21 MB); a larger MTU gets 64 KiB slots in
+   * rings of a quarter the depth (≈ 37 MB). `keys`: the key table to keep (a replacement).
+   */
+  private startPipeline(maxInnerMtu: number, keys: KeyTable | null): Promise<Pipeline> {
+    const jumbo = maxInnerMtu > DEFAULT_MAX_INNER_MTU;
+    const tun = this.tun;
+    return Pipeline.start({
+      workers: this.metricsWorkers,
+      tunFd: tun ? tun.fd : null,
+      tunName: tun?.name,
+      tunWakeFd: tun?.wakeFd,
+      tunVnetHdr: tun?.vnetHdr,
+      udp: { wakeFd: this.udpWakeFd },
+      maxInnerMtu: jumbo ? TUN_MAX_MTU : DEFAULT_MAX_INNER_MTU,
+      ...(jumbo ? { ringSlots: DEFAULT_RING_SLOTS / 4, localSlots: DEFAULT_LOCAL_SLOTS / 4 } : {}),
+      ...(keys ? { keys } : {}),
+    }, {
+      route: (slot, data, len, meta) => this.send.route(slot, data, len, meta),
+      classify: (slot, data, len, meta) => this.receive.classify(slot, data, len, meta),
+      onSealed: (slot, data, msgLen, ok, meta, sent) => this.send.onSealed(slot, data, msgLen, ok, meta, sent),
+      onOpened: (slot, data, plen, ok, meta) => this.receive.onOpened(slot, data, plen, ok, meta),
+      onTunMtu: (mtu) => this.onTunMtu(mtu),
+      onTunGone: () => { for (const cb of this.tunGoneCallbacks) cb(); },
+      onWorkerError: (id, err) => this.log.error('dataplane thread failed; restarting it', { worker: id, error: err instanceof Error ? err.message : String(err) }),
+      onHookError: (stage, err) => this.log.error('packet hook failed', { stage, error: err instanceof Error ? err.stack : String(err) }),
+    });
+  }
+
+  /** The TUN reader read a new MTU: padding follows it from the next packet; past the ring slots' size, the dataplane is rebuilt with larger slots. */
+  private onTunMtu(mtu: number): void {
+    this.mtu = mtu;
+    const p = this.pipeline as Pipeline | undefined; // undefined while the first one starts (it fits the MTU then)
+    if (p !== undefined && mtu > p.maxInnerMtu && !this.growing && !this.closed) void this.growSlots();
+  }
+
+  /**
+   * Replace the dataplane by one with 64 KiB slots (an MTU above 9216 was set): stop the threads,
+   * start new ones on the same TUN, sockets and key table. Packets in flight at that moment are
+   * lost, once; sessions, peers and counters stay.
+   */
+  private async growSlots(): Promise<void> {
+    this.growing = true;
+    try {
+      const old = this.pipeline;
+      this.log.verbose('MTU above the ring slots: rebuilding the dataplane with 64 KiB slots', { mtu: this.mtu, slot_mtu: old.maxInnerMtu });
+      await old.stop();
+      if (this.closed) return;
+      const next = await this.startPipeline(TUN_MAX_MTU, old.keys);
+      if (this.closed) { // close() stopped the old one meanwhile
+        await next.stop();
+        return;
+      }
+      this.pipeline = next;
+      next.setUdpSockets(this.udp.fd4, this.udp.fd6, () => {});
+    } catch (err) {
+      this.log.error('cannot rebuild the dataplane for the new MTU', { mtu: this.mtu, error: err instanceof Error ? err.message : String(err) });
+    } finally {
+      this.growing = false;
+    }
   }
 
   get listenPort(): number {
@@ -156,7 +205,6 @@ export class Device implements UapiDevice, MetricsSource {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
-    if (this.mtuPoll) clearInterval(this.mtuPoll);
     this.handshakes.clear();
     this.engine.down();
     await this.pipeline?.stop(); // no thread uses a socket or slot after this

@@ -13,7 +13,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import {
-  CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_GONE_ERRNO, type DataplaneShared,
+  CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_MTU, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_GONE_ERRNO, type DataplaneShared,
   M_RESULT, M_SEQ, M_STATE, META_WORDS, RING_TUN, R_BYTES, R_FULL_WAITS, R_PACKETS, R_READS, R_SUPER, R_TOO_BIG,
   R_TRANSIENT_ERRORS, STAT_READER, SlotState, TunGoneCause,
 } from '../src/dataplane/layout.js';
@@ -23,6 +23,8 @@ import { TUN_READ_EOF, TUN_READ_OUT, TUN_READ_OUT_LEN, tunNative } from '../src/
 export interface TunReaderData {
   shared: DataplaneShared;
   fd: number;
+  /** Interface name: its MTU is read after every batch and published in CTL_TUN_MTU ('' = don't). */
+  name: string;
   /** eventfd that interrupts a blocked readSlots (-1: none). */
   wakeFd: number;
   /** The fd carries virtio_net_hdr (offloads on). */
@@ -49,7 +51,20 @@ function gone(cause: number, errno: number): void {
   ringMainBell(ctl);
 }
 
+/**
+ * The MTU as of now, published before the batch just read: main pads those packets (and every later
+ * one) to at most this, so an `ip link set mtu` applies from the next packet read. One ioctl per
+ * batch (a TSO read is dozens of packets).
+ */
+function publishMtu(): void {
+  if (wd.name === '') return;
+  try {
+    Atomics.store(ctl, CTL_TUN_MTU, native.getMtu(wd.name));
+  } catch { /* the link is going away: the next read says so */ }
+}
+
 function routineReadFromTun(): void {
+  publishMtu();
   const { meta, data, slots, mask, slotBytes } = ring;
   let seq = Atomics.load(ctl, ring.iProduced); // a replacement reader continues where the last one stopped
   for (;;) {
@@ -77,6 +92,7 @@ function routineReadFromTun(): void {
       return;
     }
     if (got === 0) continue;
+    publishMtu();
     for (let i = 0; i < got; i++) {
       const m = slotList[i]! * META_WORDS;
       meta[m + M_RESULT] = 0;

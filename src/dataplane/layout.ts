@@ -172,7 +172,9 @@ export const CTL_UDP_GEN = CTL_UDP_FD4 + 2;
 export const CTL_UDP_GEN_SEEN = line(10);
 /** 1 while the UDP reader waits for free RECV slots (it waits on the RECV ring's C_FREED word). */
 export const CTL_UDP_READER_WAITING = line(11);
-const RING_CTL_BASE = 12;
+/** The TUN interface's MTU as the TUN reader last read it (per read batch; 0 = unknown). Main pads to it. */
+export const CTL_TUN_MTU = line(12);
+const RING_CTL_BASE = 13;
 
 /** Per-ring cursors, in stage order. */
 export const C_PRODUCED = 0; // TUN ring: written by the TUN reader; RECV ring: by the UDP reader (stage 1). LOCAL: unused (== C_READY).

@@ -104,7 +104,7 @@ import { getSystemErrorName } from 'node:util';
 import { AEAD_TAG_LEN, MESSAGE_TRANSPORT_HEADER_SIZE, MESSAGE_TRANSPORT_MIN_SIZE } from '../constants.js';
 import { KeyTable } from './keytable.js';
 import {
-  CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_READER_WAITING, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE,
+  CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_READER_WAITING, CTL_TUN_MTU, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE,
   CTL_TUN_GONE_ERRNO, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CTL_WRITER_WAITING, DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS,
   DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS, Drop, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_KEYPAIR,
   M_LENGTH, M_PEER, M_RESULT, M_SEQ, M_STATE, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
@@ -121,6 +121,8 @@ export interface PipelineOptions {
   tunFd: number | null;
   /** fd the TUN writer writes to; defaults to tunFd (tests use a second pipe). */
   tunWriteFd?: number;
+  /** Name of the TUN interface: the reader publishes its MTU with every batch (tunMtu, hooks.onTunMtu). */
+  tunName?: string;
   /** eventfd that interrupts the TUN reader's poll (src/io/tun.ts TunDevice.wakeFd); -1/absent: none. */
   tunWakeFd?: number;
   /**
@@ -141,6 +143,8 @@ export interface PipelineOptions {
   localSlots?: number;
   /** Keypair ids in the KeyTable (default 2^16). */
   keypairCapacity?: number;
+  /** Use this key table (a pipeline replacing another keeps the sessions' keys); default a new one. */
+  keys?: KeyTable;
   /** Largest inner packet (default 9216); sets the slot size. */
   maxInnerMtu?: number;
   /**
@@ -182,6 +186,8 @@ export interface PipelineHooks {
   onOpened(slot: number, data: Uint8Array, plaintextLen: number, ok: boolean, meta: SlotMeta): number;
   /** Test mode only (tunFd null): RECV ring stage 4, a packet at data[16, 16+len) that would be written to TUN. */
   deliver?(slot: number, data: Uint8Array, len: number, meta: SlotMeta): void;
+  /** The TUN interface's MTU changed (as the TUN reader read it): called on main before the packets read after the change are routed. */
+  onTunMtu?(mtu: number): void;
   /** The TUN reader or writer found the device gone (read error/EOF, EBADF on write). Called once. */
   onTunGone(): void;
   /** A thread failed: crypto worker id, or TUN_READER_ID / TUN_WRITER_ID. It is being replaced. */
@@ -310,6 +316,8 @@ export class Pipeline {
   private stopping = false;
   private stopPromise: Promise<void> | null = null;
   private tunGoneReported = false;
+  /** CTL_TUN_MTU as last reported to hooks.onTunMtu. */
+  private tunMtuSeen = 0;
   /** stop() finished: every thread is gone. */
   private stopped = false;
 
@@ -324,7 +332,7 @@ export class Pipeline {
     this.udpReader = opts.udp !== undefined;
     this.udpWakeFd = opts.udp?.wakeFd ?? -1;
     this.tunWakeFd = opts.tunWakeFd ?? -1;
-    this.keys = KeyTable.create(opts.keypairCapacity ?? DEFAULT_KEYPAIR_CAPACITY);
+    this.keys = opts.keys ?? KeyTable.create(opts.keypairCapacity ?? DEFAULT_KEYPAIR_CAPACITY);
     const ringSlots = opts.ringSlots ?? DEFAULT_RING_SLOTS;
     const localSlots = opts.localSlots ?? DEFAULT_LOCAL_SLOTS;
     this.shared = {
@@ -347,10 +355,10 @@ export class Pipeline {
       workers: opts.workers,
       tunFd: opts.tunFd,
       tunWriteFd: opts.tunWriteFd ?? null,
+      tunName: opts.tunName ?? '',
       tunWakeFd: opts.tunWakeFd ?? -1,
       tunVnetHdr: opts.tunVnetHdr === true,
       udpWakeFd: this.udpWakeFd,
-      maxRead: this.slotBytes - MESSAGE_TRANSPORT_HEADER_SIZE - AEAD_TAG_LEN,
       workerSpin: opts.workerSpin,
       cryptoModule: cm === undefined ? undefined : cm.toString(),
       cryptoModuleData: opts.cryptoModuleData,
@@ -693,6 +701,11 @@ export class Pipeline {
   }
 
   private drainOnce(): boolean {
+    const mtu = Atomics.load(this.ctl, CTL_TUN_MTU);
+    if (mtu !== this.tunMtuSeen && mtu !== 0) { // before routing what was read after the change
+      this.tunMtuSeen = mtu;
+      this.hooks.onTunMtu?.(mtu);
+    }
     let moved = this.routeStage();
     if (this.udpReader) moved = this.classifyStage() || moved;
     if (this.pendingUdpClose.length !== 0) this.processUdpSwitch();

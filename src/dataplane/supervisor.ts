@@ -41,14 +41,14 @@ export interface SupervisorConfig {
   workers: number;
   tunFd: number | null;
   tunWriteFd: number | null;
+  /** Name of the TUN interface (the reader reads its MTU); '' when unknown. */
+  tunName: string;
   /** eventfd that interrupts the TUN reader's poll (-1: none). */
   tunWakeFd: number;
   /** The TUN fd carries virtio_net_hdr (offloads). */
   tunVnetHdr: boolean;
   /** eventfd of the UDP reader thread; -1 = no UDP reader (main produces the RECV ring). */
   udpWakeFd: number;
-  /** Largest read into a TUN-ring slot. */
-  maxRead: number;
   workerSpin: number;
   cryptoModule: string | undefined;
   cryptoModuleData: unknown;
@@ -203,7 +203,7 @@ export class Supervisor {
   }
 
   private spawnReader(): Promise<void> {
-    const data = { shared: this.cfg.shared, fd: this.cfg.tunFd, maxRead: this.cfg.maxRead, wakeFd: this.cfg.tunWakeFd, vnetHdr: this.cfg.tunVnetHdr };
+    const data = { shared: this.cfg.shared, fd: this.cfg.tunFd, name: this.cfg.tunName, wakeFd: this.cfg.tunWakeFd, vnetHdr: this.cfg.tunVnetHdr };
     const { entry, ready } = this.spawn(TUN_READER_URL, data, TUN_READER_ID, this.reader, (e, code) => this.onTunThreadExit(TUN_READER_ID, e, code));
     this.reader = entry;
     return ready;
