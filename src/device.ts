@@ -25,7 +25,7 @@ import { HandshakeStats } from './metrics/handshakes.js';
 import { type MetricsDataplane, type MetricsDeviceInfo, type MetricsPeer, type MetricsSource } from './metrics/source.js';
 import { formatPrefix } from './protocol/allowedips.js';
 import { DROP_REASONS, DropCounters } from './protocol/drops.js';
-import { endpointFromBytes, formatEndpoint } from './protocol/endpoint.js';
+import { endpointFromBytes, formatEndpoint, withoutSource } from './protocol/endpoint.js';
 import { type Clock, Engine, type EngineHooks } from './protocol/engine.js';
 import { type Keypair } from './protocol/keypair.js';
 import { type Peer, Stat, STATS_PER_PEER } from './protocol/peer.js';
@@ -99,7 +99,13 @@ export class Device implements UapiDevice, MetricsSource {
       drops: new DropCounters(new Float64Array(new SharedArrayBuffer(2 * DROP_REASONS.length * 8))),
     });
     // A replaced socket pair closes once the UDP reader left it and no send slot names its fds.
-    this.udp = new NativeBind((close) => this.retiredSockets.push(close));
+    // A handshake message whose sticky source the kernel refused (our address changed) went out
+    // without it: the peers using that endpoint forget the source too.
+    this.udp = new NativeBind((close) => this.retiredSockets.push(close), {
+      onSourceRefused: (ep) => {
+        for (const peer of this.engine.peers()) if (peer.endpoint === ep) this.engine.setEndpoint(peer, withoutSource(ep));
+      },
+    });
     this.handshakes = new HandshakeQueue((h, underLoad) => this.processHandshake(h, underLoad), monotonicClock.now);
     const scheduleTimers = (): void => this.scheduleTimers();
     this.send = new SendPath({

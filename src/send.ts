@@ -14,10 +14,11 @@
 //               the message: per-peer counters and timers; a message no worker could send is
 //               tried once more from here; a failed seal or a dead worker is counted.
 import { type Pipeline, RING_TUN, type SlotMeta, SlotState } from './dataplane/pipeline.js';
-import { M_EP_FAMILY, META_WORDS } from './dataplane/layout.js';
+import { M_EP_FAMILY, M_EP_SRC, META_WORDS } from './dataplane/layout.js';
 import { type NativeBind } from './io/bind.js';
 import { endpointWordsOf } from './io/endpoint-words.js';
 import { Direction } from './protocol/drops.js';
+import { type Endpoint, withoutSource } from './protocol/endpoint.js';
 import { type Engine } from './protocol/engine.js';
 import { type Keypair } from './protocol/keypair.js';
 import { paddedLength, writeTransportHeader } from './protocol/messages.js';
@@ -34,9 +35,12 @@ export interface SendPathContext {
 }
 
 export class SendPath {
-  // Main-only side data per send-ring slot: the peer a message belongs to.
+  // Main-only side data per send-ring slot: the peer a message belongs to, and the endpoint
+  // object whose words were copied into the slot.
   private readonly tunSlotPeer: (Peer | undefined)[] = [];
   private readonly localSlotPeer: (Peer | undefined)[] = [];
+  private readonly tunSlotEndpoint: (Endpoint | undefined)[] = [];
+  private readonly localSlotEndpoint: (Endpoint | undefined)[] = [];
 
   constructor(private readonly ctx: SendPathContext) {}
 
@@ -74,6 +78,7 @@ export class SendPath {
     meta.metaWords.set(endpointWordsOf(ep), meta.base + M_EP_FAMILY);
     meta.sendFd = this.ctx.bind.fdFor(ep.family);
     this.tunSlotPeer[slot] = peer;
+    this.tunSlotEndpoint[slot] = ep;
     return true;
   }
 
@@ -93,6 +98,7 @@ export class SendPath {
     data.set(plaintext, 16);
     data.fill(0, 16 + plaintext.length, 16 + padded);
     this.localSlotPeer[slot] = peer;
+    this.localSlotEndpoint[slot] = ep;
     p.localMeta(slot).set(endpointWordsOf(ep), slot * META_WORDS + M_EP_FAMILY);
     p.publishLocal(slot, padded, kp.keyId, peer.id, counter >>> 0, Math.floor(counter / 0x1_0000_0000), this.ctx.bind.fdFor(ep.family));
     return 16 + padded + 16;
@@ -103,8 +109,11 @@ export class SendPath {
     const e = this.ctx.engine;
     const fromTun = meta.ring === RING_TUN;
     const peers = fromTun ? this.tunSlotPeer : this.localSlotPeer;
+    const endpoints = fromTun ? this.tunSlotEndpoint : this.localSlotEndpoint;
     const peer = peers[slot];
+    const slotEp = endpoints[slot];
     peers[slot] = undefined;
+    endpoints[slot] = undefined;
     if (!peer) return false;
     if (!ok) {
       e.drops.count(Direction.Outbound, meta.state === SlotState.DEAD ? 'worker_died' : 'encrypt_failed');
@@ -125,10 +134,24 @@ export class SendPath {
         return false;
       }
     }
+    else if (slotEp !== undefined && slotEp.src !== undefined && slotEp === peer.endpoint) this.checkSourceKept(peer, meta);
     if (fromTun) {
       e.transportSent(peer, msgLen, true);
       this.ctx.scheduleTimers();
     }
     return false;
+  }
+
+  /**
+   * The worker's send found the sticky source no longer ours (our address changed) and cleared it
+   * in the slot, which was routed with the peer's current endpoint (which has a source): forget it
+   * in the endpoint too, so later packets do not try it first. Cheap when nothing changed: the
+   * first word compared is the non-zero one.
+   */
+  private checkSourceKept(peer: Peer, meta: SlotMeta): void {
+    const w = meta.metaWords;
+    const b = meta.base;
+    if (w[b + M_EP_SRC]! !== 0 || w[b + M_EP_SRC + 1]! !== 0 || w[b + M_EP_SRC + 2]! !== 0 || w[b + M_EP_SRC + 3]! !== 0) return;
+    this.ctx.engine.setEndpoint(peer, withoutSource(peer.endpoint!));
   }
 }

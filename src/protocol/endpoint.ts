@@ -17,6 +17,12 @@ export interface Endpoint {
   readonly scope?: number;
 }
 
+/** The same endpoint without its sticky source (the kernel chooses the local address again). */
+export function withoutSource(ep: Endpoint): Endpoint {
+  const { src: _src, srcIfindex: _ifindex, ...rest } = ep;
+  return rest;
+}
+
 /** Same remote address and port, and the same sticky source. */
 export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
   if (a.port !== b.port || a.address !== b.address || (a.srcIfindex ?? 0) !== (b.srcIfindex ?? 0) || (a.scope ?? 0) !== (b.scope ?? 0)) return false;
