@@ -14,7 +14,8 @@ import { performance } from 'node:perf_hooks';
 import { DEFAULT_MTU, HANDSHAKE_QUEUE_SIZE } from './constants.js';
 import { clampPrivateKey, nodeCrypto } from './crypto/crypto.js';
 import { Pipeline } from './dataplane/pipeline.js';
-import { DEFAULT_LOCAL_SLOTS, DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS } from './dataplane/layout.js';
+import { DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS, DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS } from './dataplane/layout.js';
+import { ReceiverIndexMap } from './dataplane/indexmap.js';
 import { type KeyTable } from './dataplane/keytable.js';
 import { HandshakeQueue, type QueuedHandshake } from './handshake-queue.js';
 import { NativeBind } from './io/bind.js';
@@ -68,6 +69,9 @@ export class Device implements UapiDevice, MetricsSource {
   /** growSlots() is replacing the pipeline. */
   private growing = false;
   readonly uapiRequests = new Map<string, number>();
+  /** Installed keypairs by key-table id, and their receiver indices in shared memory (UDP reader fast path). */
+  private readonly keypairById: (Keypair | undefined)[] = [];
+  private readonly indexMap = ReceiverIndexMap.create(DEFAULT_KEYPAIR_CAPACITY);
   /** The rules of each direction (src/send.ts, src/receive.ts). */
   private readonly send: SendPath;
   private readonly receive: ReceivePath;
@@ -79,7 +83,7 @@ export class Device implements UapiDevice, MetricsSource {
       sendTo: (ep, msg) => this.udp.sendTo(ep, msg),
       sendTransport: (peer, kp, counter, plaintext) => this.send.sendLocal(peer, kp, counter, plaintext),
       keypairCreated: (kp) => this.installKeys(kp),
-      keypairRetired: (kp) => { if (kp.keyId >= 0) this.pipeline.retireKeys(kp.keyId); kp.keyId = -1; },
+      keypairRetired: (kp) => this.retireKeys(kp),
       handshakeCompleted: (peer, isInitiator) => {
         this.log.verbose('handshake complete', { peer: peer.name, role: isInitiator ? 'initiator' : 'responder' });
         this.handshakeStats.completed(peer.id, isInitiator);
@@ -111,7 +115,7 @@ export class Device implements UapiDevice, MetricsSource {
     this.send = new SendPath({
       engine: this.engine, bind: this.udp, pipeline: () => this.pipeline, mtu: () => this.mtu, scheduleTimers,
     });
-    this.receive = new ReceivePath(this.engine, this.handshakes, scheduleTimers);
+    this.receive = new ReceivePath(this.engine, this.handshakes, scheduleTimers, (id) => this.keypairById[id]);
   }
 
   static async create(opts: DeviceOptions): Promise<Device> {
@@ -145,7 +149,7 @@ export class Device implements UapiDevice, MetricsSource {
       tunName: tun?.name,
       tunWakeFd: tun?.wakeFd,
       tunVnetHdr: tun?.vnetHdr,
-      udp: { wakeFd: this.udpWakeFd },
+      udp: { wakeFd: this.udpWakeFd, indexMap: this.indexMap.buffer },
       maxInnerMtu: jumbo ? TUN_MAX_MTU : DEFAULT_MAX_INNER_MTU,
       ...(jumbo ? { ringSlots: DEFAULT_RING_SLOTS / 4, localSlots: DEFAULT_LOCAL_SLOTS / 4 } : {}),
       ...(keys ? { keys } : {}),
@@ -242,6 +246,7 @@ export class Device implements UapiDevice, MetricsSource {
 
   // ───────────────────────── engine hooks ─────────────────────────
 
+  /** A new session's keys go into the key table; its receiver index into the UDP reader's map. */
   private installKeys(kp: Keypair): void {
     const keys = this.pipeline.keys;
     const id = keys.allocate();
@@ -251,6 +256,17 @@ export class Device implements UapiDevice, MetricsSource {
     }
     keys.setKeys(id, kp.sendKey, kp.receiveKey);
     kp.keyId = id;
+    this.keypairById[id] = kp;
+    this.indexMap.set(kp.localIndex, id);
+  }
+
+  /** A retired session: unmapped now, its keys zeroed once no slot can name them. */
+  private retireKeys(kp: Keypair): void {
+    if (kp.keyId < 0) return;
+    this.indexMap.delete(kp.localIndex);
+    if (this.keypairById[kp.keyId] === kp) this.keypairById[kp.keyId] = undefined;
+    this.pipeline.retireKeys(kp.keyId);
+    kp.keyId = -1;
   }
 
   // ───────────────────────── timers ─────────────────────────

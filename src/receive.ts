@@ -3,7 +3,9 @@
 //
 //   classify()  stage 2, in ring order, for every datagram the UDP reader received: the type and
 //               exact size filter (malformed: dropped); handshake messages (initiation, response,
-//               cookie reply) are copied out to the handshake queue with their source endpoint;
+//               cookie reply) are screened (Engine.screenHandshake: mac1; under load mac2, else a
+//               cookie reply at once, and the per-source rate limiter) and only then copied out to
+//               the handshake queue with their source endpoint;
 //               a transport message's receiver index → keypair (unknown: dropped, unknown_index),
 //               whose id and the message's counter go into the slot for the crypto worker.
 //   onOpened()  stage 3, in ring order, after a worker authenticated and decrypted it: the replay
@@ -20,7 +22,7 @@ import { endpointFromWords, endpointWordsEqual, endpointWordsOf } from './io/end
 import { type HandshakeQueue } from './handshake-queue.js';
 import { Direction } from './protocol/drops.js';
 import { type Endpoint } from './protocol/endpoint.js';
-import { type Engine, type PacketSource } from './protocol/engine.js';
+import { type Engine, type PacketSource, Screened } from './protocol/engine.js';
 import { type Keypair } from './protocol/keypair.js';
 import { messageType, readU32, Transport } from './protocol/messages.js';
 import { type Peer } from './protocol/peer.js';
@@ -35,6 +37,8 @@ export class ReceivePath {
     private readonly engine: Engine,
     private readonly handshakes: HandshakeQueue,
     private readonly scheduleTimers: () => void,
+    /** Installed keypair by key-table id (the UDP reader keyed the slot itself: fast path). */
+    private readonly keypairById: (keyId: number) => Keypair | undefined,
   ) {}
 
   /** Stage 2: what is this datagram (data[0, len), its sender in the endpoint words)? True: open it. */
@@ -47,8 +51,15 @@ export class ReceivePath {
     }
     if (type !== MESSAGE_TRANSPORT) {
       const src = endpointFromWords(meta.metaWords, meta.base + M_EP_FAMILY);
-      if (!src) e.drops.count(Direction.Inbound, 'malformed');
-      else if (!this.handshakes.push({ msg: data.slice(0, len), src })) e.drops.count(Direction.Inbound, 'queue_full');
+      if (!src) {
+        e.drops.count(Direction.Inbound, 'malformed');
+        return false;
+      }
+      // §7 before a queue slot: mac1; under load mac2 (else a cookie reply, sent now) and the rate limiter.
+      const msg = data.subarray(0, len);
+      const screened = e.screenHandshake(msg, src, this.handshakes.isUnderLoad());
+      if (screened === Screened.Drop) this.handshakes.refused(type);
+      else if (!this.handshakes.push({ msg: msg.slice(), src, checked: screened === Screened.Checked })) e.drops.count(Direction.Inbound, 'queue_full');
       return false;
     }
     const kp = e.lookupReceive(readU32(data, Transport.RECEIVER));
@@ -63,12 +74,17 @@ export class ReceivePath {
 
   /** Stage 3: replay, roaming, timers and the cryptokey-routing source check. */
   onOpened(slot: number, data: Uint8Array, plen: number, ok: boolean, meta: SlotMeta): number {
-    const kp = this.slotKeypair[slot];
-    this.slotKeypair[slot] = undefined;
     const e = this.engine;
-    if (!kp) return -1;
+    let kp = this.slotKeypair[slot];
+    this.slotKeypair[slot] = undefined;
+    if (kp === undefined) { // keyed by the UDP reader: its key id must still be this index's session
+      kp = this.keypairById(meta.keypairId);
+      if (kp === undefined || kp.localIndex !== readU32(data, Transport.RECEIVER)) return this.dropKeyless('unknown_index');
+      if (!kp.canReceive(e.clock.now())) return this.dropKeyless('too_old');
+    }
     if (!ok) {
-      e.drops.count(Direction.Inbound, meta.state === SlotState.DEAD ? 'worker_died' : 'decrypt_failed');
+      const st = meta.state;
+      e.drops.count(Direction.Inbound, st === SlotState.DEAD ? 'worker_died' : st === SlotState.FILLED ? 'unknown_index' : 'decrypt_failed');
       return -1;
     }
     const counter = meta.counterLo + meta.counterHi * 0x1_0000_0000;
@@ -91,6 +107,11 @@ export class ReceivePath {
     }
     if (src !== peer) return this.drop('source_not_allowed');
     return innerLen;
+  }
+
+  private dropKeyless(reason: 'unknown_index' | 'too_old'): number {
+    this.engine.drops.count(Direction.Inbound, reason);
+    return -1;
   }
 
   private drop(reason: 'malformed' | 'source_not_allowed'): number {

@@ -252,6 +252,8 @@ export const U_FULL_WAITS = 2; // times it had to wait for free RECV slots (back
 export const U_CALLS = 3; // recvSlots calls that returned datagrams (datagrams / calls = batch size)
 export const U_TOO_BIG = 4; // datagrams larger than a slot, dropped
 export const U_ERRORS = 5; // receive errors other than EAGAIN
+export const U_FAST = 6; // transport messages the reader found the key for (fast path: main did not classify them)
+export const U_INLINE_OPENED = 7; // of those, opened by the reader itself (small batches)
 /** Rows written by crypto worker `id` (a replacement continues its predecessor's row). */
 export function statWorker(id: number): number {
   return row(RING_COUNT + 4 + id);

@@ -111,7 +111,7 @@ import {
   META_WORDS, RING_COUNT, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
   SlotState, STAT_WRITER, TunGoneCause, VIRTIO_NET_HDR_LEN, W_BYTES, W_PACKETS, cryptingState, slotBytesFor, statDrop,
 } from './layout.js';
-import { RingView, SEND_LOCK_MAIN, allocRing, ringMainBell, sendLockOwner } from './ring.js';
+import { RingView, SEND_LOCK_MAIN, allocRing, ringMainBell, sendLockOwner, wakeWorkers } from './ring.js';
 import { Supervisor, TUN_READER_ID, TUN_WRITER_ID, UDP_READER_ID } from './supervisor.js';
 
 export interface PipelineOptions {
@@ -136,7 +136,7 @@ export interface PipelineOptions {
    * setUdpSockets(); `wakeFd` is an eventfd that interrupts its poll. Absent: main produces the
    * RECV ring with reserveRecv()/publishRecv() (tests, benchmarks).
    */
-  udp?: { wakeFd: number };
+  udp?: { wakeFd: number; indexMap: SharedArrayBuffer };
   /** Slots of the TUN and RECV rings (power of two, default 1024). */
   ringSlots?: number;
   /** Slots of the LOCAL send ring (power of two, default 256). */
@@ -167,10 +167,11 @@ export interface PipelineOptions {
 
 export interface PipelineHooks {
   /**
-   * RECV ring stage 2 (with a UDP reader), main, in ring order: the slot holds a datagram at
-   * data[0, len) and its endpoint words. A transport message to open: set keypairId, peerId and the
-   * counter (SlotMeta setters) and return true. Anything else (handshake messages, which the hook
-   * copies out, and drops, which it counts) returns false: the slot is released without opening.
+   * RECV ring, UDP reader mode, in ring order at the check stage: a datagram (data[0, len), its
+   * endpoint words) the reader could not key itself — handshake messages (the hook copies them
+   * out), unknown receiver indices and malformed ones (the hook counts the drop). Returns true if
+   * it is a transport message the hook does have a key for (installed after the datagram was
+   * read): too late to open, onOpened() then sees it as failed with state FILLED.
    */
   classify?(slot: number, data: Uint8Array, len: number, meta: SlotMeta): boolean;
   /** TUN ring stage 2: the slot holds a TUN packet at data[16, 16+len). Fill header data[0,16), zero padding, and meta (length = padded length, keypairId, counterLo/Hi, peerId), then return true (SEAL); or return false (SKIP: released without sending). */
@@ -292,6 +293,7 @@ export class Pipeline {
   /** Whether the UDP reader thread produces the RECV ring (else main does). */
   private readonly udpReader: boolean;
   private readonly udpWakeFd: number;
+  private readonly udpIndexMap: SharedArrayBuffer | null;
   private readonly tunWakeFd: number;
   /** Socket closes waiting for the UDP reader to acknowledge the generation that left them. */
   private readonly pendingUdpClose: { gen: number; run: () => void }[] = [];
@@ -331,6 +333,7 @@ export class Pipeline {
     this.workerSendDepth = opts.workerSendDepth ?? WORKER_SEND_DEPTH;
     this.udpReader = opts.udp !== undefined;
     this.udpWakeFd = opts.udp?.wakeFd ?? -1;
+    this.udpIndexMap = opts.udp?.indexMap ?? null;
     this.tunWakeFd = opts.tunWakeFd ?? -1;
     this.keys = opts.keys ?? KeyTable.create(opts.keypairCapacity ?? DEFAULT_KEYPAIR_CAPACITY);
     const ringSlots = opts.ringSlots ?? DEFAULT_RING_SLOTS;
@@ -359,6 +362,7 @@ export class Pipeline {
       tunWakeFd: opts.tunWakeFd ?? -1,
       tunVnetHdr: opts.tunVnetHdr === true,
       udpWakeFd: this.udpWakeFd,
+      udpIndexMap: this.udpIndexMap,
       workerSpin: opts.workerSpin,
       cryptoModule: cm === undefined ? undefined : cm.toString(),
       cryptoModuleData: opts.cryptoModuleData,
@@ -636,14 +640,9 @@ export class Pipeline {
     this.wakeWorkers(1);
   }
 
-  /** Notify sleeping crypto workers (only if a sleeper bit is set: the common busy case costs two loads). */
+  /** Notify sleeping crypto workers (ring.ts wakeWorkers), counted. */
   private wakeWorkers(n: number): void {
-    const ctl = this.ctl;
-    if ((Atomics.load(ctl, CTL_WORKER_SLEEPERS) | Atomics.load(ctl, CTL_WORKER_SLEEPERS + 1)) !== 0) {
-      Atomics.add(ctl, CTL_WORKER_BELL, 1);
-      Atomics.notify(ctl, CTL_WORKER_BELL, n);
-      this.stats[STAT_MAIN + MAIN_WORKER_NOTIFIES]! += 1;
-    }
+    if (wakeWorkers(this.ctl, n)) this.stats[STAT_MAIN + MAIN_WORKER_NOTIFIES]! += 1;
   }
 
   /** Drain all stages until nothing moves, then arm the doorbell (protocol: ring.ts). */
@@ -687,7 +686,7 @@ export class Pipeline {
   /** Is there anything a main stage could consume right now? (Called after arming.) */
   private hasWork(): boolean {
     if (Atomics.load(this.ctl, this.rings[RING_TUN]!.iProduced) !== this.ready[RING_TUN]) return true;
-    if (this.udpReader && Atomics.load(this.ctl, this.rings[RING_RECV]!.iProduced) !== this.ready[RING_RECV]) return true;
+    if (this.udpReader) this.ready[RING_RECV] = Atomics.load(this.ctl, this.rings[RING_RECV]!.iReady);
     if (this.pendingUdpClose.length !== 0 && Atomics.load(this.ctl, CTL_UDP_GEN_SEEN) === this.pendingUdpClose[0]!.gen) return true;
     for (let r = 0; r < RING_COUNT; r++) {
       const ring = this.rings[r]!;
@@ -695,7 +694,7 @@ export class Pipeline {
       if (head === this.ready[r]) continue;
       const st = Atomics.load(ring.meta, (head & ring.mask) * META_WORDS + M_STATE);
       if (st === SlotState.DONE || st === SlotState.FAILED || st === SlotState.DEAD || st === SlotState.SKIP
-        || (r !== RING_RECV && st === SlotState.SENT)) return true;
+        || (r !== RING_RECV ? st === SlotState.SENT : st === SlotState.FILLED)) return true;
     }
     return !this.tunGoneReported && Atomics.load(this.ctl, CTL_TUN_GONE) !== 0;
   }
@@ -707,7 +706,7 @@ export class Pipeline {
       this.hooks.onTunMtu?.(mtu);
     }
     let moved = this.routeStage();
-    if (this.udpReader) moved = this.classifyStage() || moved;
+    if (this.udpReader) this.ready[RING_RECV] = Atomics.load(this.ctl, this.rings[RING_RECV]!.iReady); // the reader publishes
     if (this.pendingUdpClose.length !== 0) this.processUdpSwitch();
     moved = this.releaseStage(RING_TUN) || moved;
     moved = this.releaseStage(RING_LOCAL) || moved;
@@ -754,41 +753,25 @@ export class Pipeline {
     return true;
   }
 
-  /** RECV ring stage 2 (UDP reader mode): FILLED → PENDING (hooks.classify said open it) or SKIP. */
-  private classifyStage(): boolean {
-    const ring = this.rings[RING_RECV]!;
-    const produced = Atomics.load(this.ctl, ring.iProduced);
-    let seq = this.ready[RING_RECV]!;
-    if (seq === produced) return false;
-    const meta = ring.meta;
-    const views = this.views[RING_RECV]!;
-    const sm = this.metas[RING_RECV]!;
-    const classify = this.hooks.classify;
-    let unpublished = 0;
-    while (seq !== produced) {
-      const s = seq & ring.mask;
-      const m = s * META_WORDS;
-      let open = false;
-      try {
-        open = classify !== undefined && classify(s, views[s]!, meta[m + M_LENGTH]!, sm.at(s)) === true;
-      } catch (err) {
-        this.hookError('classify', err, RING_RECV);
-      }
-      Atomics.store(meta, m + M_STATE, open ? SlotState.PENDING : SlotState.SKIP);
-      seq = (seq + 1) | 0;
-      if (++unpublished === ROUTE_PUBLISH_BATCH) {
-        this.publishClassified(seq, unpublished);
-        unpublished = 0;
-      }
+  /**
+   * RECV, UDP reader mode, check stage: a datagram the reader could not key (handshake messages,
+   * unknown receiver indices, malformed): hooks.classify() handles it (queues handshakes, counts
+   * drops). If classify finds a key after all (the keypair was installed after the datagram was
+   * read), it is too late to open it: onOpened() is told it failed (state FILLED).
+   */
+  private classifyLate(s: number, data: Uint8Array, len: number, sm: SlotMeta): void {
+    let open = false;
+    try {
+      open = this.hooks.classify?.(s, data, len, sm) === true;
+    } catch (err) {
+      this.hookError('classify', err, RING_RECV);
     }
-    this.publishClassified(seq, unpublished);
-    return true;
-  }
-
-  private publishClassified(seq: number, n: number): void {
-    this.ready[RING_RECV] = seq;
-    Atomics.store(this.ctl, this.rings[RING_RECV]!.iReady, seq);
-    if (n !== 0) this.wakeWorkers(n);
+    if (!open) return;
+    try {
+      this.hooks.onOpened(s, data, 0, false, sm);
+    } catch (err) {
+      this.hookError('onOpened', err, RING_RECV);
+    }
   }
 
   /** Run the socket closes whose generation the UDP reader has acknowledged (FIFO). */
@@ -888,7 +871,8 @@ export class Pipeline {
       const s = seq & ring.mask;
       const m = s * META_WORDS;
       const st = Atomics.load(meta, m + M_STATE);
-      if (st === SlotState.SKIP) { // classify() handled it: nothing to open, check or write
+      if (st === SlotState.FILLED) { // UDP reader mode: not a transport message it could key
+        this.classifyLate(s, views[s]!, meta[m + M_LENGTH]!, sm.at(s));
         Atomics.store(meta, m + M_STATE, SlotState.DROP);
         seq = (seq + 1) | 0;
         if (this.testMode) this.freeRecvTestMode(m, seq);

@@ -40,7 +40,7 @@
 //               (cursor store), then if any sleeper bit is set bumps the bell and notifies.
 
 import {
-  C_CLAIM, C_FREED, C_HEAD_WAIT, C_PRODUCED, C_READY, C_RETIRED, C_SEND_LOCK, C_SENT, CTL_MAIN_ARMED, CTL_MAIN_BELL,
+  C_CLAIM, C_FREED, C_HEAD_WAIT, C_PRODUCED, C_READY, C_RETIRED, C_SEND_LOCK, C_SENT, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS,
   M_FD, M_SEQ, M_STATE, META_WORDS, type RingId, type RingShared, SlotState, ringCtl,
 } from './layout.js';
 
@@ -197,6 +197,17 @@ export function sendLockOwner(workerId: number): number {
   return workerId + 1;
 }
 export const SEND_LOCK_MAIN = 0x7fff_ffff;
+
+/**
+ * Any thread that published claimable slots (a C_READY store): notify sleeping crypto workers,
+ * only if a sleeper bit is set (the common busy case costs two loads). Returns whether it notified.
+ */
+export function wakeWorkers(ctl: Int32Array, n: number): boolean {
+  if ((Atomics.load(ctl, CTL_WORKER_SLEEPERS) | Atomics.load(ctl, CTL_WORKER_SLEEPERS + 1)) === 0) return false;
+  Atomics.add(ctl, CTL_WORKER_BELL, 1);
+  Atomics.notify(ctl, CTL_WORKER_BELL, n);
+  return true;
+}
 
 /** Any thread: wake main (one waitAsync waiter on CTL_MAIN_BELL). */
 export function ringMainBell(ctl: Int32Array): void {

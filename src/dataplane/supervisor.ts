@@ -49,6 +49,8 @@ export interface SupervisorConfig {
   tunVnetHdr: boolean;
   /** eventfd of the UDP reader thread; -1 = no UDP reader (main produces the RECV ring). */
   udpWakeFd: number;
+  /** The receiver-index map the UDP reader keys transport messages with (with udpWakeFd). */
+  udpIndexMap: SharedArrayBuffer | null;
   workerSpin: number;
   cryptoModule: string | undefined;
   cryptoModuleData: unknown;
@@ -217,7 +219,7 @@ export class Supervisor {
   }
 
   private spawnUdpReader(): Promise<void> {
-    const data = { shared: this.cfg.shared, wakeFd: this.cfg.udpWakeFd };
+    const data = { shared: this.cfg.shared, wakeFd: this.cfg.udpWakeFd, indexMap: this.cfg.udpIndexMap };
     const { entry, ready } = this.spawn(UDP_READER_URL, data, UDP_READER_ID, this.udpReader, (e, code) => this.onUdpReaderExit(e, code));
     this.udpReader = entry;
     return ready;
