@@ -24,6 +24,9 @@ import path from 'node:path';
 import { Netns, haveCommand, netnsSkipReason } from './helpers/netns.js';
 import { makePrng, testSeed, type Prng } from './helpers/seeded-prng.js';
 
+// Namespaces_ worker threads and real traffic: more than tap's default 30 s on a loaded machine.
+t.setTimeout(240_000);
+
 const TUN_MODULE = new URL('../src/io/tun.js', import.meta.url).href;
 const { tunNative, TUN_WRITE_OUT, TUN_WRITE_OUT_LEN } = await import(TUN_MODULE) as typeof import('../src/io/tun.js');
 
@@ -170,7 +173,7 @@ const pattern = (n: number, seed: number): Uint8Array => Uint8Array.from({ lengt
 const TS_OPTIONS = Uint8Array.from([1, 1, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0x56, 0x78]); // NOP NOP timestamps
 
 /** Runs the addon's split; returns the segments. */
-function split(buf: Uint8Array, stride = 70000): Uint8Array[] | number {
+function split(buf: Uint8Array, stride = 2048): Uint8Array[] | number {
   const out = new Uint8Array(stride * 64);
   const lens = new Int32Array(64);
   const n = native!.gsoSplit(buf, out, stride, lens);
@@ -482,7 +485,8 @@ import dgram from 'node:dgram';
 import crypto from 'node:crypto';
 const sendBytes = Number(process.argv[2]);
 const say = (o) => process.stdout.write(JSON.stringify(o) + '\n');
-const srv = net.createServer((c) => {
+// allowHalfOpen: each side sends all of its data whatever the other side does.
+const srv = net.createServer({ allowHalfOpen: true }, (c) => {
   const hin = crypto.createHash('sha256'), hout = crypto.createHash('sha256');
   let got = 0, sent = 0, inDone = false, outDone = false;
   const remote = c.remoteAddress;
@@ -572,6 +576,8 @@ const snapshot = (row) => Object.fromEntries(names.map((k, i) => [k, stats[row *
 const workers = [[a, b, 0], [b, a, 1]].map(([from, to, row]) => new Worker(WORKER, { eval: true, workerData: {
   tunUrl, ctl: ctl.buffer, stats: stats.buffer, row, from: from.fd, wake: from.wakeFd, fromVnet: from.vnetHdr,
   to: to.fd, toVnet: to.vnetHdr, gro: true, maxMs: 120000 } }));
+out.workerErrors = [];
+workers.forEach((w) => w.on('error', (e) => out.workerErrors.push(String(e && e.stack || e))));
 const exited = workers.map((w) => new Promise((r) => w.once('exit', r)));
 
 const server = spawn('ip', ['netns', 'exec', nsB, process.execPath, serverPath, String(Number(mib) * 1048576)], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -591,7 +597,7 @@ const transfer = (host, bytes) => new Promise((resolve) => {
   let got = 0, sent = 0, inDone = false, outDone = false, settled = false;
   const t0 = Date.now();
   const done = (r) => { if (!settled) { settled = true; clearTimeout(timer); resolve(r); } };
-  const c = net.connect(5201, host);
+  const c = net.connect({ port: 5201, host, allowHalfOpen: true });
   const timer = setTimeout(() => { c.destroy(); done({ error: 'timeout', got, sent }); }, 60000);
   const finish = () => { if (inDone && outDone) done({ got, sha: hin.digest('hex'), sent, shaSent: hout.digest('hex'), ms: Date.now() - t0 }); };
   c.on('data', (d) => { got += d.length; hin.update(d); });

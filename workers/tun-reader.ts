@@ -88,6 +88,7 @@ function routineReadFromTun(): void {
     stats[STAT_READER + R_TOO_BIG]! += out[TUN_READ_OUT.TOO_BIG]! + out[TUN_READ_OUT.MALFORMED]!;
     stats[STAT_READER + R_TRANSIENT_ERRORS]! += out[TUN_READ_OUT.TRANSIENT]!;
     if (got < 0) {
+      if (Atomics.load(ctl, CTL_SHUTDOWN) !== 0) return; // closed under us while stopping: not "gone"
       gone(got === TUN_READ_EOF ? TunGoneCause.READ_EOF : TunGoneCause.READ_ERROR, got === TUN_READ_EOF ? 0 : got);
       return;
     }

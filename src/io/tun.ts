@@ -22,11 +22,13 @@
 // Use of the fd. It is non-blocking. The data plane reads it only through the addon's
 // readSlots (poll on the fd and on `wakeFd`, an eventfd, then batched reads) and writes it
 // through writeSlots; see TunNative below for the exact contract. `wake()` interrupts a
-// blocked readSlots. close() wakes the reader, then closes the TUN fd and the eventfd; the
-// owner must have told the reader thread to stop first (a reader that calls readSlots again
-// gets -EBADF, unless the fd numbers were reused meanwhile: don't). Closing the last fd of a
-// non-persistent TUN deletes the link. Deleting the link (`ip link delete`) makes readSlots
-// return -EBADFD (poll reports an error) and writes fail with EBADFD/EIO.
+// blocked readSlots (it returns 0). close() wakes the reader, then closes the TUN fd and the
+// eventfd: a readSlots blocked at that moment returns 0, or -EBADF when its poll re-checks the
+// fds after they were closed (both seen); a later call returns -EBADF. The owner should tell
+// the reader thread to stop (CTL_SHUTDOWN) before close(), so it does not call readSlots with
+// fd numbers that may meanwhile be reused. Closing the last fd of a non-persistent TUN deletes
+// the link. Deleting the link (`ip link delete`) makes a blocked readSlots return -EBADFD (77)
+// and writeSlots report GONE_ERRNO 77.
 //
 // Whether a link exists is read from /proc/self/net/dev, which always reflects the
 // network namespace of this process; /sys/class/net is only right when sysfs was
@@ -53,7 +55,7 @@ export interface TunDevice {
   exists(): boolean;
   /** Interrupts a readSlots blocked on this device (it returns 0). */
   wake(): void;
-  /** Wakes the reader, closes the fd and the eventfd. Idempotent. */
+  /** Wakes the reader (it returns 0 or -EBADF), closes the fd and the eventfd. Idempotent. */
   close(): void;
 }
 
