@@ -1,5 +1,9 @@
 // `npm run demo`: a wirepool tunnel between two network namespaces, traffic through it,
-// and `wg show` on both ends. Everything it creates is removed at the end (also on error).
+// and `wg show` on both ends. Everything it creates — namespaces, interfaces, the key
+// directory — is removed at the end, also on error and on SIGINT/SIGTERM/SIGHUP. Every step
+// is a synchronous child process: Ctrl-C ends the running step, whose failure ends the demo
+// through the same clean-up, and the handler below then exits instead of the default action
+// (which would kill the demo with everything left behind).
 // Needs root, iproute2 and wireguard-tools (`wg`); iperf3 is used when present.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -28,7 +32,12 @@ const inNs = (i: number, cmd: string, args: string[], opts: { input?: string; qu
 const step = (s: string) => process.stdout.write(`\n\x1b[1m==> ${s}\x1b[0m\n`);
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
+/** The private keys' directory, once made. */
+let keyDir: string | null = null;
+
 function cleanup(): void {
+  if (keyDir !== null) fs.rmSync(keyDir, { recursive: true, force: true });
+  keyDir = null;
   for (let i = 0; i < 2; i++) {
     spawnSync('ip', ['-n', ns[i]!, 'link', 'del', ifs[i]!]);
     spawnSync('ip', ['netns', 'del', ns[i]!]);
@@ -42,7 +51,7 @@ function main(): void {
     const priv = nodeCrypto.generatePrivateKey();
     return { priv: Buffer.from(priv).toString('base64'), pub: Buffer.from(nodeCrypto.publicKey(priv)).toString('base64') };
   });
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wirepool-demo-'));
+  const tmp = (keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wirepool-demo-')));
 
   step(`two namespaces ${ns[0]} and ${ns[1]}, joined by a veth pair (${outer[0]} ↔ ${outer[1]})`);
   for (const n of ns) run('ip', ['netns', 'add', n]);
@@ -82,9 +91,14 @@ function main(): void {
 
   step('wg show on both ends');
   for (let i = 0; i < 2; i++) inNs(i, 'wg', ['show', ifs[i]!]);
-  fs.rmSync(tmp, { recursive: true, force: true });
 }
 
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    cleanup();
+    process.exit(1);
+  });
+}
 try {
   main();
   step('done: removing the namespaces (the daemons exit when their interfaces go)');

@@ -1,4 +1,4 @@
-// Protocol constants of WireGuard (shared/spec/wireguard-protocol.md §1, §2, §6, §7).
+// Protocol constants of WireGuard (the WireGuard paper and protocol page, wireguard.com/protocol).
 // Times are in milliseconds: every clock in wirepool is a millisecond number
 // (monotonic for timers, wall-clock only for TAI64N and last-handshake reporting).
 

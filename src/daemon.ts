@@ -1,18 +1,18 @@
 // The daemon's life cycle: create the TUN interface and the device, serve the UAPI socket,
 // report readiness, reload --config on SIGHUP, and shut down cleanly on SIGTERM/SIGINT, when the socket file is
 // deleted, or when the TUN link disappears (wg-quick down deletes it). On the way out the
-// socket is removed and the workers stopped.
+// socket is removed and the workers stopped. A --config file is read, checked and resolved
+// whole before any of it is applied, at start-up (before the interface is created) and on
+// every reload (src/config.ts).
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import { DEFAULT_MTU } from './constants.js';
 import { Device } from './device.js';
 import { createTun, openTunFromFd, type TunDevice, watchTunRemoval } from './io/tun.js';
 import { type Logger } from './log.js';
-import { applyConfigFile } from './config.js';
+import { applyConfig, loadConfigFile } from './config.js';
 import { UapiServer } from './uapi/server.js';
 import { resolveMetricsSettings } from './metrics/config.js';
-import { WirepoolMetrics } from './metrics/registry.js';
-import { MetricsServer } from './metrics/server.js';
+import { MetricsEndpoint } from './metrics/endpoint.js';
 
 export interface DaemonOptions {
   ifname: string;
@@ -26,6 +26,7 @@ export interface DaemonOptions {
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const { ifname, log } = opts;
   const cleanups: (() => Promise<void> | void)[] = [];
+  const loaded = opts.config ? await loadConfigFile(opts.config, opts.metrics) : null;
   let tun: TunDevice;
   try {
     const inheritedFd = process.env.WG_TUN_FD;
@@ -41,9 +42,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     cleanups.push(() => { removeLink(); tun.close(); });
     const device = await Device.create({ ifname, tun, workers: opts.workers, log });
     cleanups.unshift(() => device.close());
-    const configText = opts.config ? fs.readFileSync(opts.config, 'utf8') : null;
-    if (configText !== null) {
-      applyConfigFile(device, configText);
+    if (loaded !== null) {
+      applyConfig(device, loaded.config);
       device.countConfigReload(true);
     }
     const uapiFd = process.env.WG_UAPI_FD;
@@ -55,7 +55,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       log: (level, msg, fields) => (level === 'error' ? log.error(msg, fields as Record<string, unknown>) : log.verbose(msg, fields as Record<string, unknown>)),
     });
     cleanups.unshift(() => uapi.close());
-    await startMetrics(device, resolveMetricsSettings(opts.metrics, configText), cleanups, log);
+    // A bind failure of the metrics endpoint fails start-up.
+    const metrics = new MetricsEndpoint(device, log);
+    cleanups.unshift(() => metrics.close());
+    await metrics.apply(loaded?.metrics ?? resolveMetricsSettings(opts.metrics, null));
 
     let stopping = false;
     const shutdown = (why: string): void => {
@@ -81,20 +84,29 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
     // SIGHUP re-reads --config and applies only the difference (as `wg syncconf`): peers and
-    // settings that did not change keep their sessions. Without --config it is ignored.
+    // settings that did not change keep their sessions. Everything the file says applies,
+    // metrics comments included; a file with any error changes nothing. Reloads run one at a
+    // time, in order. Without --config SIGHUP is ignored.
+    const reload = async (file: string): Promise<void> => {
+      try {
+        const next = await loadConfigFile(file, opts.metrics);
+        if (stopping) return;
+        await metrics.apply(next.metrics, () => applyConfig(device, next.config, 'sync'));
+        device.countConfigReload(true);
+        log.info('configuration reloaded', { file });
+      } catch (err) {
+        device.countConfigReload(false);
+        log.error('configuration reload failed; keeping the running configuration', { file, error: err instanceof Error ? err.message : String(err) });
+      }
+    };
+    let reloads = Promise.resolve();
     process.on('SIGHUP', () => {
-      if (!opts.config) {
+      const file = opts.config;
+      if (!file) {
         log.info('SIGHUP ignored: no --config file');
         return;
       }
-      try {
-        applyConfigFile(device, fs.readFileSync(opts.config, 'utf8'), 'sync');
-        device.countConfigReload(true);
-        log.info('configuration reloaded', { file: opts.config });
-      } catch (err) {
-        device.countConfigReload(false);
-        log.error('configuration reload failed; keeping the running configuration', { file: opts.config, error: err instanceof Error ? err.message : String(err) });
-      }
+      reloads = reloads.then(() => reload(file));
     });
     uapi.onSocketRemoved(() => shutdown('UAPI socket removed'));
     const stopWatch = watchTunRemoval(ifname, () => shutdown('TUN device removed'));
@@ -106,15 +118,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     await runCleanups(cleanups, log);
     throw err;
   }
-}
-
-/** Serves /metrics when asked for (--metrics, `# Metrics =` in the config, or WIREPOOL_METRICS); a bind failure fails start-up. */
-async function startMetrics(device: Device, settings: ReturnType<typeof resolveMetricsSettings>, cleanups: (() => Promise<void> | void)[], log: Logger): Promise<void> {
-  if (settings.listen === null) return;
-  const metrics = new WirepoolMetrics(device, settings);
-  const server = await MetricsServer.listen(settings.listen, metrics, (err) => log.error('metrics endpoint error', { error: err.message }));
-  cleanups.unshift(() => server.close());
-  log.info('serving metrics', { address: settings.listen, path: '/metrics' });
 }
 
 async function runCleanups(cleanups: (() => Promise<void> | void)[], log: Logger): Promise<void> {

@@ -1,7 +1,7 @@
 // Structured logger: one JSON object per line, to stderr or a given stream.
 //
 // Line shape: {"time":"<ISO 8601>","level":"error"|"info"|"verbose","ifname":"wg0","msg":"...",...fields}
-// Levels follow wireguard-go (shared/spec/wireguard-protocol.md §10, LOG_LEVEL): 'silent'
+// Levels follow wireguard-go's LOG_LEVEL environment variable: 'silent'
 // prints nothing, 'error' prints errors only (the default), 'verbose' prints everything.
 // wireguard-go has no separate info level; info() lines (start-up, shutdown) are printed
 // at 'verbose' like wireguard-go's Verbosef, but labelled "info" so they can be filtered.

@@ -1,11 +1,14 @@
 // Command-line parsing: accepted command lines give the exact parsed values; rejected ones
 // give ok:false with a message naming the problem. Also the daemon start-up bound read from
-// WIREPOOL_START_TIMEOUT_MS (src/cli/main.ts).
+// WIREPOOL_START_TIMEOUT_MS (src/cli/main.ts), and LOG_LEVEL's values in --help, in the
+// logger and in the README agreeing.
 
 import t from 'tap';
+import fs from 'node:fs';
 import { parseArgs, usage, MAX_WORKERS } from '../src/cli/args.js';
+import { logLevelFromEnv } from '../src/log.js';
 
-const defaults: Record<string, unknown> = { ok: true, foreground: false, ifname: '', workers: null, config: null, metrics: null, version: false, help: false };
+const defaults: Record<string, unknown> = { ok: true, foreground: false, ifname: '', workers: null, config: null, pidFile: null, metrics: null, version: false, help: false };
 
 t.test('accepted command lines', async (t) => {
   const cases: Array<[string[], Record<string, unknown>]> = [
@@ -17,6 +20,7 @@ t.test('accepted command lines', async (t) => {
     [['--workers=1', 'wg0'], { ifname: 'wg0', workers: 1 }],
     [['--workers', String(MAX_WORKERS), 'wg0'], { ifname: 'wg0', workers: MAX_WORKERS }],
     [['--config', '/etc/wireguard/wg0.conf', 'wg0'], { ifname: 'wg0', config: '/etc/wireguard/wg0.conf' }],
+    [['--pid-file', '/run/wirepool/wg0.pid', 'wg0'], { ifname: 'wg0', pidFile: '/run/wirepool/wg0.pid' }],
     [['--metrics', '127.0.0.1:9586', 'wg0'], { ifname: 'wg0', metrics: '127.0.0.1:9586' }],
     [['--metrics=[::1]:9586', 'wg0'], { ifname: 'wg0', metrics: '[::1]:9586' }],
     [['--metrics', 'localhost:1', 'wg0'], { ifname: 'wg0', metrics: 'localhost:1' }],
@@ -57,6 +61,11 @@ t.test('rejected command lines', async (t) => {
     [['--metrics', '127.0.0.1:http', 'wg0'], /port "http"/],
     [['--metrics', '::1:9586', 'wg0'], /in brackets/],
     [['--metrics', '[127.0.0.1]:9586', 'wg0'], /not an IPv6 address/],
+    [['--metrics', '[::1', 'wg0'], /^--metrics "\[::1": no "\]" after the IPv6 address: write it as \[ADDR\]:PORT/],
+    [['--metrics', '[::1]', 'wg0'], /expected \[ADDR\]:PORT/],
+    [['--metrics', '[::1]9586', 'wg0'], /expected \[ADDR\]:PORT/],
+    [['--metrics', '[::1]:x', 'wg0'], /port "x"/],
+    [['wg0', '--pid-file'], /--pid-file needs a file name/],
     [['--metrics', 'bad host:9586', 'wg0'], /not an address or host name/],
     [['abcdefghijklmnop'], /longer than 15/], // 16 characters
     [['wg/0'], /cannot contain '\/'/],
@@ -78,7 +87,7 @@ t.test('rejected command lines', async (t) => {
 
 t.test('usage names every option', async (t) => {
   const text = usage();
-  for (const opt of ['-f', '--foreground', '--workers', '--config', '--metrics', '--version', '--help', 'INTERFACE-NAME']) {
+  for (const opt of ['-f', '--foreground', '--workers', '--config', '--pid-file', '--metrics', '--version', '--help', 'INTERFACE-NAME']) {
     t.ok(text.includes(opt), opt);
   }
 });
@@ -92,4 +101,18 @@ t.test('daemon start-up bound: WIREPOOL_START_TIMEOUT_MS or 30 s', async (t) => 
   for (const bad of ['', '0', '-5', '1.5', '1e3', ' 100', 'abc', '010']) {
     t.equal(startTimeoutMs({ WIREPOOL_START_TIMEOUT_MS: bad }), START_TIMEOUT_MS, `${JSON.stringify(bad)}: the default`);
   }
+});
+
+t.test('LOG_LEVEL: --help and the README list the values the logger knows', async (t) => {
+  const values = (text: string, where: string): string[] => {
+    const m = /LOG_LEVEL=([a-z]+(?:\|[a-z]+)+)/.exec(text);
+    t.ok(m, `${where} names the LOG_LEVEL values`);
+    return (m?.[1] ?? '').split('|').sort();
+  };
+  const help = values(usage(), '--help');
+  t.same(help, ['debug', 'error', 'silent', 'verbose']);
+  const known = (v: string): boolean => v === 'error' || logLevelFromEnv(v) !== 'error';
+  t.same(help.filter((v) => !known(v)), [], 'every value --help lists means something to the logger');
+  const readme = fs.readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  t.same(values(readme, 'the README'), help, 'the README lists the same values');
 });

@@ -315,7 +315,41 @@ t.test('listen addresses', async (t) => {
   t.same(parseListenAddress('127.0.0.1:9586'), { host: '127.0.0.1', port: 9586 });
   t.same(parseListenAddress('[::1]:9586'), { host: '::1', port: 9586 });
   t.same(parseListenAddress('localhost:1'), { host: 'localhost', port: 1 });
-  for (const bad of ['9586', '127.0.0.1:0', '127.0.0.1:65536', '::1:9586', ':9586', '127.0.0.1:x']) t.throws(() => parseListenAddress(bad), { name: 'RangeError' }, bad);
+  for (const bad of ['9586', '127.0.0.1:0', '127.0.0.1:65536', '::1:9586', ':9586', '127.0.0.1:x', '[::1', '[::1]']) t.throws(() => parseListenAddress(bad), { name: 'RangeError' }, bad);
+  t.throws(() => parseListenAddress('[::1'), { message: 'metrics address "[::1": no "]" after the IPv6 address: write it as [ADDR]:PORT, like [::1]:9586' });
+});
+
+t.test('a metrics address in use: the error says it is the metrics endpoint', async (t) => {
+  const f = fixture();
+  const m = new WirepoolMetrics(f.src, { processMetrics: false });
+  const first = await MetricsServer.listen({ host: '127.0.0.1', port: 0 }, m);
+  t.teardown(() => first.close());
+  await t.rejects(MetricsServer.listen(`127.0.0.1:${first.port}`, m),
+    { message: `metrics endpoint 127.0.0.1:${first.port}: the address is already in use (EADDRINUSE): choose another --metrics or # Metrics = address` });
+});
+
+t.test('reconfigure (a config reload): friendly names, endpoint labels and the mdlayher family change at the next scrape', async (t) => {
+  const f = fixture();
+  const key = b64(f.a.publicKey);
+  const m = new WirepoolMetrics(f.src, { wallNow: () => WALL_NOW, processMetrics: false, friendlyNames: new Map([[key, 'alice']]) });
+  const scrapeNow = async (): Promise<Exposition> => parseExposition(await m.metrics());
+  let e = await scrapeNow();
+  t.equal(one(e, 'wireguard_sent_bytes_total', { public_key: key }).labels.friendly_name, 'alice');
+  t.notOk(e.types.has('wireguard_peer_info'), 'no mdlayher family yet');
+  m.reconfigure({ friendlyNames: new Map([[key, 'alice2']]), endpointLabels: true, mdlayher: true });
+  e = await scrapeNow();
+  t.equal(one(e, 'wireguard_sent_bytes_total', { public_key: key }).labels.friendly_name, 'alice2', 'renamed');
+  t.equal(one(e, 'wireguard_sent_bytes_total', { public_key: key }).labels.remote_ip, '198.51.100.7', 'endpoint labels on');
+  t.equal(one(e, 'wireguard_peer_info', { public_key: key }).labels.name, 'alice2', 'mdlayher family on');
+  t.equal(one(e, 'wireguard_device_info', {}).labels.device, 'wg0');
+  m.reconfigure({});
+  e = await scrapeNow();
+  t.notOk('friendly_name' in one(e, 'wireguard_sent_bytes_total', { public_key: key }).labels, 'name gone');
+  t.notOk('remote_ip' in one(e, 'wireguard_sent_bytes_total', { public_key: key }).labels, 'endpoint labels off');
+  for (const name of ['wireguard_peer_receive_bytes_total', 'wireguard_peer_transmit_bytes_total', 'wireguard_peer_last_handshake_seconds', 'wireguard_peer_info', 'wireguard_peer_allowed_ips_info']) {
+    t.notOk(e.types.has(name), `${name} gone`);
+  }
+  t.notOk('device' in one(e, 'wireguard_device_info', {}).labels, 'device label gone');
 });
 
 t.test('metrics settings from config comments and the environment', async (t) => {

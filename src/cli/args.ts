@@ -1,11 +1,11 @@
 // Command-line parsing for `wirepool [-f|--foreground] [options] INTERFACE-NAME`, a pure
-// function of argv (shared/spec/wireguard-protocol.md §10). The caller prints usage() and
+// function of argv, modelled on wireguard-go's. The caller prints usage() and
 // exits 1 on { ok: false } (wireguard-go exits 0 on wrong arguments; we do not), prints
 // the banner for --version and usage() for --help, both exiting 0. Environment variables
 // (WG_TUN_FD, WG_PROCESS_FOREGROUND, LOG_LEVEL) are the caller's concern.
 
-import { isIP } from 'node:net';
 import { ifnameProblem } from '../io/tun.js';
+import { listenAddressProblem } from '../metrics/config.js';
 
 export const MAX_WORKERS = 64;
 
@@ -17,6 +17,8 @@ export type ParsedArgs =
       ifname: string;
       workers: number | null;
       config: string | null;
+      /** file to write the daemon's pid to once it is ready (systemd's PIDFile=) */
+      pidFile: string | null;
       /** "ADDR:PORT" as given, validated; IPv6 addresses in brackets */
       metrics: string | null;
       version: boolean;
@@ -34,35 +36,18 @@ export function usage(): string {
     'Options:',
     '  -f, --foreground      stay in the foreground',
     `  --workers N           crypto worker threads (1-${MAX_WORKERS}; default: from the CPU count)`,
-    '  --config FILE         apply this wg(8) configuration file at start-up',
+    '  --config FILE         apply this wg(8) configuration file at start-up; SIGHUP re-reads it',
+    '  --pid-file FILE       write the daemon\'s pid to FILE once it is ready (removed at exit)',
     '  --metrics ADDR:PORT   serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9586, [::1]:9586)',
     '  --version             print the version and exit',
     '  -h, --help            print this help and exit',
     '',
-    'Environment: LOG_LEVEL=verbose|debug|error|silent, WG_TUN_FD, WG_UAPI_FD, WG_PROCESS_FOREGROUND=1',
+    'Environment: LOG_LEVEL=error|verbose|debug|silent (default error; debug is verbose),',
+    '  WG_TUN_FD, WG_UAPI_FD, WG_PROCESS_FOREGROUND=1',
   ].join('\n');
 }
 
 const fail = (message: string): ParsedArgs => ({ ok: false, message });
-
-/** Why `value` is not ADDR:PORT, or null if it is. */
-function listenAddressProblem(value: string): string | null {
-  const colon = value.lastIndexOf(':');
-  if (colon < 0) return 'expected ADDR:PORT';
-  const host = value.slice(0, colon);
-  const port = value.slice(colon + 1);
-  if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
-    return `port ${JSON.stringify(port)} is not a number from 1 to 65535`;
-  }
-  if (host.startsWith('[') && host.endsWith(']')) {
-    return isIP(host.slice(1, -1)) === 6 ? null : `${host} is not an IPv6 address`;
-  }
-  if (host.includes(':')) return 'IPv6 addresses must be written in brackets, like [::1]:9586';
-  if (isIP(host) === 4) return null;
-  // A host name such as "localhost".
-  if (/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(host)) return null;
-  return `${JSON.stringify(host)} is not an address or host name`;
-}
 
 /** Parses argv without the node and script entries (process.argv.slice(2)). */
 export function parseArgs(argv: string[]): ParsedArgs {
@@ -71,6 +56,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
   let help = false;
   let workers: number | null = null;
   let config: string | null = null;
+  let pidFile: string | null = null;
   let metrics: string | null = null;
   const positional: string[] = [];
 
@@ -122,6 +108,12 @@ export function parseArgs(argv: string[]): ParsedArgs {
         config = v;
         break;
       }
+      case '--pid-file': {
+        const v = takeValue();
+        if (v === null || v === '') return fail('--pid-file needs a file name');
+        pidFile = v;
+        break;
+      }
       case '--metrics': {
         const v = takeValue();
         if (v === null || v === '') return fail('--metrics needs ADDR:PORT');
@@ -146,5 +138,5 @@ export function parseArgs(argv: string[]): ParsedArgs {
   } else if (!version && !help) {
     return fail('missing interface name');
   }
-  return { ok: true, foreground, ifname, workers, config, metrics, version, help };
+  return { ok: true, foreground, ifname, workers, config, pidFile, metrics, version, help };
 }

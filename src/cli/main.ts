@@ -4,7 +4,11 @@
 // readiness pipe on fd 3, waits until the child reports that the interface and the UAPI
 // socket exist (or why it failed), and exits 0 or 1 accordingly — wg-quick runs
 // `wg setconf` right after we return, so both must exist by then. With -f (or
-// WG_PROCESS_FOREGROUND=1) the daemon runs in this process.
+// WG_PROCESS_FOREGROUND=1) the daemon runs in this process. A failed start is reported
+// once: by the waiting parent in daemon mode, else as the foreground daemon's error log line.
+// --pid-file FILE: the foreground daemon writes its pid there just before it reports
+// readiness (so it exists when the daemon-mode parent exits, as systemd's Type=forking with
+// PIDFile= expects) and removes it when it exits.
 //
 // The parent's wait is bounded (our addition: wireguard-go's parent waits as long as its
 // child takes): a child that neither reports nor exits within START_TIMEOUT_MS (30 s, or
@@ -72,6 +76,7 @@ export async function main(argv: string[]): Promise<void> {
       metrics: args.metrics,
       log,
       onReady: () => {
+        if (args.pidFile !== null) writePidFile(args.pidFile);
         if (process.env.WIREPOOL_FAULT_INJECTION === '1' && process.env.WIREPOOL_FAULT_STALL_READY === '1') {
           log.info('fault injection: not reporting readiness');
           return;
@@ -81,11 +86,18 @@ export async function main(argv: string[]): Promise<void> {
     });
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    log.error('failed to start', { error: msg });
     if (readyFd >= 0) report(`error: ${msg}`);
-    else process.stderr.write(`wirepool: ${msg}\n`);
+    else log.error('failed to start', { error: msg });
     process.exit(1);
   }
+}
+
+/** Writes this process's pid to `file` (a failure fails start-up) and removes it at exit. */
+function writePidFile(file: string): void {
+  fs.writeFileSync(file, `${process.pid}\n`, { mode: 0o644 });
+  process.once('exit', () => {
+    try { fs.unlinkSync(file); } catch { /* already gone */ }
+  });
 }
 
 /** Start the foreground daemon detached and wait (at most startTimeoutMs) for its readiness report. */

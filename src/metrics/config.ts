@@ -12,6 +12,36 @@
 //
 // Keys are case-insensitive; unknown comments are ignored.
 
+import { isIP } from 'node:net';
+
+const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** Why `value` (--metrics, `# Metrics =`) is not ADDR:PORT, or null if it is; ADDR is IPv4, [IPv6] or a host name. */
+export function listenAddressProblem(value: string): string | null {
+  let host: string;
+  let port: string;
+  const bracketed = value.startsWith('[');
+  if (bracketed) {
+    const close = value.indexOf(']');
+    if (close < 0) return 'no "]" after the IPv6 address: write it as [ADDR]:PORT, like [::1]:9586';
+    if (value[close + 1] !== ':') return 'expected [ADDR]:PORT, like [::1]:9586';
+    host = value.slice(1, close);
+    port = value.slice(close + 2);
+  } else {
+    const colon = value.lastIndexOf(':');
+    if (colon < 0) return 'expected ADDR:PORT';
+    host = value.slice(0, colon);
+    port = value.slice(colon + 1);
+  }
+  if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+    return `port ${JSON.stringify(port)} is not a number from 1 to 65535`;
+  }
+  if (bracketed) return isIP(host) === 6 ? null : `[${host}] is not an IPv6 address`;
+  if (host.includes(':')) return 'IPv6 addresses must be written in brackets, like [::1]:9586';
+  if (isIP(host) === 4 || HOST_NAME.test(host)) return null;
+  return `${JSON.stringify(host)} is not an address or host name`;
+}
+
 export interface MetricsConfig {
   /** ADDR:PORT from `# Metrics =`, or null. */
   listen: string | null;

@@ -45,6 +45,12 @@ export interface MetricsOptions {
   wallNow?: () => number;
 }
 
+/** The mdlayher family (declareMdlayher), removed again when a reload turns the option off. */
+const MDLAYHER_FAMILIES = [
+  'wireguard_peer_receive_bytes_total', 'wireguard_peer_transmit_bytes_total', 'wireguard_peer_last_handshake_seconds',
+  'wireguard_peer_info', 'wireguard_peer_allowed_ips_info',
+];
+
 /** Peers with a handshake younger than this count as active (a session can still be used). */
 export const ACTIVE_PEER_WINDOW_MS = REJECT_AFTER_TIME;
 
@@ -99,6 +105,16 @@ export class WirepoolMetrics {
     }
   }
 
+  /** Applies the options a configuration file carries (a reload); the next scrape shows them. */
+  reconfigure(options: Pick<MetricsOptions, 'endpointLabels' | 'mdlayher' | 'friendlyNames'>): void {
+    const mdlayher = options.mdlayher ?? false;
+    if (mdlayher && !this.opts.mdlayher) this.declareMdlayher();
+    if (!mdlayher && this.opts.mdlayher) for (const name of MDLAYHER_FAMILIES) this.registry.removeSingleMetric(name);
+    this.opts.mdlayher = mdlayher;
+    this.opts.endpointLabels = options.endpointLabels ?? false;
+    this.opts.friendlyNames = options.friendlyNames ?? new Map();
+  }
+
   /** The exposition text (Prometheus text format 0.0.4). */
   metrics(): Promise<string> {
     return this.registry.metrics();
@@ -146,66 +162,72 @@ export class WirepoolMetrics {
 
   // ───────────────────────── declarations ─────────────────────────
 
+  /** A per-peer family: one series per peer, labels pick(row), value read(row). */
+  private perPeer(type: 'counter' | 'gauge', name: string, help: string, pick: (r: PeerRow) => Labels, read: (r: PeerRow) => number): void {
+    this.registry.registerMetric(new CollectedMetric(type, name, help, () => {
+      const rows = this.peerRows();
+      const values: CollectedValue[] = new Array(rows.length);
+      for (let i = 0; i < rows.length; i++) values[i] = { labels: NO_LABELS, sharedLabels: pick(rows[i]!), value: read(rows[i]!) };
+      return values;
+    }) as unknown as Gauge);
+  }
+
+  /** A per-peer info family (value 1): emit() once per series with its labels. */
+  private perPeerInfo(name: string, help: string, each: (r: PeerRow, emit: (labels: Labels) => void) => void): void {
+    this.registry.registerMetric(new CollectedMetric('gauge', name, help, () => {
+      const values: CollectedValue[] = [];
+      const emit = (labels: Labels): void => { values.push({ labels: NO_LABELS, sharedLabels: labels, value: 1 }); };
+      for (const r of this.peerRows()) each(r, emit);
+      return values;
+    }) as unknown as Gauge);
+  }
+
+  /** A per-peer series from stats[id × 4 + stat]. */
+  private perPeerStat(type: 'counter' | 'gauge', name: string, help: string, stat: number, pick: (r: PeerRow) => Labels): void {
+    const stats = this.src.metricsPeerStats;
+    this.perPeer(type, name, help, pick, (r) => stats[r.peer.id * STATS_PER_PEER + stat]!);
+  }
+
+  /** The mdlayher/wireguard_exporter family (MDLAYHER_FAMILIES), registered while the option is on. */
+  private declareMdlayher(): void {
+    this.perPeerStat('counter', 'wireguard_peer_receive_bytes_total', 'Bytes received from the peer (mdlayher/wireguard_exporter name).', Stat.RxBytes, (r) => r.md);
+    this.perPeerStat('counter', 'wireguard_peer_transmit_bytes_total', 'Bytes sent to the peer (mdlayher/wireguard_exporter name).', Stat.TxBytes, (r) => r.md);
+    this.perPeer('gauge', 'wireguard_peer_last_handshake_seconds', 'Unix time of the latest completed handshake with the peer, in seconds; 0 = never (mdlayher/wireguard_exporter name).',
+      (r) => r.md, (r) => Math.floor(r.peer.lastHandshakeWall / 1000));
+    this.perPeerInfo('wireguard_peer_info', 'Metadata about a peer; always 1 (mdlayher/wireguard_exporter name).', (r, emit) => {
+      const ep = r.peer.endpoint;
+      const endpoint = ep === null ? '' : ep.address.includes(':') ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
+      emit({ ...r.md, endpoint, name: r.ext.friendly_name ?? '' });
+    });
+    this.perPeerInfo('wireguard_peer_allowed_ips_info', 'An allowed IP of a peer; always 1 (mdlayher/wireguard_exporter name).', (r, emit) => {
+      for (const a of r.allowedIps) emit({ ...r.md, allowed_ips: a, family: a.includes(':') ? 'IPv6' : 'IPv4' });
+    });
+  }
+
   private declare(): void {
     const src = this.src;
     const reg = this.registry;
     const iface = src.ifname;
     const self = this;
-    const stats = src.metricsPeerStats;
-
-    /** A per-peer family: one series per peer, labels pick(row), value read(row). */
-    const perPeer = (type: 'counter' | 'gauge', name: string, help: string, pick: (r: PeerRow) => Labels, read: (r: PeerRow) => number): void => {
-      reg.registerMetric(new CollectedMetric(type, name, help, () => {
-        const rows = self.peerRows();
-        const values: CollectedValue[] = new Array(rows.length);
-        for (let i = 0; i < rows.length; i++) values[i] = { labels: NO_LABELS, sharedLabels: pick(rows[i]!), value: read(rows[i]!) };
-        return values;
-      }) as unknown as Gauge);
-    };
-    /** A per-peer info family (value 1): emit() once per series with its labels. */
-    const perPeerInfo = (name: string, help: string, each: (r: PeerRow, emit: (labels: Labels) => void) => void): void => {
-      reg.registerMetric(new CollectedMetric('gauge', name, help, () => {
-        const values: CollectedValue[] = [];
-        const emit = (labels: Labels): void => { values.push({ labels: NO_LABELS, sharedLabels: labels, value: 1 }); };
-        for (const r of self.peerRows()) each(r, emit);
-        return values;
-      }) as unknown as Gauge);
-    };
-    /** A per-peer series from stats[id × 4 + stat]. */
-    const perPeerStat = (type: 'counter' | 'gauge', name: string, help: string, stat: number, pick: (r: PeerRow) => Labels): void => {
-      perPeer(type, name, help, pick, (r) => stats[r.peer.id * STATS_PER_PEER + stat]!);
-    };
 
     // ── compatible family (MindFlavor/prometheus_wireguard_exporter) ──
-    perPeerStat('counter', 'wireguard_sent_bytes_total', 'Bytes sent to the peer: whole WireGuard messages on the wire, handshakes included (wg show transfer).', Stat.TxBytes, (r) => r.compat);
-    perPeerStat('counter', 'wireguard_received_bytes_total', 'Bytes received from the peer: whole authenticated WireGuard messages, handshakes included (wg show transfer).', Stat.RxBytes, (r) => r.compat);
-    perPeer('gauge', 'wireguard_latest_handshake_seconds', 'Unix time of the latest completed handshake with the peer, in seconds; 0 = never.',
+    this.perPeerStat('counter', 'wireguard_sent_bytes_total', 'Bytes sent to the peer: whole WireGuard messages on the wire, handshakes included (wg show transfer).', Stat.TxBytes, (r) => r.compat);
+    this.perPeerStat('counter', 'wireguard_received_bytes_total', 'Bytes received from the peer: whole authenticated WireGuard messages, handshakes included (wg show transfer).', Stat.RxBytes, (r) => r.compat);
+    this.perPeer('gauge', 'wireguard_latest_handshake_seconds', 'Unix time of the latest completed handshake with the peer, in seconds; 0 = never.',
       (r) => r.compat, (r) => Math.floor(r.peer.lastHandshakeWall / 1000));
-    perPeer('gauge', 'wireguard_latest_handshake_delay_seconds', 'Seconds since the latest completed handshake with the peer (since the Unix epoch when there was none, like time() - wireguard_latest_handshake_seconds).',
+    this.perPeer('gauge', 'wireguard_latest_handshake_delay_seconds', 'Seconds since the latest completed handshake with the peer (since the Unix epoch when there was none, like time() - wireguard_latest_handshake_seconds).',
       (r) => r.compat, (r) => Math.max(0, (self.scrapeWall - r.peer.lastHandshakeWall) / 1000));
 
     // ── extended per-peer ──
-    perPeerStat('counter', 'wireguard_peer_sent_packets_total', 'Transport messages sent to the peer (data and keepalives).', Stat.TxPackets, (r) => r.ext);
-    perPeerStat('counter', 'wireguard_peer_received_packets_total', 'Authenticated transport messages received from the peer (data and keepalives).', Stat.RxPackets, (r) => r.ext);
+    this.perPeerStat('counter', 'wireguard_peer_sent_packets_total', 'Transport messages sent to the peer (data and keepalives).', Stat.TxPackets, (r) => r.ext);
+    this.perPeerStat('counter', 'wireguard_peer_received_packets_total', 'Authenticated transport messages received from the peer (data and keepalives).', Stat.RxPackets, (r) => r.ext);
 
     // ── mdlayher/wireguard_exporter family ──
-    if (this.opts.mdlayher) {
-      perPeerStat('counter', 'wireguard_peer_receive_bytes_total', 'Bytes received from the peer (mdlayher/wireguard_exporter name).', Stat.RxBytes, (r) => r.md);
-      perPeerStat('counter', 'wireguard_peer_transmit_bytes_total', 'Bytes sent to the peer (mdlayher/wireguard_exporter name).', Stat.TxBytes, (r) => r.md);
-      perPeer('gauge', 'wireguard_peer_last_handshake_seconds', 'Unix time of the latest completed handshake with the peer, in seconds; 0 = never (mdlayher/wireguard_exporter name).',
-        (r) => r.md, (r) => Math.floor(r.peer.lastHandshakeWall / 1000));
-      perPeerInfo('wireguard_peer_info', 'Metadata about a peer; always 1 (mdlayher/wireguard_exporter name).', (r, emit) => {
-        const ep = r.peer.endpoint;
-        const endpoint = ep === null ? '' : ep.address.includes(':') ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
-        emit({ ...r.md, endpoint, name: r.ext.friendly_name ?? '' });
-      });
-      perPeerInfo('wireguard_peer_allowed_ips_info', 'An allowed IP of a peer; always 1 (mdlayher/wireguard_exporter name).', (r, emit) => {
-        for (const a of r.allowedIps) emit({ ...r.md, allowed_ips: a, family: a.includes(':') ? 'IPv6' : 'IPv4' });
-      });
-    }
+    if (this.opts.mdlayher) this.declareMdlayher();
 
     // ── device ──
-    const deviceInfoLabels = ['interface', 'public_key', 'listen_port', 'fwmark', ...(this.opts.mdlayher ? ['device'] : [])];
+    // `device` is set only while the mdlayher option is on.
+    const deviceInfoLabels = ['interface', 'public_key', 'listen_port', 'fwmark', 'device'];
     new Gauge({
       name: 'wireguard_device_info',
       help: 'The WireGuard interface: its public key, listen port and fwmark; always 1.',

@@ -4,25 +4,19 @@
 // port for WireGuard exporters is 9586. Anything else gets 404, other methods 405.
 import http from 'node:http';
 import { type AddressInfo } from 'node:net';
+import { listenAddressProblem } from './config.js';
 import { type WirepoolMetrics } from './registry.js';
 
 /** The port WireGuard exporters conventionally use (MindFlavor, mdlayher). */
 export const DEFAULT_METRICS_PORT = 9586;
 
-/** "ADDR:PORT" (IPv6 in brackets) → host and port; throws on anything else. */
+/** "ADDR:PORT" (IPv6 in brackets) → host and port; throws RangeError on anything else. */
 export function parseListenAddress(value: string): { host: string; port: number } {
+  const problem = listenAddressProblem(value);
+  if (problem !== null) throw new RangeError(`metrics address ${JSON.stringify(value)}: ${problem}`);
   const colon = value.lastIndexOf(':');
-  if (colon < 0) throw new RangeError(`metrics address ${JSON.stringify(value)}: expected ADDR:PORT`);
-  let host = value.slice(0, colon);
-  const portText = value.slice(colon + 1);
-  const port = Number(portText);
-  if (!/^[0-9]{1,5}$/.test(portText) || port < 1 || port > 65535) {
-    throw new RangeError(`metrics address ${JSON.stringify(value)}: port must be 1..65535`);
-  }
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  else if (host.includes(':')) throw new RangeError(`metrics address ${JSON.stringify(value)}: write IPv6 addresses in brackets, like [::1]:9586`);
-  if (host === '') throw new RangeError(`metrics address ${JSON.stringify(value)}: missing address`);
-  return { host, port };
+  const host = value.slice(0, colon);
+  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(value.slice(colon + 1)) };
 }
 
 export class MetricsServer {
@@ -56,7 +50,12 @@ export class MetricsServer {
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
     await new Promise<void>((resolve, reject) => {
-      const fail = (err: Error): void => reject(err);
+      // The daemon's start-up error: say that it is the metrics endpoint that cannot listen.
+      const fail = (err: NodeJS.ErrnoException): void => {
+        const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+        const why = err.code === 'EADDRINUSE' ? 'the address is already in use (EADDRINUSE): choose another --metrics or # Metrics = address' : err.message;
+        reject(new Error(`metrics endpoint ${where}: ${why}`));
+      };
       server.once('error', fail);
       server.listen({ host, port, exclusive: true }, () => {
         server.off('error', fail);

@@ -1,4 +1,4 @@
-// Cryptokey routing table (shared/spec/wireguard-protocol.md §8): longest-prefix
+// Cryptokey routing table (the WireGuard paper's "Cryptokey Routing"): longest-prefix
 // match from an inner IP address to the peer that owns it, generic over the peer
 // value (compared with ===). The text forms of addresses and prefixes (ipaddr.ts) are
 // re-exported from here.

@@ -1,4 +1,4 @@
-// Device-wide receiver-index table (shared/spec/wireguard-protocol.md §5): maps the
+// Device-wide receiver-index table (the WireGuard paper's handshake messages): maps the
 // random u32 sender/receiver indices of handshake and transport messages to their
 // owner (a pending handshake, later re-pointed to the keypair derived from it).
 // Randomness is injected; allocation retries until it draws a non-zero unused index.

@@ -1,5 +1,5 @@
 // Per-source token bucket for handshake messages under load
-// (shared/spec/wireguard-protocol.md §7; kernel ratelimiter.c, wireguard-go ratelimiter/).
+// (kernel ratelimiter.c, wireguard-go ratelimiter/).
 // Pure state: time comes in as a millisecond number (fractions allowed), the host
 // calls gc(now) about once a second. Not safe for concurrent use.
 //

@@ -1,4 +1,4 @@
-// Replay window for transport counters (shared/spec/wireguard-protocol.md §5):
+// Replay window for transport counters (the WireGuard paper's transport data messages):
 // the RFC 6479 sliding bitmap of the kernel's counter_validate / wireguard-go's
 // replay.Filter. Run it after successful decryption, in the in-order stage, never
 // before. Not safe for concurrent use (it is plain state; one owner per keypair).
