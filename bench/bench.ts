@@ -3,9 +3,11 @@
 // builds two network namespaces joined by a veth with a tunnel between them configured with
 // wg(8), then measures in alternating rounds (A, B, C, D, A, B, …): iperf3 TCP with 1 and 4
 // streams, iperf3 UDP at 64 and 1400 bytes (received packets/s, loss), ping RTT p50/p99 idle
-// and under a TCP load, and the CPU seconds each daemon used per GB of TCP moved. It prints
-// one table of medians [min–max] ×ratio to wireguard-go↔wireguard-go, and writes it as JSON
-// and an SVG chart to bench/results/. Options: bench/harness/options.ts (--help).
+// and under a TCP load, the CPU seconds each daemon used per GB of TCP moved, and for each
+// wirepool daemon the CPU its main thread spent per transport message it sent or received
+// during the TCP runs (wireguard-go: n/a). It prints one table of medians [min–max] ×ratio to
+// wireguard-go↔wireguard-go, and writes it as JSON and an SVG chart to bench/results/.
+// Options: bench/harness/options.ts (--help); the README in this folder says what each row is.
 //
 // Bounded: every command has a timeout, every loop a count, and no measurement starts after
 // the overall deadline (a watchdog exits 2 minutes past it). Everything it creates lives in
@@ -59,24 +61,31 @@ function record(round: number, spec: PairSpec, step: string, result: unknown, er
 async function measurePair(pair: BenchPair, o: BenchOptions, round: number, deadlineAt: number): Promise<void> {
   const spec = pair.spec;
   const put = (key: string, v: number): void => void (samples[spec.id]![key] ??= []).push(v);
-  const tcpCpu = { client: 0, server: 0, gb: 0 };
+  // Summed over the round's two TCP runs: daemon CPU seconds, GB received, and per daemon
+  // [client, server] its main thread's CPU seconds and the transport messages it moved.
+  const tcpCpu = { client: 0, server: 0, gb: 0, main: [0, 0], messages: [0, 0] };
+  const addTcp = (r: Awaited<ReturnType<typeof tcpRun>>): void => {
+    tcpCpu.client += r.cpu.client; tcpCpu.server += r.cpu.server; tcpCpu.gb += r.bytes / 1e9;
+    for (const i of [0, 1]) { tcpCpu.main[i]! += r.daemons.mainCpu[i]!; tcpCpu.messages[i]! += r.daemons.messages[i]!; }
+    if (r.messagesError !== undefined) log(`  ${spec.label}: could not count transport messages: ${r.messagesError}`);
+  };
   const pingMs = o.pings * o.pingIntervalMs;
   const steps: { name: string; estMs: number; keys: string[]; run: () => Promise<string> }[] = [
     {
       name: 'tcp1', estMs: o.duration * 1000 + 1500, keys: ['tcp1'], run: async () => {
-        const r = await tcpRun(pair, o.duration, 1);
+        const r = await tcpRun(pair, o.duration, 1, { countMessages: true });
         record(round, spec, 'tcp1', r);
         put('tcp1', r.bitsPerSecond / 1e6);
-        tcpCpu.client += r.cpu.client; tcpCpu.server += r.cpu.server; tcpCpu.gb += r.bytes / 1e9;
+        addTcp(r);
         return `TCP×1 ${fmt(r.bitsPerSecond / 1e6)}`;
       },
     },
     {
       name: 'tcp4', estMs: o.duration * 1000 + 1500, keys: ['tcp4'], run: async () => {
-        const r = await tcpRun(pair, o.duration, 4);
+        const r = await tcpRun(pair, o.duration, 4, { countMessages: true });
         record(round, spec, 'tcp4', r);
         put('tcp4', r.bitsPerSecond / 1e6);
-        tcpCpu.client += r.cpu.client; tcpCpu.server += r.cpu.server; tcpCpu.gb += r.bytes / 1e9;
+        addTcp(r);
         return `TCP×4 ${fmt(r.bitsPerSecond / 1e6)} Mbit/s`;
       },
     },
@@ -131,7 +140,12 @@ async function measurePair(pair: BenchPair, o: BenchOptions, round: number, dead
   }
   put('cpu_client', tcpCpu.gb > 0 ? tcpCpu.client / tcpCpu.gb : NaN);
   put('cpu_server', tcpCpu.gb > 0 ? tcpCpu.server / tcpCpu.gb : NaN);
+  // µs of main-thread CPU per message; NaN for wireguard-go (its counters are NaN) or if a TCP run failed.
+  const mainUs = [0, 1].map((i) => (tcpCpu.messages[i]! > 0 ? (tcpCpu.main[i]! * 1e6) / tcpCpu.messages[i]! : NaN));
+  put('main_client', mainUs[0]!);
+  put('main_server', mainUs[1]!);
   notes.push(`CPU ${fmt(tcpCpu.client / tcpCpu.gb)}/${fmt(tcpCpu.server / tcpCpu.gb)} s/GB`);
+  if (mainUs.some(Number.isFinite)) notes.push(`main thread ${mainUs.map((u) => (Number.isFinite(u) ? fmt(u) : 'n/a')).join('/')} µs/packet`);
   log(`  round ${round} ${spec.label}: ${notes.join(', ')}`);
 }
 
@@ -212,7 +226,7 @@ async function main(): Promise<number> {
     completedRounds = round;
   }
 
-  const summary = buildSummary(specs.map((s) => ({ id: s.id, label: s.label })), samples, REFERENCE_PAIR_ID, METRICS);
+  const summary = buildSummary(specs.map((s) => ({ id: s.id, label: s.label, client: s.client, server: s.server })), samples, REFERENCE_PAIR_ID, METRICS);
   const table = formatTable(summary);
   const skipped = runs.filter((r) => r.error?.startsWith('skipped') === true).length;
   const failed = runs.filter((r) => r.error !== undefined).length - skipped;

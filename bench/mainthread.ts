@@ -1,37 +1,48 @@
-// Benchmark: main-thread CPU per packet on each path of a real Device (src/device.ts), in
-// test mode (tun: null), so no TUN device or namespace is needed.
+// Benchmark: main-thread CPU per packet on each path of a real Device (src/device.ts), in test
+// mode (tun: null), so no TUN device or namespace is needed.
 //
-// Two processes on 127.0.0.1: this one runs Device A (measured); a forked child runs Device
-// B (the peer). They are configured through the same methods the UAPI uses and complete a
-// real handshake over UDP. Then, per inner packet size (1420 and 64 bytes):
+// Two processes on 127.0.0.1: this one runs Device A (measured); a forked child runs Device B
+// (the peer). Both use the real native dataplane: UDP sockets owned by src/io/bind.ts, a UDP
+// reader thread, crypto workers that seal and send with sendmmsg. They are configured through
+// the methods the UAPI uses and complete a real handshake over UDP. Then, per inner packet size
+// (1420 and 64 bytes):
 // - send path (TUN → UDP): A's main thread injects IP packets into its TUN ring as the TUN
-//   reader thread would (reserveTun/tunData/publishTun, topped up every millisecond), then
-//   route() → seal (crypto worker) → onSealed() → dgram send to B;
-// - receive path (UDP → TUN): B blasts packets the same way; A receives the datagrams
-//   (onDatagram) → open (crypto worker) → onOpened() → delivery (a no-op in test mode; the
-//   TUN writer thread's write is not on the main thread).
-// Main-thread CPU is read from /proc/self/task/<pid>/stat (the main thread's own utime+stime,
-// 10 ms ticks), so the crypto workers and B do not count; event-loop-active time is shown
-// too. A second, instrumented window per case times the Device's hooks with performance.now()
-// wrappers (their own cost calibrated and subtracted), and also the sendmsg call and the
-// per-datagram callback of the libuv UDP handle (private Node internals, found by shape).
-// Each probe's share of that window's event-loop-active time, applied to the first window's
-// CPU per packet, shows where the main thread's time goes (shares, because wall-clock probe
-// times include preemption). "rest" is the pipeline's drain loop, wake-ups, the event loop,
-// GC, and for receive the recvmsg call and Buffer allocation in C++. The injection standing
-// in for the TUN reader costs main-thread time the daemon does not spend: it is timed and
-// subtracted. Packets dropped because a ring was full are counted but do not divide.
+//   reader thread would (device.dataplane reserveTun/tunData/publishTun, topped up every
+//   millisecond); main: send.route() → crypto worker: seal + sendmmsg → main: send.onSealed();
+// - receive path (UDP → TUN): B blasts packets the same way; A's UDP reader thread receives
+//   them (recvmmsg) into the RECV ring → main: receive.classify() → crypto worker: open →
+//   main: receive.onOpened() → delivery (in test mode there is no TUN writer: nothing).
+// Main-thread CPU is the main thread's own run time from /proc/self/task/<pid>/schedstat (ns;
+// utime+stime from .../stat, 10 ms ticks, where schedstat is missing), so the crypto workers,
+// the UDP reader and B do not count; event-loop-active time is shown too. A second,
+// instrumented window per case times the main-thread stages with performance.now() wrappers
+// (their own cost calibrated and subtracted): route(), onSealed() and main's own UDP sends
+// (bind.sendTo) on the send path; classify() and onOpened() on the receive path; and the
+// pipeline's pump(), which drains every stage and encloses those hooks (a private method: its
+// rows are left out if it is renamed). Each probe's share of that window's event-loop-active
+// time, applied to the first window's CPU per packet, shows where the main thread's time goes
+// (shares, because wall-clock probe times include preemption): the hooks, the drain loop net of
+// them (cursors, slot states, notifying workers), and the rest (doorbell wake-ups through
+// Atomics.waitAsync, the event loop, timers, GC). The pipeline's own counters give main's
+// wake-ups and worker notifications per 1000 packets (the goal is far fewer than one per
+// packet), and a counting wrapper on bind.sendTo in the first window how many messages main had
+// to send itself, one sendto each, instead of in a worker's sendmmsg batch (no worker had
+// flushed them when main's release stage reached them, or a worker's send failed). The
+// injection standing in for the TUN reader costs main-thread time the daemon does not spend: it
+// is timed and subtracted. In the daemon the TUN reader also rings main for each batch it
+// publishes; here main schedules one drain per injected burst instead, so the send path's
+// wake-ups are those the crypto workers cause.
 //
-// Run: node dist/bench/mainthread.js [seconds-per-window] [workers]   (default 3 s, 1 worker; ~40 s)
+// Run: node dist/bench/mainthread.js [seconds-per-window] [workers]   (default 3 s, 1 worker; ~35 s)
 
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { nodeCrypto } from '../src/crypto/crypto.js';
+import { CW_SEND_FALLBACKS, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, STAT_MAIN, statWorker } from '../src/dataplane/layout.js';
 import { Device } from '../src/device.js';
 import { createLogger } from '../src/log.js';
-import { Direction } from '../src/protocol/drops.js';
 import { type Peer, Stat, STATS_PER_PEER } from '../src/protocol/peer.js';
 import { parseProcStatTicks } from './harness/parse.js';
 
@@ -66,7 +77,7 @@ function ipv4Packet(size: number, src: number[], dst: number[]): Uint8Array {
   return p;
 }
 
-/** Stands in for the TUN reader: keeps A's TUN ring topped up every millisecond; times itself. */
+/** Stands in for the TUN reader: keeps a Device's TUN ring topped up every millisecond; times itself. */
 class Injector {
   injected = 0;
   ms = 0;
@@ -96,7 +107,18 @@ class Injector {
   }
 }
 
+const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
+const haveSchedstat = ((): boolean => {
+  try {
+    return Number(fs.readFileSync(SCHEDSTAT, 'utf8').split(' ')[0]) > 0;
+  } catch {
+    return false;
+  }
+})();
+
+/** CPU ms the main thread has run so far (this is the main thread: its tid is the pid). */
 function mainThreadCpuMs(): number {
+  if (haveSchedstat) return Number(fs.readFileSync(SCHEDSTAT, 'utf8').split(' ')[0]) / 1e6;
   return parseProcStatTicks(fs.readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8')) * 10;
 }
 
@@ -150,40 +172,57 @@ interface Acc {
   calls: number;
 }
 
-type Hook = (a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown) => unknown;
+type Method = (...a: unknown[]) => unknown;
 
-/** Replaces obj[name] (a method) by a timing wrapper; returns the undo. */
-function instrument(obj: object, name: string, acc: Acc): () => void {
-  const o = obj as Record<string, Hook>;
+/**
+ * Replaces obj[name] (a method) by a timing wrapper (an own property); returns the undo, or null
+ * when there is no such method and `optional`. Only outermost calls are timed (a method that
+ * re-enters itself is not counted twice).
+ */
+function instrument(obj: object, name: string, acc: Acc, optional = false): (() => void) | null {
+  const o = obj as Record<string, Method>;
   const orig = o[name];
-  if (typeof orig !== 'function') throw new Error(`no method ${name} to time (renamed?)`);
-  o[name] = function (this: unknown) {
+  if (typeof orig !== 'function') {
+    if (optional) return null;
+    throw new Error(`no method ${name} to time (renamed?)`);
+  }
+  let depth = 0;
+  o[name] = function (...args: unknown[]) {
+    if (depth > 0) return orig.apply(obj, args);
+    depth++;
     const t = performance.now();
     try {
-      // apply(arguments): native methods check their argument count (a connected socket's
-      // handle.send takes 4 arguments, an unconnected one's 6).
-      // eslint-disable-next-line prefer-rest-params
-      return (orig as (...a: unknown[]) => unknown).apply(obj, arguments as unknown as unknown[]);
+      return orig.apply(obj, args);
     } finally {
       acc.ms += performance.now() - t;
       acc.calls++;
+      depth--;
     }
   };
   const own = Object.prototype.hasOwnProperty.call(obj, name);
   return () => {
-    if (own) o[name] = orig; // e.g. a handle's onmessage, set per instance
-    else delete o[name]; // a prototype method shows through again
+    if (own) o[name] = orig;
+    else delete o[name]; // the prototype method shows through again
   };
 }
 
-/** ms a timing wrapper adds to what it measures, per call (measured on a no-op). */
+/**
+ * ms a timing wrapper adds to what it measures, per call: measured on a no-op, the least of a few
+ * trials (preemption on a busy host only ever adds).
+ */
 function wrapperBias(): number {
   const target = { noop: (_a: unknown) => 0 };
   const acc: Acc = { ms: 0, calls: 0 };
   instrument(target, 'noop', acc);
   const f = target.noop as (a: unknown) => number;
-  for (let i = 0; i < 200_000; i++) f(i);
-  return acc.ms / acc.calls;
+  let best = Infinity;
+  for (let trial = 0; trial < 7; trial++) {
+    acc.ms = 0;
+    acc.calls = 0;
+    for (let i = 0; i < 50_000; i++) f(i);
+    best = Math.min(best, acc.ms / acc.calls);
+  }
+  return best;
 }
 
 /** A method to time: obj[name], reported under `key`. */
@@ -191,27 +230,28 @@ interface Probe {
   key: string;
   obj: object;
   name: string;
+  /** Leave the row out (instead of failing) if the method is gone: private internals. */
+  optional?: boolean;
 }
 
 /**
- * The libuv UDP handles under the Device's dgram sockets (Device.udp → UdpBind.v4/v6 and
- * the per-endpoint connected sockets in UdpBind.connected → socket[state symbol].handle): their send() is the sendmsg call, their onmessage the
- * callback libuv makes per received datagram. Private internals of Node and of the Device:
- * returns [] if the shape differs, and the breakdown then leaves those rows out.
+ * The objects that hold the main-thread stages: the Device's send and receive paths (the
+ * pipeline's hooks call device.send.route etc. through the field on every packet, so a wrapper
+ * on the instance is seen) and its UDP bind. TypeScript-private fields, read by name: a rename
+ * makes instrument() throw rather than report nothing.
  */
-function udpHandles(device: Device): { send: (...a: unknown[]) => unknown; onmessage: (...a: unknown[]) => unknown }[] {
-  const udp = (device as unknown as { udp?: { v4?: object | null; v6?: object | null; connected?: Map<string, { socket: object | null }> } }).udp;
-  const out: ReturnType<typeof udpHandles> = [];
-  const connected = udp?.connected ? [...udp.connected.values()].map((c) => c.socket) : [];
-  for (const sock of [udp?.v4, udp?.v6, ...connected]) {
-    if (sock === null || sock === undefined) continue;
-    for (const sym of Object.getOwnPropertySymbols(sock)) {
-      const handle = ((sock as Record<symbol, { handle?: unknown } | undefined>)[sym])?.handle as
-        { send?: unknown; onmessage?: unknown } | undefined;
-      if (handle && typeof handle.send === 'function' && typeof handle.onmessage === 'function') out.push(handle as never);
-    }
-  }
-  return out;
+function stages(device: Device): { send: object; receive: object; bind: object } {
+  const d = device as unknown as { send?: object; receive?: object; udp?: object };
+  if (!d.send || !d.receive || !d.udp) throw new Error('Device has no send/receive/udp fields (renamed?)');
+  return { send: d.send, receive: d.receive, bind: d.udp };
+}
+
+/** Main-thread counters of A's pipeline (summed over workers where per worker). */
+function pipelineCounters(device: Device, workers: number): { wakeups: number; notifies: number; fallbacks: number } {
+  const s = device.dataplane.stats;
+  let fallbacks = 0;
+  for (let id = 0; id < workers; id++) fallbacks += s[statWorker(id) + CW_SEND_FALLBACKS]!;
+  return { wakeups: s[STAT_MAIN + MAIN_WAKEUPS]!, notifies: s[STAT_MAIN + MAIN_WORKER_NOTIFIES]!, fallbacks };
 }
 
 interface Window {
@@ -220,21 +260,22 @@ interface Window {
   cpuMs: number;
   eluMs: number;
   injectMs: number;
-  ringFull: number;
+  wakeups: number;
+  notifies: number;
+  fallbacks: number;
   probes: Map<string, Acc>;
 }
 
-async function measureWindow(a: Device, peer: Peer, path: 'send' | 'recv', seconds: number, probes: Probe[], during: () => { done: Promise<void>; injector?: Injector }): Promise<Window> {
+async function measureWindow(a: Device, workers: number, peer: Peer, path: 'send' | 'recv', seconds: number, probes: Probe[], during: () => { done: Promise<void>; injector?: Injector }): Promise<Window> {
   const accs = new Map<string, Acc>();
   for (const p of probes) if (!accs.has(p.key)) accs.set(p.key, { ms: 0, calls: 0 });
-  const undo = probes.map((p) => instrument(p.obj, p.name, accs.get(p.key)!));
+  const undo = probes.map((p) => instrument(p.obj, p.name, accs.get(p.key)!, p.optional));
+  for (let i = 0; i < probes.length; i++) if (undo[i] === null) accs.delete(probes[i]!.key);
   const load = during();
   await sleep(WARM_MS);
-  const stat = path === 'send' ? Stat.TxPackets : Stat.RxPackets;
-  const s = peer.id * STATS_PER_PEER + stat;
-  const dir = path === 'send' ? Direction.Outbound : Direction.Inbound;
+  const s = peer.id * STATS_PER_PEER + (path === 'send' ? Stat.TxPackets : Stat.RxPackets);
   const pk0 = a.engine.stats[s]!;
-  const rf0 = a.engine.drops.get(dir, 'ring_full');
+  const pc0 = pipelineCounters(a, workers);
   const cpu0 = mainThreadCpuMs();
   const elu0 = performance.eventLoopUtilization();
   const inj0 = load.injector?.ms ?? 0;
@@ -244,17 +285,20 @@ async function measureWindow(a: Device, peer: Peer, path: 'send' | 'recv', secon
   const elu = performance.eventLoopUtilization(elu0);
   const cpuMs = mainThreadCpuMs() - cpu0;
   const t1 = performance.now();
+  const pc1 = pipelineCounters(a, workers);
   const w: Window = {
     packets: a.engine.stats[s]! - pk0,
     seconds: (t1 - t0) / 1000,
     cpuMs,
     eluMs: elu.active,
     injectMs: (load.injector?.ms ?? 0) - inj0,
-    ringFull: a.engine.drops.get(dir, 'ring_full') - rf0,
+    wakeups: pc1.wakeups - pc0.wakeups,
+    notifies: pc1.notifies - pc0.notifies,
+    fallbacks: pc1.fallbacks - pc0.fallbacks,
     probes: new Map([...accs].map(([k, v]) => [k, { ...v }])),
   };
   await load.done;
-  for (const u of undo) u();
+  for (const u of undo) u?.();
   await sleep(SETTLE_MS);
   return w;
 }
@@ -302,17 +346,20 @@ async function parentMain(): Promise<void> {
     await sleep(200); // B confirms the session on that first packet
 
     const bias = wrapperBias();
-    const handles = udpHandles(A.device);
+    const st = stages(A.device);
     const usPer = (ms: number, n: number): number => (ms * 1000) / n;
     const row = (label: string, us: number, total: number | null): string =>
-      `    ${label.padEnd(62)} ${us.toFixed(2).padStart(6)} µs${total !== null ? `  ${((100 * us) / total).toFixed(0).padStart(3)}%` : ''}`;
+      `    ${label.padEnd(68)} ${us.toFixed(2).padStart(6)} µs${total !== null ? `  ${((100 * us) / total).toFixed(0).padStart(3)}%` : ''}`;
+    const results: { path: string; size: number; pps: number; usPerPacket: number }[] = [];
     for (const size of SIZES) {
       for (const path of ['send', 'recv'] as const) {
-        const dev = A.device as object;
+        const pump: Probe = { key: 'pump', obj: A.device.dataplane, name: 'pump', optional: true };
+        // The plain window only counts main's own sends (the wrapper costs nothing on messages the
+        // workers send, and little next to a sendto syscall).
+        const mainSends: Probe = { key: 'sendTo', obj: st.bind, name: 'sendTo' };
         const probes: Probe[] = path === 'send'
-          ? [{ key: 'route', obj: dev, name: 'route' }, { key: 'onSealed', obj: dev, name: 'onSealed' }, ...handles.map((h) => ({ key: 'sendmsg', obj: h, name: 'send' }))]
-          : [{ key: 'onDatagram', obj: dev, name: 'onDatagram' }, { key: 'onOpened', obj: dev, name: 'onOpened' }, ...handles.map((h) => ({ key: 'dispatch', obj: h, name: 'onmessage' }))];
-        // 'dispatch' (libuv → JS callback → 'message' emit) encloses onDatagram: reported net of it.
+          ? [{ key: 'route', obj: st.send, name: 'route' }, { key: 'onSealed', obj: st.send, name: 'onSealed' }, mainSends, pump]
+          : [{ key: 'classify', obj: st.receive, name: 'classify' }, { key: 'onOpened', obj: st.receive, name: 'onOpened' }, pump];
         const during = (): { done: Promise<void>; injector?: Injector } => {
           if (path === 'send') {
             const inj = new Injector(A.device, ipv4Packet(size, INNER_A, INNER_B));
@@ -322,49 +369,62 @@ async function parentMain(): Promise<void> {
           child!.send({ type: 'blast', size, ms: WARM_MS + seconds * 1000 + 200 } satisfies Msg);
           return { done: next('blasted', 30_000 + seconds * 1000).then(() => undefined) };
         };
-        const plain = await measureWindow(A.device, peer, path, seconds, [], during);
-        const inst = await measureWindow(A.device, peer, path, seconds, probes, during);
+        const plain = await measureWindow(A.device, workers, peer, path, seconds, path === 'send' ? [mainSends] : [], during);
+        const inst = await measureWindow(A.device, workers, peer, path, seconds, probes, during);
         if (plain.packets === 0 || inst.packets === 0) throw new Error(`${path} ${size} B: no packets moved`);
         const total = usPer(plain.cpuMs - plain.injectMs, plain.packets);
-        // Probe times are wall-clock (a preempted call keeps counting on this shared 2-core
-        // host), so each probe's share of the instrumented window's event-loop-active time is
-        // applied to the plain window's CPU per packet.
+        const pps = plain.packets / plain.seconds;
+        results.push({ path, size, pps, usPerPacket: total });
+        // Probe times are wall-clock (a preempted call keeps counting on a shared host), so each
+        // probe's share of the instrumented window's event-loop-active time is applied to the
+        // plain window's CPU per packet.
         const activeMs = inst.eluMs - inst.injectMs;
         const share = (key: string, minus = 0): number => {
           const acc = inst.probes.get(key);
           return acc === undefined ? NaN : (Math.max(0, acc.ms - bias * acc.calls - minus) / activeMs) * total;
         };
+        const perK = (n: number): string => ((1000 * n) / plain.packets).toFixed(n === 0 ? 0 : 1);
         const title = path === 'send' ? `send path (TUN → UDP), ${size} B` : `receive path (UDP → TUN), ${size} B`;
+        // Messages main sent itself (bind.sendTo: one sendto each), not in a worker's batch.
+        const mainSent = plain.probes.get('sendTo')?.calls ?? 0;
         const out = [
-          `${title}: ${Math.round(plain.packets / plain.seconds).toLocaleString('en-US')} packets/s, ` +
-            `main thread ${total.toFixed(2)} µs of CPU per packet (event-loop active ${usPer(plain.eluMs - plain.injectMs, plain.packets).toFixed(2)})` +
-            (plain.ringFull > 0 ? `; ${plain.ringFull} dropped on a full ring` : ''),
+          `${title}: ${Math.round(pps).toLocaleString('en-US')} packets/s, ` +
+            `main thread ${total.toFixed(2)} µs of CPU per packet (event-loop active ${usPer(plain.eluMs - plain.injectMs, plain.packets).toFixed(2)})`,
+          `    per 1000 packets: ${perK(plain.wakeups)} main wake-ups, ${perK(plain.notifies)} worker notifications` +
+            (path === 'send' ? `, ${perK(mainSent)} sent by main itself (${plain.fallbacks} after a failed worker write)` : ''),
         ];
-        const parts: [string, number][] = path === 'send'
+        const sendToMs = inst.probes.get('sendTo')?.ms ?? 0;
+        const hooks: [string, number][] = path === 'send'
           ? [
               ['route(): allowed-IPs, keypair, counter, header, padding', share('route')],
-              // On a connected socket dgram.send() calls sendmsg synchronously, inside onSealed():
-              // reported net of it.
-              ['onSealed(): counters, timers, dgram.send() JS (net of sendmsg)', share('onSealed', inst.probes.get('sendmsg')?.ms ?? 0)],
-              ['UDP sendmsg (libuv handle.send, incl. loopback delivery)', share('sendmsg')],
+              // bind.sendTo runs inside onSealed (a message no worker sent): reported net of it.
+              ['onSealed(): counters, timers (net of main sends)', share('onSealed', sendToMs)],
+              [`main's own UDP sends (bind.sendTo, one per message; ${inst.probes.get('sendTo')?.calls ?? 0} calls)`, share('sendTo')],
             ]
           : [
-              ["libuv → JS per datagram: rinfo, 'message' emit", share('dispatch', inst.probes.get('onDatagram')?.ms ?? 0)],
-              ['onDatagram(): type filter, index lookup, copy into ring', share('onDatagram')],
-              ['onOpened(): replay window, timers, source check', share('onOpened')],
+              ['classify(): type filter, receiver index → keypair', share('classify')],
+              ['onOpened(): replay window, roaming, timers, source check', share('onOpened')],
             ];
-        let accounted = 0;
-        for (const [label, us] of parts) {
-          if (!Number.isFinite(us)) continue;
-          accounted += us;
+        let inHooks = 0;
+        for (const [label, us] of hooks) {
+          inHooks += us;
           out.push(row(label, us, total));
         }
-        out.push(row(path === 'send' ? 'rest: ring drain, wake-ups, event loop, GC' : 'rest: recvmsg and Buffer (C++), ring drain, event loop, GC', total - accounted, total));
+        // pump() (the drain of every stage) encloses the hooks.
+        const inPump = share('pump');
+        if (Number.isFinite(inPump)) {
+          out.push(row('drain loop net of the above: cursors, slot states, notifications', Math.max(0, inPump - inHooks), total));
+          out.push(row('rest: doorbell wake-ups (waitAsync), event loop, timers, GC', total - Math.max(inPump, inHooks), total));
+        } else {
+          out.push(row('rest: drain loop, wake-ups, event loop, timers, GC', total - inHooks, total));
+        }
         if (path === 'send') out.push(row('(not counted: test injection standing in for the TUN reader)', usPer(plain.injectMs, plain.packets), null));
         console.log(out.join('\n'));
       }
     }
-    console.log(`\n(${workers} crypto worker(s) per device, ${seconds} s windows, hook timer bias ${(bias * 1e6).toFixed(0)} ns/call subtracted; main-thread CPU has 10 ms resolution)`);
+    console.log(`\nsummary, main-thread CPU µs per packet: ${results.map((r) => `${r.path} ${r.size} B ${r.usPerPacket.toFixed(2)}`).join(', ')}`);
+    console.log(`(${workers} crypto worker(s) per device, ${seconds} s windows, hook timer bias ${(bias * 1e6).toFixed(0)} ns/call subtracted; ` +
+      `main-thread CPU from ${haveSchedstat ? 'schedstat (ns)' : 'stat (10 ms ticks)'})`);
     child.send({ type: 'exit' } satisfies Msg);
     await Promise.race([exited, sleep(3_000)]);
   } finally {

@@ -17,6 +17,8 @@ export interface BenchOptions {
   pairs: PairKind[];
   /** Overall deadline, seconds: no measurement starts after it. */
   deadline: number;
+  /** --deadline was given (otherwise `deadline` is the default, grown to fit the planned work). */
+  deadlineGiven: boolean;
   /** Tunnel MTU on every interface. */
   mtu: number;
   outDir: string;
@@ -30,7 +32,7 @@ export const REFERENCE_PAIR_ID = 'wg-wg';
 
 export const USAGE = `usage: npm run bench -- [options]      (as root)
 
-  --quick              about one minute: 1 round, 2 s iperf3 runs, 50 pings
+  --quick              one short round: 2 s iperf3 runs, 50 pings (about 25 s per pair)
   --rounds N           rounds; each round measures every pair once, pairs alternating (default 3)
   --duration S         seconds per iperf3 run (default 5; --quick 2)
   --pings N            pings per latency sample, 20 ms apart (default 100; --quick 50)
@@ -38,7 +40,8 @@ export const USAGE = `usage: npm run bench -- [options]      (as root)
                        (the mixed pairs use the first value); default: wirepool's own default
   --pairs LIST         any of wp-wp,wg-wg,wp-wg,wg-wp (default all; wp = wirepool,
                        wg = wireguard-go, client/sender first); wg-wg is the ratio reference
-  --deadline S         overall time limit; no measurement starts after it (default 1800; --quick 180)
+  --deadline S         overall time limit; no measurement starts after it (default 1800,
+                       --quick 180, or 1.5× the planned work where that is more)
   --mtu N              tunnel MTU (default 1440: a 1400-byte UDP payload fits one packet)
   --out DIR            where the JSON and SVG go (default bench/results)
   -h, --help`;
@@ -62,6 +65,7 @@ export function parseBenchArgs(argv: string[], defaultOutDir: string): Parsed {
     workers: [],
     pairs: [...PAIR_KINDS],
     deadline: quick ? 180 : 1800,
+    deadlineGiven: false,
     mtu: 1440,
     outDir: defaultOutDir,
     help: false,
@@ -94,6 +98,7 @@ export function parseBenchArgs(argv: string[], defaultOutDir: string): Parsed {
       case '--deadline':
         if ((n = int(86_400)) === null) return { ok: false, message: '--deadline needs seconds 1..86400' };
         o.deadline = n;
+        o.deadlineGiven = true;
         break;
       case '--mtu':
         if ((n = int(9000)) === null || n < 1280) return { ok: false, message: '--mtu needs an integer 1280..9000' };
@@ -122,7 +127,19 @@ export function parseBenchArgs(argv: string[], defaultOutDir: string): Parsed {
         return { ok: false, message: `unknown argument ${a}` };
     }
   }
+  if (!o.deadlineGiven) o.deadline = Math.max(o.deadline, Math.ceil(1.5 * plannedSeconds(o)));
   return { ok: true, options: o };
+}
+
+/**
+ * About how long a run takes on an idle machine: per pair, its set-up and warm-up, then per
+ * round four iperf3 runs (each with about 1.5 s of start, stop and counter reads around it),
+ * the idle pings, and the pings under load (1 s ramp-up, iperf3 start and stop).
+ */
+export function plannedSeconds(o: Pick<BenchOptions, 'pairs' | 'workers' | 'rounds' | 'duration' | 'pings' | 'pingIntervalMs'>): number {
+  const pingS = (o.pings * o.pingIntervalMs) / 1000;
+  const perRound = 4 * (o.duration + 1.5) + (pingS + 1) + (pingS + 3.5);
+  return pairSpecs(o).length * (5 + o.rounds * perRound);
 }
 
 /** The pairs to build, in measuring order: one wirepool↔wirepool pair per --workers value. */

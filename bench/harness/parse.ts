@@ -1,5 +1,7 @@
 // Parsers for what the side-by-side benchmark reads: iperf3 JSON reports (TCP and UDP),
-// ping's per-packet output, and /proc/<pid>/stat CPU times. Pure functions, no I/O.
+// ping's per-packet output, /proc/<pid>/stat CPU times (also of one thread, from
+// /proc/<pid>/task/<tid>/stat), /proc/net/dev interface counters, and counters in a Prometheus
+// text exposition. Pure functions, no I/O.
 
 export interface TcpResult {
   /** Receiver-side goodput over the whole run, bits/s. */
@@ -124,4 +126,48 @@ export function parseProcStatTicks(stat: string): number {
   const stime = Number(f[15 - 3]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error('no utime/stime in /proc/<pid>/stat');
   return utime + stime;
+}
+
+export interface InterfaceCounters {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+}
+
+/**
+ * One interface's line of /proc/net/dev (or /proc/<pid>/net/dev, which shows the network
+ * namespace of that process); null if the interface is not listed. For a TUN device "tx" is what
+ * the kernel handed the daemon (it read) and "rx" what the daemon wrote; with TUN offloads each
+ * count is one read or write, which may carry a GSO super-packet of many segments.
+ */
+export function parseProcNetDev(text: string, ifname: string): InterfaceCounters | null {
+  for (const line of text.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon < 0 || line.slice(0, colon).trim() !== ifname) continue;
+    const f = line.slice(colon + 1).trim().split(/\s+/).map(Number);
+    if (f.length < 10 || f.slice(0, 10).some((x) => !Number.isFinite(x))) return null;
+    return { rxBytes: f[0]!, rxPackets: f[1]!, txBytes: f[8]!, txPackets: f[9]! };
+  }
+  return null;
+}
+
+/**
+ * The sum of every series of one metric in a Prometheus text exposition (`name{…} value` and
+ * `name value` lines); NaN if it has none.
+ */
+export function sumPromMetric(text: string, name: string): number {
+  let sum = 0;
+  let seen = false;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== '{' && rest[0] !== ' ') continue; // another metric whose name starts the same
+    const afterLabels = rest[0] === '{' ? rest.slice(rest.lastIndexOf('}') + 1) : rest;
+    const value = Number(afterLabels.trim().split(/\s+/)[0]); // a timestamp may follow
+    if (!Number.isFinite(value)) continue;
+    sum += value;
+    seen = true;
+  }
+  return seen ? sum : NaN;
 }

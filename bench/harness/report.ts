@@ -1,7 +1,8 @@
 // What the side-by-side benchmark reports: the metric definitions, the per-pair summary
 // (median, min–max, ratio of medians to the reference pair), the text table (Markdown, so it
 // can be pasted into the README as is) and a hand-written SVG bar chart (one panel per
-// metric, one bar per pair with a min–max whisker). Pure functions.
+// metric, one bar per pair with a min–max whisker). A wirepool-only metric (main-thread CPU)
+// shows "n/a" for a wireguard-go daemon, and so has no ratio. Pure functions.
 
 import { type Summary, ratio, summarize } from './stats.js';
 
@@ -10,6 +11,8 @@ export interface MetricDef {
   label: string;
   unit: string;
   better: 'higher' | 'lower';
+  /** A figure only wirepool has, of the pair's client or server daemon: "n/a" where that daemon is wireguard-go. */
+  wirepoolOnly?: 'client' | 'server';
 }
 
 /** Table rows, in order. Samples are one value per round. */
@@ -26,16 +29,30 @@ export const METRICS: readonly MetricDef[] = [
   { key: 'ping_load_p99', label: 'ping under TCP load, p99', unit: 'ms', better: 'lower' },
   { key: 'cpu_client', label: 'CPU of sending daemon (TCP)', unit: 's/GB', better: 'lower' },
   { key: 'cpu_server', label: 'CPU of receiving daemon (TCP)', unit: 's/GB', better: 'lower' },
+  { key: 'main_client', label: 'main thread of sending daemon (TCP)', unit: 'µs/packet', better: 'lower', wirepoolOnly: 'client' },
+  { key: 'main_server', label: 'main thread of receiving daemon (TCP)', unit: 'µs/packet', better: 'lower', wirepoolOnly: 'server' },
 ];
 
 export interface Cell extends Summary {
   /** median / the reference pair's median (NaN without a reference or when meaningless). */
   ratio: number;
+  /** The metric does not exist for this pair (a wirepool-only figure of a wireguard-go daemon). */
+  notApplicable?: true;
 }
 
 export interface PairInfo {
   id: string;
   label: string;
+  /** Implementation of the client (A) and server (B) daemon; needed for wirepoolOnly metrics. */
+  client?: string;
+  server?: string;
+}
+
+/** Whether metric m exists for pair p (false: a wirepool-only figure of a wireguard-go daemon). */
+export function applies(m: MetricDef, p: PairInfo): boolean {
+  if (m.wirepoolOnly === undefined) return true;
+  const impl = m.wirepoolOnly === 'client' ? p.client : p.server;
+  return impl === undefined || impl === 'wirepool';
 }
 
 export interface BenchSummary {
@@ -55,7 +72,9 @@ export function buildSummary(pairs: PairInfo[], samples: Samples, referenceId: s
   const cells: BenchSummary['cells'] = {};
   for (const m of metrics) {
     const row: Record<string, Cell> = {};
-    for (const p of pairs) row[p.id] = { ...summarize(samples[p.id]?.[m.key] ?? []), ratio: NaN };
+    for (const p of pairs) {
+      row[p.id] = applies(m, p) ? { ...summarize(samples[p.id]?.[m.key] ?? []), ratio: NaN } : { ...summarize([]), ratio: NaN, notApplicable: true };
+    }
     const ref = reference !== null ? row[reference]!.median : NaN;
     for (const p of pairs) row[p.id]!.ratio = ratio(row[p.id]!.median, ref);
     cells[m.key] = row;
@@ -74,6 +93,7 @@ export function fmt(x: number): string {
 }
 
 function cellText(c: Cell, isReference: boolean): string {
+  if (c.notApplicable === true) return 'n/a';
   if (c.n === 0) return '–';
   const range = c.n > 1 ? ` [${fmt(c.min)}–${fmt(c.max)}]` : '';
   const r = !isReference && Number.isFinite(c.ratio) ? ` ×${c.ratio.toFixed(2)}` : '';
@@ -148,7 +168,7 @@ export function renderSvg(s: BenchSummary, opts: { title: string; subtitle?: str
       const y = 28 + i * (barH + gap);
       const x0 = 8;
       if (c.n === 0) {
-        out.push(`<text x="${x0}" y="${y + barH - 3}" fill="#999999">no data</text>`);
+        out.push(`<text x="${x0}" y="${y + barH - 3}" fill="#999999">${c.notApplicable === true ? 'n/a' : 'no data'}</text>`);
         return;
       }
       out.push(`<rect x="${x0}" y="${y}" width="${sx(c.median).toFixed(1)}" height="${barH}" fill="${colour.get(p.id)}"/>`);

@@ -5,6 +5,12 @@
 // its namespaces, so destroy() — which ends whatever runs in them and deletes them — leaves
 // nothing behind; a daemon's UAPI socket file (in /var/run/wireguard, shared by all
 // namespaces, hence the per-process interface names) is removed too.
+//
+// Per-daemon figures for the report: CPU seconds of the whole process and of its main thread
+// (/proc/<pid>/stat and /proc/<pid>/task/<pid>/stat), the packet counters of its interface
+// (/proc/<pid>/net/dev: that process's namespace), and for wirepool the transport messages it
+// sent and received, read from its Prometheus endpoint (`--metrics 127.0.0.1:9586`, each daemon
+// on the loopback of its own namespace) by a one-line Node fetch run in that namespace.
 
 import { type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,7 +18,7 @@ import { Netns, genKey, vethPair, waitFor } from '../../test/helpers/netns.js';
 import {
   type Daemon, addressUp, configure, pingUntilUp, removeStaleSockets, startWireguardGo, startWirepool, uniqueIfname,
 } from '../../test/helpers/tunnel.js';
-import { parseProcStatTicks } from './parse.js';
+import { type InterfaceCounters, parseProcNetDev, parseProcStatTicks, sumPromMetric } from './parse.js';
 
 export type Impl = 'wirepool' | 'wireguard-go';
 
@@ -37,6 +43,13 @@ const PORT_A = 51820;
 const PORT_B = 51821;
 const IPERF_PORT = 5201;
 const START_TIMEOUT_MS = 15_000;
+/** Where each wirepool daemon serves /metrics, on the loopback of its own namespace. */
+const METRICS_ADDR = '127.0.0.1:9586';
+const SCRAPE_TIMEOUT_MS = 15_000;
+/** Transport messages (data and keepalives) a wirepool daemon sent and received, summed over peers. */
+const MESSAGE_METRICS = ['wireguard_peer_sent_packets_total', 'wireguard_peer_received_packets_total'];
+/** Prints the metrics text; run as `node -e` inside a namespace (nothing but Node is needed). */
+const SCRAPE_SCRIPT = `fetch('http://${METRICS_ADDR}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { process.stderr.write(String(e)); process.exit(1); })`;
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on Linux). */
 export const CLOCK_TICKS = 100;
@@ -47,6 +60,24 @@ export function cpuSeconds(pid: number): number {
     return parseProcStatTicks(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')) / CLOCK_TICKS;
   } catch {
     return NaN;
+  }
+}
+
+/** CPU seconds (user + system) the main thread of a process (the thread whose id is the pid) has used so far; NaN if gone. */
+export function mainThreadCpuSeconds(pid: number): number {
+  try {
+    return parseProcStatTicks(fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Counters of interface `ifname` in the network namespace of process `pid`; null if gone. */
+export function interfaceCounters(pid: number, ifname: string): InterfaceCounters | null {
+  try {
+    return parseProcNetDev(fs.readFileSync(`/proc/${pid}/net/dev`, 'utf8'), ifname);
+  } catch {
+    return null;
   }
 }
 
@@ -72,6 +103,50 @@ export class BenchPair {
     return [cpuSeconds(this.daemons[0]!.pid), cpuSeconds(this.daemons[1]!.pid)];
   }
 
+  /** Implementation of [client daemon, server daemon]. */
+  get impls(): [Impl, Impl] {
+    return [this.spec.client, this.spec.server];
+  }
+
+  /**
+   * CPU seconds used so far by the main thread of [client daemon, server daemon]: wirepool's
+   * handshakes, routing and ring stages run there. NaN for wireguard-go (no such thread: its
+   * goroutines move between OS threads).
+   */
+  mainThreadCpu(): [number, number] {
+    return [0, 1].map((i) => (this.impls[i] === 'wirepool' ? mainThreadCpuSeconds(this.daemons[i]!.pid) : NaN)) as [number, number];
+  }
+
+  /** Packets (rx + tx) counted on each daemon's interface so far: TUN reads and writes, whatever their size. */
+  interfacePackets(): [number, number] {
+    return [0, 1].map((i) => {
+      const c = interfaceCounters(this.daemons[i]!.pid, this.ifnames[i]!);
+      return c === null ? NaN : c.rxPackets + c.txPackets;
+    }) as [number, number];
+  }
+
+  /**
+   * Transport messages (data packets and keepalives, each one WireGuard message on the wire)
+   * each daemon has sent + received so far, from its /metrics; NaN for wireguard-go. Throws if
+   * a wirepool daemon's endpoint does not answer.
+   */
+  async transportMessages(): Promise<[number, number]> {
+    const one = async (i: number): Promise<number> => {
+      if (this.impls[i] !== 'wirepool') return NaN;
+      const ns = i === 0 ? this.nsA : this.nsB;
+      const r = await ns.exec(process.execPath, ['-e', SCRAPE_SCRIPT], { timeoutMs: SCRAPE_TIMEOUT_MS });
+      if (r.code !== 0) throw new Error(`GET http://${METRICS_ADDR}/metrics in ${ns.name} failed (${r.code}): ${r.stderr.trim().slice(0, 200)}`);
+      let n = 0;
+      for (const name of MESSAGE_METRICS) {
+        const v = sumPromMetric(r.stdout, name);
+        if (!Number.isFinite(v)) throw new Error(`${ns.name}: /metrics has no ${name}`);
+        n += v;
+      }
+      return n;
+    };
+    return Promise.all([one(0), one(1)]) as Promise<[number, number]>;
+  }
+
   /**
    * Namespaces, veth, both daemons, keys, addresses, tunnel MTU, a handshake (first ping),
    * and a long-running iperf3 server in B. On failure everything created so far is removed.
@@ -91,7 +166,10 @@ export class BenchPair {
       ifnames.push(ifA, ifB);
       const start = (impl: Impl, ns: Netns, ifname: string): Promise<Daemon> =>
         impl === 'wirepool'
-          ? startWirepool(ns, ifname, { logLevel: 'error', timeoutMs: START_TIMEOUT_MS, ...(spec.workers !== undefined ? { workers: spec.workers } : {}) })
+          ? startWirepool(ns, ifname, {
+            logLevel: 'error', timeoutMs: START_TIMEOUT_MS, extraArgs: ['--metrics', METRICS_ADDR],
+            ...(spec.workers !== undefined ? { workers: spec.workers } : {}),
+          })
           : startWireguardGo(ns, ifname, { logLevel: 'error', timeoutMs: START_TIMEOUT_MS });
       daemons.push(await start(spec.client, nsA, ifA));
       daemons.push(await start(spec.server, nsB, ifB));
