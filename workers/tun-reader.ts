@@ -65,18 +65,14 @@ function publishMtu(): void {
 
 function routineReadFromTun(): void {
   publishMtu();
-  const { meta, data, slots, mask, slotBytes } = ring;
+  const { meta, data, mask, slotBytes } = ring;
   let seq = Atomics.load(ctl, ring.iProduced); // a replacement reader continues where the last one stopped
   for (;;) {
     if (Atomics.load(ctl, CTL_SHUTDOWN) !== 0) return;
-    // Backpressure: announce, re-read C_FREED, wait on the value read (main notifies after freeing).
-    const free = slots - ((seq - Atomics.load(ctl, ring.iFreed)) | 0);
-    if (free <= 0) {
+    // Backpressure (main notifies when it frees slots).
+    const free = ring.room(seq, CTL_READER_WAITING);
+    if (free === 0) {
       stats[STAT_READER + R_FULL_WAITS]! += 1;
-      Atomics.store(ctl, CTL_READER_WAITING, 1);
-      const freed = Atomics.load(ctl, ring.iFreed);
-      if (((seq - freed) | 0) >= slots && Atomics.load(ctl, CTL_SHUTDOWN) === 0) Atomics.wait(ctl, ring.iFreed, freed);
-      Atomics.store(ctl, CTL_READER_WAITING, 0);
       continue;
     }
     const n = Math.min(free, BATCH);

@@ -79,7 +79,7 @@ function fastClassify(s: number, m: number): boolean {
 }
 
 function routineReceive(): void {
-  const { meta, data, slots, mask, slotBytes } = ring;
+  const { meta, data, mask, slotBytes } = ring;
   let seq = Atomics.load(ctl, ring.iProduced); // a replacement continues where the last one stopped
   let seenGen = -1;
   for (;;) {
@@ -92,14 +92,10 @@ function routineReceive(): void {
       Atomics.store(ctl, CTL_UDP_GEN_SEEN, gen);
       ringMainBell(ctl); // main may be waiting to close the sockets we just left
     }
-    // Backpressure: announce, re-read C_FREED, wait on the value read (main or the TUN writer notifies).
-    let free = slots - ((seq - Atomics.load(ctl, ring.iFreed)) | 0);
-    if (free <= 0) {
+    // Backpressure (the TUN writer, or main, notifies when it frees slots).
+    const free = ring.room(seq, CTL_UDP_READER_WAITING, POLL_MS);
+    if (free === 0) {
       stats[STAT_UDP_READER + U_FULL_WAITS]! += 1;
-      Atomics.store(ctl, CTL_UDP_READER_WAITING, 1);
-      const freed = Atomics.load(ctl, ring.iFreed);
-      if (((seq - freed) | 0) >= slots && Atomics.load(ctl, CTL_SHUTDOWN) === 0) Atomics.wait(ctl, ring.iFreed, freed, POLL_MS);
-      Atomics.store(ctl, CTL_UDP_READER_WAITING, 0);
       continue;
     }
     const n = Math.min(free, BATCH);

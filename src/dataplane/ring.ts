@@ -40,7 +40,7 @@
 //               (cursor store), then if any sleeper bit is set bumps the bell and notifies.
 
 import {
-  C_CLAIM, C_FREED, C_HEAD_WAIT, C_PRODUCED, C_READY, C_RETIRED, C_SEND_LOCK, C_SENT, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS,
+  C_CLAIM, C_FREED, C_HEAD_WAIT, C_PRODUCED, C_READY, C_RETIRED, C_SEND_LOCK, C_SENT, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_SHUTDOWN, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS,
   M_FD, M_SEQ, M_STATE, META_WORDS, type RingId, type RingShared, SlotState, ringCtl,
 } from './layout.js';
 
@@ -104,6 +104,23 @@ export class RingView {
       Atomics.compareExchange(ctl, this.iClaim, c, (c + 1) | 0);
       if (won) return s;
     }
+  }
+
+  /**
+   * Producer thread (TUN or UDP reader) about to fill slots from `seq`: the number of free slots
+   * (> 0), or 0 after waiting for the consumer to free some (backpressure): it announces itself in
+   * `waitingWord` (the freeing side notifies C_FREED when that is set), re-reads C_FREED and waits
+   * on the value read, at most timeoutMs. The caller re-checks shutdown and calls again.
+   */
+  room(seq: number, waitingWord: number, timeoutMs?: number): number {
+    const ctl = this.ctl;
+    const free = this.slots - ((seq - Atomics.load(ctl, this.iFreed)) | 0);
+    if (free > 0) return free;
+    Atomics.store(ctl, waitingWord, 1);
+    const freed = Atomics.load(ctl, this.iFreed);
+    if (((seq - freed) | 0) >= this.slots && Atomics.load(ctl, CTL_SHUTDOWN) === 0) Atomics.wait(ctl, this.iFreed, freed, timeoutMs);
+    Atomics.store(ctl, waitingWord, 0);
+    return 0;
   }
 
   /** Send rings: take the flush lock for `owner` (sendLockOwner()); false if another thread holds it. */
