@@ -220,10 +220,14 @@ t.test('Prometheus scrapes wirepool: dashboard queries, counters, drop reasons, 
   }
 
   // ── an iperf3 transfer: the payload the server received was carried in what A counted as sent ──
+  // Inner packets wirepool read from TUN, as it counts them: with TSO on, the kernel's interface
+  // counters count one 64 KiB super-packet where wirepool reads (and seals) ~45 packets.
   const tunStats = async (): Promise<{ bytes: number; packets: number }> => {
-    const r = await nsA.exec('ip', ['-s', '-j', 'link', 'show', 'dev', ifA]);
-    const j = JSON.parse(r.stdout) as Array<{ stats64: { tx: { bytes: number; packets: number } } }>;
-    return j[0]!.stats64.tx; // kernel → wirepool: inner packets handed to the TUN reader
+    const { e } = await scrape();
+    return {
+      bytes: one(e, 'wireguard_tun_bytes_total', { direction: 'outbound' }).value,
+      packets: one(e, 'wireguard_tun_packets_total', { direction: 'outbound' }).value,
+    };
   };
   await startIperfServer(nsB, INNER.b4);
   const tunBefore = await tunStats();
