@@ -1006,6 +1006,31 @@ static napi_value js_wake(napi_env env, napi_callback_info info) {
   return int_value(env, r < 0 ? -errno : -EIO);
 }
 
+// ---- socketpair ----------------------------------------------------------------------------------
+
+// socketpair() -> [fd, fd]: a packet-preserving pair of connected AF_UNIX sockets (SOCK_SEQPACKET,
+// non-blocking, close-on-exec), e.g. an in-memory TUN for tests: one read or write is one packet.
+// Both ends' send buffers are raised to 4 MiB (SO_SNDBUFFORCE, else SO_SNDBUF up to wmem_max; best
+// effort): a connected pair is bounded by the sender's buffer, not by net.unix.max_dgram_qlen.
+static napi_value js_socketpair(napi_env env, napi_callback_info info) {
+  (void)info;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+    throw_errno(env, "socketpair", errno);
+    return NULL;
+  }
+  napi_value arr;
+  napi_create_array_with_length(env, 2, &arr);
+  for (uint32_t i = 0; i < 2; i++) {
+    int size = 4 << 20;
+    if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0) {
+      (void)setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    }
+    napi_set_element(env, arr, i, int_value(env, sv[i]));
+  }
+  return arr;
+}
+
 // ---- module --------------------------------------------------------------------------------------
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1022,7 +1047,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"open", js_open},           {"close", js_close},         {"setMark", js_set_mark},
     {"localPort", js_local_port}, {"gsoDisabled", js_gso_disabled}, {"sendSlots", js_send_slots},
     {"recvSlots", js_recv_slots}, {"sendTo", js_send_to},     {"eventfd", js_eventfd},
-    {"wake", js_wake},
+    {"wake", js_wake},           {"socketpair", js_socketpair},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

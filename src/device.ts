@@ -111,6 +111,7 @@ export class Device implements UapiDevice, MetricsSource {
       },
     });
     this.handshakes = new HandshakeQueue((h, underLoad) => this.processHandshake(h, underLoad), monotonicClock.now);
+    this.handshakes.onRefused = (type) => this.handshakeStats.rejected(type);
     const scheduleTimers = (): void => this.scheduleTimers();
     this.send = new SendPath({
       engine: this.engine, bind: this.udp, pipeline: () => this.pipeline, mtu: () => this.mtu, scheduleTimers,

@@ -3,7 +3,9 @@
 //
 //   classify()  stage 2, in ring order, for every datagram the UDP reader received: the type and
 //               exact size filter (malformed: dropped); handshake messages (initiation, response,
-//               cookie reply) are copied out to the handshake queue with their source endpoint;
+//               cookie reply) are screened (Engine.screenHandshake: mac1; under load mac2, else a
+//               cookie reply at once, and the per-source rate limiter) and only then copied out to
+//               the handshake queue with their source endpoint;
 //               a transport message's receiver index → keypair (unknown: dropped, unknown_index),
 //               whose id and the message's counter go into the slot for the crypto worker.
 //   onOpened()  stage 3, in ring order, after a worker authenticated and decrypted it: the replay
@@ -20,7 +22,7 @@ import { endpointFromWords, endpointWordsEqual, endpointWordsOf } from './io/end
 import { type HandshakeQueue } from './handshake-queue.js';
 import { Direction } from './protocol/drops.js';
 import { type Endpoint } from './protocol/endpoint.js';
-import { type Engine, type PacketSource } from './protocol/engine.js';
+import { type Engine, type PacketSource, Screened } from './protocol/engine.js';
 import { type Keypair } from './protocol/keypair.js';
 import { messageType, readU32, Transport } from './protocol/messages.js';
 import { type Peer } from './protocol/peer.js';
@@ -49,8 +51,15 @@ export class ReceivePath {
     }
     if (type !== MESSAGE_TRANSPORT) {
       const src = endpointFromWords(meta.metaWords, meta.base + M_EP_FAMILY);
-      if (!src) e.drops.count(Direction.Inbound, 'malformed');
-      else if (!this.handshakes.push({ msg: data.slice(0, len), src })) e.drops.count(Direction.Inbound, 'queue_full');
+      if (!src) {
+        e.drops.count(Direction.Inbound, 'malformed');
+        return false;
+      }
+      // §7 before a queue slot: mac1; under load mac2 (else a cookie reply, sent now) and the rate limiter.
+      const msg = data.subarray(0, len);
+      const screened = e.screenHandshake(msg, src, this.handshakes.isUnderLoad());
+      if (screened === Screened.Drop) this.handshakes.refused(type);
+      else if (!this.handshakes.push({ msg: msg.slice(), src, checked: screened === Screened.Checked })) e.drops.count(Direction.Inbound, 'queue_full');
       return false;
     }
     const kp = e.lookupReceive(readU32(data, Transport.RECEIVER));

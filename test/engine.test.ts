@@ -2,6 +2,8 @@
 // machine of spec §3–§6 without sockets, threads or real time.
 import t from 'tap';
 import { MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT } from '../src/constants.js';
+import { type Endpoint } from '../src/protocol/endpoint.js';
+import { type Peer } from '../src/protocol/peer.js';
 import { ipv4Packet, twoPeers, type Wire } from './helpers/pair.js';
 
 const typeOf = (w: Wire) => w.bytes[0];
@@ -200,4 +202,122 @@ t.test('new private key: sessions stop sending and peers with our own key are re
   a.engine.setPrivateKey(bKey); // A takes B's key: its peer with that public key must go
   t.equal(a.engine.peerByKey(b.engine.publicKey!), undefined);
   t.ok(self);
+});
+
+// Private-key rotation (issue 8 item 1), as wireguard-go does it: a new device key expires the
+// sessions for sending and clears the time of the last initiation sent, so the next packet
+// starts a handshake with the new key at once instead of REKEY_TIMEOUT after the last one.
+
+/** B drops its peer with A's old key and adds one with A's new key (wg set … peer OLD remove peer NEW …). */
+function swapPeer(on: ReturnType<typeof twoPeers>['b'], oldPeer: Peer, newKey: Uint8Array, allowed: number[], ep: Endpoint, psk?: Uint8Array): Peer {
+  on.engine.removePeer(oldPeer);
+  const p = on.engine.addPeer(newKey);
+  on.engine.allowedIPs.insert(Uint8Array.from(allowed), 32, p);
+  on.engine.setEndpoint(p, ep);
+  if (psk) on.engine.setPresharedKey(p, psk);
+  return p;
+}
+
+t.test('key rotation: the next packet after a new private key starts a handshake at once', async (t) => {
+  for (const firstInitiator of ['a', 'b'] as const) {
+    t.test(`session first set up by ${firstInitiator.toUpperCase()}`, async (t) => {
+      const { net, a, b, peerAB, peerBA } = twoPeers();
+      const [from, to] = firstInitiator === 'a' ? [a, b] : [b, a];
+      net.sendPacket(from, ipv4Packet(firstInitiator === 'a' ? '10.0.0.1' : '10.0.0.2', firstInitiator === 'a' ? '10.0.0.2' : '10.0.0.1'));
+      net.pump();
+      t.equal(to.delivered.length, 1, 'session up');
+      net.advance(200); // well inside REKEY_TIMEOUT of the last handshake message A sent
+      const oldKp = peerAB.keypairs.current;
+      const sentBefore = initiations(a.sent);
+      a.engine.setPrivateKey(net.crypto.generatePrivateKey());
+      t.equal(a.engine.sendKeypair(peerAB), null, 'the old session no longer sends');
+      const newPeerBA = swapPeer(b, peerBA, a.engine.publicKey!, [10, 0, 0, 1], a.endpoint);
+      t.equal(net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2', 40)), 'staged');
+      t.equal(initiations(a.sent), sentBefore + 1, 'the very next packet sent an initiation with the new key');
+      net.pump();
+      t.equal(b.delivered.length, firstInitiator === 'a' ? 2 : 1, 'and was delivered after the handshake, with no clock advance');
+      t.not(peerAB.keypairs.current, oldKp, 'a new session');
+      t.ok(newPeerBA.keypairs.current, 'B confirmed the new session');
+      t.equal(net.sendPacket(b, ipv4Packet('10.0.0.2', '10.0.0.1')), 'sent', 'B answers on it');
+      net.pump();
+      t.equal(a.delivered.length, firstInitiator === 'a' ? 1 : 2);
+    });
+  }
+
+  t.test('the other side rotates and this side swaps the peer: either side may send first', async (t) => {
+    for (const sender of ['a', 'b'] as const) {
+      const { net, a, b, peerAB } = twoPeers();
+      net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+      net.pump();
+      net.advance(200);
+      b.engine.setPrivateKey(net.crypto.generatePrivateKey()); // B rotates
+      swapPeer(a, peerAB, b.engine.publicKey!, [10, 0, 0, 2], b.endpoint); // A trusts B's new key
+      const before = initiations([...a.sent, ...b.sent]);
+      const node = sender === 'a' ? a : b;
+      const other = sender === 'a' ? b : a;
+      const got = other.delivered.length;
+      net.sendPacket(node, sender === 'a' ? ipv4Packet('10.0.0.1', '10.0.0.2') : ipv4Packet('10.0.0.2', '10.0.0.1'));
+      t.equal(initiations([...a.sent, ...b.sent]), before + 1, `${sender.toUpperCase()} sending first: one initiation at once`);
+      net.pump();
+      t.equal(other.delivered.length, got + 1, `${sender.toUpperCase()}'s packet delivered with no clock advance`);
+    }
+  });
+
+  t.test('an untrusted new key gets nothing through; once trusted, the retransmit succeeds', async (t) => {
+    const { net, a, b, peerAB, peerBA } = twoPeers();
+    net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+    net.pump();
+    const rxBefore = b.engine.stats[peerBA.id * 4 + 1]!;
+    a.engine.setPrivateKey(net.crypto.generatePrivateKey()); // B still only knows A's old key
+    net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+    net.advance(4_000);
+    t.equal(b.delivered.length, 1, 'nothing new delivered to B');
+    t.equal(b.engine.stats[peerBA.id * 4 + 1], rxBefore, 'B received nothing from its peer');
+    t.ok(b.engine.drops.get(0, 'unknown_peer') >= 1, 'the initiation with the new key was refused');
+    t.equal(peerAB.staged.length, 1, 'A keeps the packet staged');
+    swapPeer(b, peerBA, a.engine.publicKey!, [10, 0, 0, 1], a.endpoint);
+    net.advance(5_400);
+    t.equal(b.delivered.length, 2, 'the retransmitted initiation succeeded and the staged packet arrived');
+  });
+
+  t.test('a preshared-key mismatch blocks the handshake until both sides agree', async (t) => {
+    const psk0 = new Uint8Array(32).fill(3);
+    const psk1 = new Uint8Array(32).fill(9);
+    const { net, a, b, peerAB, peerBA } = twoPeers({ psk: psk0 });
+    net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+    net.pump();
+    a.engine.setPrivateKey(net.crypto.generatePrivateKey());
+    a.engine.setPresharedKey(peerAB, psk1);
+    const newPeerBA = swapPeer(b, peerBA, a.engine.publicKey!, [10, 0, 0, 1], a.endpoint, psk0); // B keeps the old psk
+    const before = initiations(a.sent);
+    net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+    t.equal(initiations(a.sent), before + 1, 'initiation at once');
+    net.advance(2_000);
+    t.equal(b.delivered.length, 1, 'mismatch: nothing delivered');
+    t.equal(newPeerBA.lastHandshakeWall, 0, 'no handshake completed');
+    t.ok(a.engine.drops.get(0, 'decrypt_failed') >= 1, 'A could not open the response');
+    b.engine.setPresharedKey(newPeerBA, psk1); // now both agree
+    const fixedAt = net.clock.t;
+    let doneAt = -1;
+    for (let i = 0; i < 90 && doneAt < 0; i++) {
+      net.advance(100);
+      if (b.delivered.length === 2) doneAt = net.clock.t;
+    }
+    t.ok(doneAt > 0 && doneAt - fixedAt <= 9_000, `the retransmitted initiation succeeded ${doneAt - fixedAt} ms after the psk fix`);
+  });
+});
+
+t.test('bringing the interface up may initiate at once (wireguard-go Peer.Start)', async (t) => {
+  const { net, a, b, peerAB } = twoPeers();
+  net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  net.pump();
+  net.advance(100); // a newer TAI64N than the first initiation
+  a.engine.down();
+  a.engine.up();
+  const before = initiations(a.sent);
+  net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  t.equal(initiations(a.sent), before + 1, 'initiation after down/up without waiting REKEY_TIMEOUT');
+  net.pump();
+  t.equal(b.delivered.length, 2);
+  t.ok(peerAB.keypairs.current);
 });

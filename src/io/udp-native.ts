@@ -130,6 +130,12 @@ export interface UdpNative {
   eventfd(): number;
   /** Makes the eventfd readable (wakes a recvSlots). 0 or -errno. */
   wake(efd: number): number;
+  /**
+   * A packet-preserving pair of connected AF_UNIX sockets (SOCK_SEQPACKET, non-blocking,
+   * close-on-exec; send buffers raised where allowed), e.g. an in-memory TUN for tests: one read
+   * or write is one packet. Close each end with close(). Throws an Error with .code / .errno.
+   */
+  socketpair(): [number, number];
 }
 
 let loaded: UdpNative | null = null;

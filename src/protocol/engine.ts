@@ -4,6 +4,7 @@
 // and everything it wants done goes through `hooks`.
 //
 // Who calls what (main thread):
+//   handshake datagram as it arrives ─▶ screenHandshake()          ─▶ hooks.sendTo() (cookie reply)
 //   handshake datagrams (types 1–3) ─▶ receiveHandshake()          ─▶ hooks.sendTo()
 //   TUN packet routed to a peer      ─▶ sendKeypair() / stage()    (counter assigned by caller)
 //   sealed transport message sent    ─▶ transportSent()
@@ -11,7 +12,7 @@
 //   timers                           ─▶ nextDeadline() / tick()
 // Keepalives and staged packets are sealed by the host through hooks.sendTransport().
 import {
-  HANDSHAKE_INITIATION_RATE, KEEPALIVE_TIMEOUT, KEY_LEN, LAST_MINUTE_REKEY, MAX_STAGED_PACKETS, MAX_TIMER_HANDSHAKES,
+  COUNTER_LIMIT, HANDSHAKE_INITIATION_RATE, KEEPALIVE_TIMEOUT, KEY_LEN, LAST_MINUTE_REKEY, MAX_STAGED_PACKETS, MAX_TIMER_HANDSHAKES,
   MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT,
   REKEY_TIMEOUT_JITTER_MAX, ZERO_KEY_MATERIAL_AFTER,
 } from '../constants.js';
@@ -81,6 +82,16 @@ export interface EngineOptions {
 }
 
 interface IndexEntry { peer: Peer; keypair: Keypair | null }
+
+/** What Engine.screenHandshake() decided about a handshake datagram before it is queued. */
+export const enum Screened {
+  /** Refused and counted (under load without a valid mac2: answered with a cookie reply). */
+  Drop = 0,
+  /** Not under load: queue it; receiveHandshake() applies the load rules as they are when it runs. */
+  Queue = 1,
+  /** Under load, passed mac2 and the rate limiter: queue it, then process it with underLoad = false. */
+  Checked = 2,
+}
 
 export class Engine {
   readonly crypto: Crypto;
@@ -153,10 +164,20 @@ export class Engine {
     this.checker.init(this.identity?.publicKey ?? null);
     for (const peer of this.peersByKey.values()) {
       precomputeStaticStatic(this.crypto, this.identity, peer.handshake);
-      this.clearHandshake(peer);
-      // Existing sessions stay readable but must not be used to send: expire them for sending.
-      for (const kp of [peer.keypairs.current, peer.keypairs.next]) if (kp) kp.sendCounter = Number.MAX_SAFE_INTEGER;
+      this.expireCurrentKeypairs(peer);
     }
+  }
+
+  /**
+   * The device key changed: the pending handshake is void, the sessions made with the old key
+   * stay readable but may no longer send, and the next packet may start a handshake with the new
+   * key at once — the REKEY_TIMEOUT limit counts from the last handshake message sent, and those
+   * were sent under the old key (wireguard-go's Peer.ExpireCurrentKeypairs).
+   */
+  private expireCurrentKeypairs(peer: Peer): void {
+    this.clearHandshake(peer);
+    peer.lastSentHandshake = -Infinity;
+    for (const kp of [peer.keypairs.current, peer.keypairs.next]) if (kp) kp.sendCounter = COUNTER_LIMIT;
   }
 
   /** Create a peer (the caller checks for duplicates and for our own key). */
@@ -214,7 +235,10 @@ export class Engine {
   up(): void {
     if (this.isUp) return;
     this.isUp = true;
-    for (const peer of this.peersByKey.values()) if (peer.persistentKeepalive > 0) this.sendKeepalive(peer);
+    for (const peer of this.peersByKey.values()) {
+      peer.lastSentHandshake = -Infinity; // a fresh start may initiate at once (wireguard-go's Peer.Start)
+      if (peer.persistentKeepalive > 0) this.sendKeepalive(peer);
+    }
   }
 
   /** The interface went down: all sessions are wiped. */
@@ -230,26 +254,47 @@ export class Engine {
   // ───────────────────────── handshakes ─────────────────────────
 
   /**
+   * The checks of §7 that come before a handshake message may take a handshake-queue slot, run
+   * as the datagram arrives (`underLoad`: the host's queue as it is at that moment): mac1
+   * always; under load also mac2 — a message without a valid one costs only the cookie reply
+   * sent from here, at once — and then the per-source rate limiter. Cookie replies (type 3)
+   * carry no macs and pass; receiveHandshake() checks them. Drops are counted.
+   */
+  screenHandshake(msg: Uint8Array, src: Endpoint, underLoad: boolean): Screened {
+    if (msg[0] === MESSAGE_COOKIE_REPLY) return Screened.Queue;
+    if (!this.identity) return Screened.Drop;
+    if (this.checkMacs(msg, src, underLoad, this.clock.now()) !== null) return Screened.Drop;
+    return underLoad ? Screened.Checked : Screened.Queue;
+  }
+
+  /**
    * A handshake-type datagram (1, 2 or 3, already size-checked by messageType()) from
-   * `src`. `underLoad` is the host's view of its handshake queue (§7). Returns the drop
-   * reason, or null when the message was accepted.
+   * `src`. `underLoad` is the host's view of its handshake queue (§7); a message that
+   * screenHandshake() passed as Checked comes with underLoad = false, so mac2 and the rate
+   * limiter are applied once. Returns the drop reason, or null when the message was accepted.
    */
   receiveHandshake(msg: Uint8Array, src: Endpoint, underLoad: boolean): DropReason | null {
     const now = this.clock.now();
     const type = msg[0]!;
     if (type === MESSAGE_COOKIE_REPLY) return this.receiveCookieReply(msg, now);
     if (!this.identity) return 'unknown_peer';
-    if (!this.checker.checkMac1(msg)) return this.drop('invalid_mac');
-    if (underLoad) {
-      const source = endpointSourceKey(src);
-      if (!this.checker.checkMac2(msg, source, now)) {
-        const reply = this.checker.createReply(msg, readU32(msg, 4), source, now);
-        if (reply && this.hooks.sendTo(src, reply)) this.hooks.handshakeMessage?.(MESSAGE_COOKIE_REPLY, Direction.Outbound, null);
-        return this.drop('cookie_required');
-      }
-      if (!this.rateLimiter.allow(src.bytes, now)) return this.drop('rate_limited');
-    }
+    const refused = this.checkMacs(msg, src, underLoad, now);
+    if (refused !== null) return refused;
     return type === MESSAGE_INITIATION ? this.receiveInitiation(msg, src, now) : this.receiveResponse(msg, src, now);
+  }
+
+  /** §7 in order: mac1; under load, mac2 (else a cookie reply) and then the per-source rate limiter. */
+  private checkMacs(msg: Uint8Array, src: Endpoint, underLoad: boolean, now: number): DropReason | null {
+    if (!this.checker.checkMac1(msg)) return this.drop('invalid_mac');
+    if (!underLoad) return null;
+    const source = endpointSourceKey(src);
+    if (!this.checker.checkMac2(msg, source, now)) {
+      const reply = this.checker.createReply(msg, readU32(msg, 4), source, now);
+      if (reply && this.hooks.sendTo(src, reply)) this.hooks.handshakeMessage?.(MESSAGE_COOKIE_REPLY, Direction.Outbound, null);
+      return this.drop('cookie_required');
+    }
+    if (!this.rateLimiter.allow(src.bytes, now)) return this.drop('rate_limited');
+    return null;
   }
 
   private receiveInitiation(msg: Uint8Array, src: Endpoint, now: number): DropReason | null {
