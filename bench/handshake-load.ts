@@ -216,6 +216,8 @@ interface ImplRun {
   label: string;
   gen: GeneratorResult;
   targetCpuMs?: number;
+  /** wirepool only: its main thread's share of targetCpuMs. */
+  targetMainCpuMs?: number;
   setconfMs?: number;
   peers?: number;
   memory?: PeerMemory;
@@ -243,6 +245,7 @@ function formatTable(runs: ImplRun[]): string {
     ['stale / invalid replies', (r) => r.gen.staleReplies + r.gen.invalidReplies, 0, false],
     ['target CPU during run (ms)', (r) => r.targetCpuMs, 0, true],
     ['target CPU per initiator (µs)', (r) => (r.targetCpuMs !== undefined && r.gen.connected > 0 && r.gen.flood === null ? (r.targetCpuMs * 1000) / r.gen.connected : undefined), 0, true],
+    ['target main-thread CPU per initiator (µs)', (r) => (r.targetMainCpuMs !== undefined && r.gen.connected > 0 && r.gen.flood === null ? (r.targetMainCpuMs * 1000) / r.gen.connected : undefined), 0, false],
     ['generator CPU (ms)', (r) => r.gen.generatorCpuMs, 0, false],
     ['wg setconf, run peers (ms)', (r) => r.setconfMs, 0, true],
     ['memory: peers configured', (r) => r.memory?.peers, 0, false],
@@ -298,7 +301,7 @@ async function runOne(a: Args, impl: Impl, log: (s: string) => void): Promise<Im
     log(`${impl}: wg setconf of ${count} peers took ${lt.setconfMs.toFixed(0)} ms; running the generator`);
     const r = await lt.runGenerator({ args: generatorArgs(a, count), onProgress: (l) => log(`${impl}: ${l}`) });
     if (!lt.alive()) throw new Error(`${impl} exited during the run:\n${lt.daemon.stderr.slice(-2000)}`);
-    run = { label: impl, gen: r.result, targetCpuMs: r.targetCpuMs, setconfMs: lt.setconfMs, peers: count };
+    run = { label: impl, gen: r.result, targetCpuMs: r.targetCpuMs, ...(impl === 'wirepool' ? { targetMainCpuMs: r.targetMainCpuMs } : {}), setconfMs: lt.setconfMs, peers: count };
   } finally {
     await lt.destroy();
   }

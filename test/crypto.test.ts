@@ -1,6 +1,8 @@
 // Tests for src/crypto (crypto.ts, transport.ts) and src/protocol/tai64n.ts: published vectors
 // (spec §1 C0/H0, RFC 8439, RFC 7748, BLAKE2s, draft-irtf-cfrg-xchacha), values from an independent
-// implementation (CPython hashlib/hmac), and node-vs-noble agreement on random inputs.
+// implementation (CPython hashlib/hmac), and agreement of the implementations on random inputs:
+// the default (nodeCrypto: native/handshake.c when built), node:crypto (nodeApiCrypto) and @noble.
+// The addon's own API, its fallbacks and its I/O area: test/native-handshake.test.ts.
 
 import t from 'tap';
 import { createCipheriv, randomBytes as nodeRandomBytes, randomInt } from 'node:crypto';
@@ -14,6 +16,7 @@ import {
   kdf2,
   kdf3,
   nobleCrypto,
+  nodeApiCrypto,
   nodeCrypto,
   type Crypto,
 } from '../src/crypto/crypto.js';
@@ -30,6 +33,7 @@ const concat = (...parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.con
 
 const impls: [string, Crypto][] = [
   ['node', nodeCrypto],
+  ['node:crypto', nodeApiCrypto],
   ['noble', nobleCrypto],
 ];
 
@@ -118,6 +122,7 @@ t.test('HMAC-BLAKE2s', async (t) => {
     const k = rand(klen);
     const m = rand(randomInt(0, 300));
     t.equal(toHex(nodeCrypto.hmac(k, m)), toHex(nobleCrypto.hmac(k, m)), `node = noble, key ${klen} bytes`);
+    t.equal(toHex(nodeApiCrypto.hmac(k, m)), toHex(nobleCrypto.hmac(k, m)), `node:crypto = noble, key ${klen} bytes`);
   }
 });
 
@@ -225,6 +230,7 @@ t.test('XChaCha20-Poly1305', async (t) => {
     const sealed = nodeCrypto.xaeadSeal(key, n, cookie, ad);
     t.equal(toHex(sealed), toHex(nobleCrypto.xaeadSeal(key, n, cookie, ad)), 'node = noble');
     t.same(nobleCrypto.xaeadOpen(key, n, sealed, ad), cookie, 'round trip');
+    t.same(nodeCrypto.xaeadOpen(key, n, nobleCrypto.xaeadSeal(key, n, cookie, ad), ad), cookie, 'node opens noble');
   }
 });
 
@@ -286,7 +292,10 @@ t.test('X25519: node = noble on random keys; key generation', async (t) => {
     const pb = nobleCrypto.publicKey(b);
     const s1 = nodeCrypto.dh(a, pb);
     const s2 = nobleCrypto.dh(b, pa);
+    const s3 = nodeApiCrypto.dh(a, pb);
     t.ok(s1 !== null && s2 !== null && toHex(s1) === toHex(s2), 'dh agrees across implementations and sides');
+    t.ok(s3 !== null && s2 !== null && toHex(s3) === toHex(s2), 'node:crypto dh agrees');
+    t.equal(toHex(nodeApiCrypto.publicKey(a)), toHex(pa), 'node:crypto publicKey agrees');
   }
   for (const [name, c] of impls) {
     const k = c.generatePrivateKey();
@@ -301,27 +310,32 @@ t.test('X25519: node = noble on random keys; key generation', async (t) => {
   t.equal(toHex(k), 'f8' + 'ff'.repeat(30) + '7f');
 });
 
-t.test('X25519 node key cache never serves a stale key', async (t) => {
-  const priv = nodeCrypto.generatePrivateKey();
-  const peer = nodeCrypto.generatePrivateKey();
-  const peerPub = nodeCrypto.publicKey(peer);
-  const first = nodeCrypto.dh(priv, peerPub);
-  t.same(nodeCrypto.dh(priv, peerPub), first, 'cached key gives the same result');
-  // Mutate the private key array in place.
-  const other = nobleCrypto.generatePrivateKey();
-  priv.set(other);
-  t.equal(toHex(nodeCrypto.publicKey(priv)), toHex(nobleCrypto.publicKey(other)), 'publicKey after mutation');
-  const second = nodeCrypto.dh(priv, peerPub);
-  t.equal(second && toHex(second), toHex(nobleCrypto.dh(other, peerPub)!), 'dh after private key mutation');
-  // Zeroed private key: still a valid (clamped) scalar, must not be the old key.
-  priv.fill(0);
-  t.equal(toHex(nodeCrypto.publicKey(priv)), toHex(nobleCrypto.publicKey(new Uint8Array(32))), 'zeroed key re-imported');
-  // Mutate the peer public key array in place.
-  const peer2 = nobleCrypto.generatePrivateKey();
-  peerPub.set(nobleCrypto.publicKey(peer2));
-  const third = nodeCrypto.dh(other, peerPub);
-  t.equal(third && toHex(third), toHex(nobleCrypto.dh(other, peerPub)!), 'dh after public key mutation');
-  t.throws(() => nodeCrypto.dh(other, new Uint8Array(31)), RangeError, 'short public key is a caller bug');
+t.test('X25519 never serves a stale key (node:crypto caches KeyObjects per array)', async (t) => {
+  for (const [name, c] of impls) {
+    if (name === 'noble') continue;
+    const priv = c.generatePrivateKey();
+    const peer = c.generatePrivateKey();
+    const peerPub = c.publicKey(peer);
+    const first = c.dh(priv, peerPub);
+    t.same(c.dh(priv, peerPub), first, 'cached key gives the same result');
+    // Mutate the private key array in place.
+    const other = nobleCrypto.generatePrivateKey();
+    priv.set(other);
+    t.equal(toHex(c.publicKey(priv)), toHex(nobleCrypto.publicKey(other)), 'publicKey after mutation');
+    const second = c.dh(priv, peerPub);
+    t.equal(second && toHex(second), toHex(nobleCrypto.dh(other, peerPub)!), 'dh after private key mutation');
+    // Zeroed private key: still a valid (clamped) scalar, must not be the old key.
+    priv.fill(0);
+    t.equal(toHex(c.publicKey(priv)), toHex(nobleCrypto.publicKey(new Uint8Array(32))), 'zeroed key re-imported');
+    // Mutate the peer public key array in place.
+    const peer2 = nobleCrypto.generatePrivateKey();
+    peerPub.set(nobleCrypto.publicKey(peer2));
+    const third = c.dh(other, peerPub);
+    t.equal(third && toHex(third), toHex(nobleCrypto.dh(other, peerPub)!), 'dh after public key mutation');
+    t.throws(() => c.dh(other, new Uint8Array(31)), RangeError, `${name}: short public key is a caller bug`);
+    t.throws(() => c.dh(new Uint8Array(33), peerPub), RangeError, `${name}: long private key is a caller bug`);
+    t.throws(() => c.publicKey(new Uint8Array(16)), RangeError, `${name}: short private key is a caller bug`);
+  }
 });
 
 t.test('sealTransport / openTransport', async (t) => {
@@ -435,7 +449,7 @@ t.test('TAI64N', async (t) => {
 });
 
 t.test('zeroPrivateKey wipes the key and the cached import; the array can be reused', async (t) => {
-  for (const c of [nodeCrypto, nobleCrypto]) {
+  for (const c of [nodeCrypto, nodeApiCrypto, nobleCrypto]) {
     const k = c.generatePrivateKey();
     const peer = c.publicKey(c.generatePrivateKey());
     t.ok(c.dh(k, peer), 'dh works before');

@@ -24,7 +24,7 @@ import {
   COOKIE_NONCE_LEN, LABEL_COOKIE, LABEL_MAC1, MAC_LEN, MESSAGE_COOKIE_REPLY_SIZE, MESSAGE_INITIATION, MESSAGE_INITIATION_SIZE,
   REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX,
 } from '../../src/constants.js';
-import { type Crypto } from '../../src/crypto/crypto.js';
+import { type Crypto, nativeCrypto } from '../../src/crypto/crypto.js';
 import { mac1Offset } from '../../src/protocol/cookie.js';
 import { CookieReply, writeType } from '../../src/protocol/messages.js';
 import { initialState } from '../../src/protocol/noise.js';
@@ -74,7 +74,10 @@ export interface GeneratorOptions {
   flood?: FloodOptions;
   /** Called about once a second with a one-line status. */
   progress?: (line: string) => void;
-  /** Default: cachingCrypto() (keycache-crypto.ts). */
+  /**
+   * Default: nativeCrypto (native/handshake.c: X25519 on raw keys, no key objects, cheaper than any
+   * cache of them), or cachingCrypto() (keycache-crypto.ts) when the addon is not built.
+   */
   crypto?: Crypto;
 }
 
@@ -207,8 +210,8 @@ async function bindAll(count: number, sources: string[], target: string): Promis
 
 /** Runs the generator; resolves when every initiator is done and the flood is over, or at the deadline. */
 export async function runGenerator(opts: GeneratorOptions): Promise<GeneratorResult> {
-  const cache = opts.crypto === undefined ? cachingCrypto() : null;
-  const c = opts.crypto ?? cache!;
+  const cache = opts.crypto === undefined && nativeCrypto === null ? cachingCrypto() : null;
+  const c = opts.crypto ?? nativeCrypto ?? cache!;
   const init = initialState(c);
   const n = opts.privateKeys.length;
   const dataRetryMs = opts.dataRetryMs ?? 1000;

@@ -1,13 +1,23 @@
 // The cryptographic primitives of WireGuard (spec §1, §4) behind one interface.
 //
-// Two implementations:
-//   nodeCrypto  - node:crypto (OpenSSL) where Node 20 has the primitive: BLAKE2s-256, HMAC-BLAKE2s,
-//                 ChaCha20-Poly1305, X25519. @noble for what OpenSSL lacks here: keyed BLAKE2s with a
-//                 16-byte digest (MAC) and XChaCha20-Poly1305 (cookie replies).
-//   nobleCrypto - pure @noble for everything; an independent oracle for tests and bench/.
-// Plus the Noise KDF1/2/3 built on Crypto.hmac, key clamping and a constant-time compare.
+// Implementations:
+//   nodeCrypto    - the default (the daemon, the engine, the load generator): the fastest
+//                   implementation of each primitive here, which is nativeCrypto for all of them
+//                   when the addon is loaded (table in bench/HANDSHAKES.md), else nodeApiCrypto.
+//   nativeCrypto  - native/handshake.c through src/crypto/native-handshake.ts: X25519 on raw keys
+//                   (OpenSSL's own functions, no key objects), BLAKE2s / HMAC / the whole KDF and
+//                   keyed BLAKE2s-128 in C, (X)ChaCha20-Poly1305 through one reused OpenSSL
+//                   context. null when the addon is not built (or WIREPOOL_NATIVE_HANDSHAKE=0).
+//   nodeApiCrypto - node:crypto (OpenSSL) where Node 20 has the primitive: BLAKE2s-256, HMAC-BLAKE2s,
+//                   ChaCha20-Poly1305, X25519 through KeyObjects (cached per array). @noble for what
+//                   OpenSSL lacks here: keyed BLAKE2s with a 16-byte digest (MAC) and
+//                   XChaCha20-Poly1305 (cookie replies). The fallback, and a cross-check.
+//   nobleCrypto   - pure @noble for everything; an independent oracle for tests and bench/.
+// Plus the Noise KDF1/2/3 (one native call where the Crypto has kdf, else built on Crypto.hmac),
+// key clamping and a constant-time compare.
 //
-// Outputs are plain Uint8Arrays (never Buffers, whose slice() aliases instead of copying).
+// Outputs are plain Uint8Arrays (never Buffers, whose slice() aliases instead of copying); the
+// outputs of one KDF call are subarrays of one buffer.
 // Counters are JS numbers, valid up to 2^53 - 1 (see COUNTER_LIMIT in constants.ts).
 // Private keys never appear in error messages.
 
@@ -28,6 +38,7 @@ import { randomBytes as nobleRandomBytes } from '@noble/hashes/utils.js';
 import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { AEAD_TAG_LEN, COUNTER_LIMIT, KEY_LEN, MAC_LEN } from '../constants.js';
+import { io as nativeIo, nativeHandshake, type NativeHandshake } from './native-handshake.js';
 
 export interface Crypto {
   /** BLAKE2s-256 of the concatenation of parts. */
@@ -56,6 +67,11 @@ export interface Crypto {
    * instead of key.fill(0) when a private key is retired.
    */
   zeroPrivateKey(privateKey: Uint8Array): void;
+  /**
+   * Optional: the Noise KDF_n(key, input) for n = 1..3 in one call, T1 || … || Tn (32·n bytes).
+   * kdf1/kdf2/kdf3 use it when present, else they build the KDF from hmac.
+   */
+  kdf?(key: Uint8Array, input: Uint8Array, n: 1 | 2 | 3): Uint8Array;
 }
 
 /** Wipes a private key for implementations that keep no state about it. */
@@ -124,6 +140,7 @@ const BYTE_2 = Uint8Array.of(2);
 const BYTE_3 = Uint8Array.of(3);
 
 export function kdf1(c: Crypto, key: Uint8Array, input: Uint8Array): Uint8Array {
+  if (c.kdf) return c.kdf(key, input, 1);
   const prk = c.hmac(key, input);
   const t1 = c.hmac(prk, BYTE_1);
   prk.fill(0);
@@ -131,6 +148,10 @@ export function kdf1(c: Crypto, key: Uint8Array, input: Uint8Array): Uint8Array 
 }
 
 export function kdf2(c: Crypto, key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Array] {
+  if (c.kdf) {
+    const t = c.kdf(key, input, 2);
+    return [t.subarray(0, 32), t.subarray(32, 64)];
+  }
   const prk = c.hmac(key, input);
   const t1 = c.hmac(prk, BYTE_1);
   const t2 = c.hmac(prk, t1, BYTE_2);
@@ -139,6 +160,10 @@ export function kdf2(c: Crypto, key: Uint8Array, input: Uint8Array): [Uint8Array
 }
 
 export function kdf3(c: Crypto, key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] {
+  if (c.kdf) {
+    const t = c.kdf(key, input, 3);
+    return [t.subarray(0, 32), t.subarray(32, 64), t.subarray(64, 96)];
+  }
   const prk = c.hmac(key, input);
   const t1 = c.hmac(prk, BYTE_1);
   const t2 = c.hmac(prk, t1, BYTE_2);
@@ -171,7 +196,7 @@ function nobleXaeadOpen(key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Arr
 }
 
 // ---------------------------------------------------------------------------------------------
-// node:crypto implementation
+// node:crypto implementation (nodeApiCrypto)
 
 /**
  * X25519 KeyObjects cached per Uint8Array object. Static keys are long-lived arrays, so the import
@@ -211,7 +236,7 @@ function importPublicKey(k: Uint8Array): KeyObject {
   return key;
 }
 
-export const nodeCrypto: Crypto = {
+export const nodeApiCrypto: Crypto = {
   zeroPrivateKey(privateKey) {
     const hit = privateKeyCache.get(privateKey);
     if (hit !== undefined) {
@@ -352,3 +377,165 @@ export const nobleCrypto: Crypto = {
     return nobleRandomBytes(n);
   },
 };
+
+// ---------------------------------------------------------------------------------------------
+// Native implementation (native/handshake.c)
+//
+// Inputs are copied into the addon's I/O area (native-handshake.ts), the output copied out of it
+// and zeroed there. A call whose inputs do not fit (never one of a handshake) takes nodeApiCrypto's
+// path for that primitive instead.
+
+function totalLength(parts: Uint8Array[]): number {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  return n;
+}
+
+function makeNativeCrypto(n: NativeHandshake, io: Uint8Array): Crypto {
+  const cap = io.length;
+  /** Copies parts into io from `at`; returns the end. */
+  const put = (parts: Uint8Array[], at: number): number => {
+    for (const p of parts) {
+      io.set(p, at);
+      at += p.length;
+    }
+    return at;
+  };
+  /** The output of the last call (io[0, len)), copied out; io zeroed. */
+  const take = (len: number): Uint8Array => {
+    const out = io.slice(0, len);
+    io.fill(0, 0, len);
+    return out;
+  };
+  const nonceHi = (counter: number): number => Math.floor(counter / 0x1_0000_0000);
+
+  return {
+    zeroPrivateKey: zeroOnly,
+
+    hash(...parts) {
+      const len = totalLength(parts);
+      if (len > cap) return nodeApiCrypto.hash(...parts);
+      put(parts, 0);
+      n.blake2s(32, 0, len);
+      return take(32);
+    },
+
+    hmac(key, ...parts) {
+      const len = totalLength(parts);
+      if (key.length + len > cap) return nodeApiCrypto.hmac(key, ...parts);
+      io.set(key, 0);
+      put(parts, key.length);
+      n.hmac(key.length, len);
+      return take(32);
+    },
+
+    mac(key, ...parts) {
+      if (key.length < 1 || key.length > 32) throw new RangeError(`MAC key must be 1–32 bytes, got ${key.length}`);
+      const len = totalLength(parts);
+      if (key.length + len > cap) return nobleMac(key, ...parts);
+      io.set(key, 0);
+      put(parts, key.length);
+      n.blake2s(MAC_LEN, key.length, len);
+      return take(MAC_LEN);
+    },
+
+    kdf(key, input, count) {
+      if (key.length + input.length > cap) {
+        const c = nodeApiCrypto;
+        return concatKdf(count === 1 ? [kdf1(c, key, input)] : count === 2 ? kdf2(c, key, input) : kdf3(c, key, input));
+      }
+      io.set(key, 0);
+      io.set(input, key.length);
+      n.kdf(count, key.length, input.length);
+      return take(32 * count);
+    },
+
+    aeadSeal(key, counter, plaintext, ad) {
+      setAeadNonce(counter); // range check
+      checkKeyLength(key, 'ChaCha20-Poly1305 key');
+      if (KEY_LEN + ad.length + 2 * plaintext.length + AEAD_TAG_LEN > cap) return nodeApiCrypto.aeadSeal(key, counter, plaintext, ad);
+      io.set(key, 0);
+      io.set(ad, KEY_LEN);
+      io.set(plaintext, KEY_LEN + ad.length);
+      n.aeadSeal(counter >>> 0, nonceHi(counter), ad.length, plaintext.length);
+      return take(plaintext.length + AEAD_TAG_LEN);
+    },
+
+    aeadOpen(key, counter, ciphertext, ad) {
+      const len = ciphertext.length - AEAD_TAG_LEN;
+      if (len < 0 || key.length !== KEY_LEN || !Number.isInteger(counter) || counter < 0 || counter > COUNTER_LIMIT) return null;
+      if (KEY_LEN + ad.length + ciphertext.length + len > cap) return nodeApiCrypto.aeadOpen(key, counter, ciphertext, ad);
+      io.set(key, 0);
+      io.set(ad, KEY_LEN);
+      io.set(ciphertext, KEY_LEN + ad.length);
+      return n.aeadOpen(counter >>> 0, nonceHi(counter), ad.length, ciphertext.length) ? take(len) : null;
+    },
+
+    xaeadSeal(key, nonce, plaintext, ad) {
+      checkKeyLength(key, 'XChaCha20-Poly1305 key');
+      if (nonce.length !== 24) throw new RangeError(`XChaCha20-Poly1305 nonce must be 24 bytes, got ${nonce.length}`);
+      if (KEY_LEN + 24 + ad.length + 2 * plaintext.length + AEAD_TAG_LEN > cap) return nobleXaeadSeal(key, nonce, plaintext, ad);
+      io.set(key, 0);
+      io.set(nonce, KEY_LEN);
+      io.set(ad, KEY_LEN + 24);
+      io.set(plaintext, KEY_LEN + 24 + ad.length);
+      n.xaeadSeal(ad.length, plaintext.length);
+      return take(plaintext.length + AEAD_TAG_LEN);
+    },
+
+    xaeadOpen(key, nonce, ciphertext, ad) {
+      const len = ciphertext.length - AEAD_TAG_LEN;
+      if (len < 0 || key.length !== KEY_LEN || nonce.length !== 24) return null;
+      if (KEY_LEN + 24 + ad.length + ciphertext.length + len > cap) return nobleXaeadOpen(key, nonce, ciphertext, ad);
+      io.set(key, 0);
+      io.set(nonce, KEY_LEN);
+      io.set(ad, KEY_LEN + 24);
+      io.set(ciphertext, KEY_LEN + 24 + ad.length);
+      return n.xaeadOpen(ad.length, ciphertext.length) ? take(len) : null;
+    },
+
+    generatePrivateKey() {
+      return clampPrivateKey(randomFillSync(new Uint8Array(KEY_LEN)));
+    },
+
+    publicKey(privateKey) {
+      checkKeyLength(privateKey, 'X25519 private key');
+      io.set(privateKey, 0);
+      n.x25519Base();
+      return take(KEY_LEN);
+    },
+
+    dh(privateKey, publicKey) {
+      checkKeyLength(privateKey, 'X25519 private key');
+      checkKeyLength(publicKey, 'X25519 public key');
+      io.set(privateKey, 0);
+      io.set(publicKey, KEY_LEN);
+      const ok = n.x25519();
+      const shared = take(KEY_LEN);
+      return ok ? shared : null; // not ok: the output is all zero
+    },
+
+    randomBytes(len) {
+      return randomFillSync(new Uint8Array(len));
+    },
+  };
+}
+
+function concatKdf(ts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(32 * ts.length);
+  ts.forEach((t, i) => { out.set(t, 32 * i); t.fill(0); });
+  return out;
+}
+
+/** native/handshake.c behind the Crypto interface; null when the addon is not loaded. */
+export const nativeCrypto: Crypto | null = nativeHandshake ? makeNativeCrypto(nativeHandshake, nativeIo) : null;
+
+/**
+ * The default Crypto: per primitive the fastest implementation available (thread CPU time per
+ * call, bench/handshake-crypto.ts; table in bench/HANDSHAKES.md) — nativeCrypto's for every one of
+ * them when the addon is loaded, nodeApiCrypto's otherwise.
+ */
+export const nodeCrypto: Crypto = nativeCrypto ?? nodeApiCrypto;
+
+/** Which implementation nodeCrypto is, for reports. */
+export const nodeCryptoBackend: 'native' | 'node:crypto' = nativeCrypto ? 'native' : 'node:crypto';
