@@ -427,3 +427,85 @@ const skip = udpNativeAvailable() ? false : 'the native UDP addon is not built (
 t.test('workers=1 over 127.0.0.1', { skip }, (t) => scenario(t, 1, '127.0.0.1'));
 t.test('workers=2 over 127.0.0.1', { skip }, (t) => scenario(t, 2, '127.0.0.1'));
 t.test('workers=2 over ::1', { skip }, (t) => scenario(t, 2, '::1'));
+
+// ---- a crypto worker dies mid-stream ----------------------------------------------------------
+
+/**
+ * A's only crypto worker is terminated (as a crash would) in the middle of a 3,000-packet A→B
+ * stream. Nothing is lost silently: every packet written into A either arrives at B (once, in
+ * order) or is counted, and counted as what happened to it (worker_died) — never as ring_full,
+ * encrypt_failed or decrypt_failed. The replacement worker carries the rest of the stream.
+ * (Whether the worker dies holding a claimed batch depends on timing: here it usually dies
+ * waiting, and the slots it had not claimed go to its replacement. dataplane.test.ts kills one
+ * deterministically mid-batch and checks those slots come back DEAD.)
+ */
+async function workerDeath(t: Test): Promise<void> {
+  const seed = testSeed();
+  t.comment(`seed ${seed} (replay: WIREPOOL_SEED=${seed})`);
+  const prng = makePrng(seed);
+  const { a, b } = await makePair(t, 1, '127.0.0.1');
+  let seq = 0;
+  const first = ipv4Udp(V4.a, V4.b, 100, seq++, prng);
+  t.ok(a.tun.write(first), 'first packet written into A');
+  await b.tun.untilReceived(1, 'the first packet at B (after the handshake)');
+
+  const N = 3_000;
+  const KILL_AT = 1_500;
+  const pkts = randomStream(prng, 4, V4.a, V4.b, N, seq);
+  const base = b.tun.received.length;
+  const lostCounted = (): number =>
+    Object.values(nonZeroDrops(a.dev)).reduce((x, y) => x + y, 0) + Object.values(nonZeroDrops(b.dev)).reduce((x, y) => x + y, 0);
+  const accounted = (): number => b.tun.received.length - base + lostCounted();
+  let killed: Promise<number> | null = null;
+  for (let i = 0; i < N;) {
+    if (i - accounted() >= 256) {
+      await eventually(() => i - accounted() < 256, `packet ${i - 256} to arrive or be counted`);
+      continue;
+    }
+    if (i === KILL_AT && killed === null) {
+      // A burst first, so that the worker is likely to die holding a claimed batch.
+      while (i < KILL_AT + 512 && a.tun.write(pkts[i]!)) i++;
+      const worker = a.dev.dataplane.cryptoWorker(0);
+      t.ok(worker, "A's crypto worker 0 is running");
+      killed = worker!.terminate();
+      continue;
+    }
+    if (!a.tun.write(pkts[i]!)) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      continue;
+    }
+    i++;
+  }
+  await killed;
+  await eventually(() => accounted() >= N, `all ${N} packets to arrive or be counted`).catch((err: Error) => {
+    throw new Error(`${err.message}: ${b.tun.received.length - base} arrived, drops A ${JSON.stringify(nonZeroDrops(a.dev))} B ${JSON.stringify(nonZeroDrops(b.dev))}`);
+  });
+  const got = b.tun.received.slice(base);
+  let j = 0;
+  let ordered = true;
+  for (const p of got) {
+    while (j < N && Buffer.compare(pkts[j]!, p) !== 0) j++;
+    if (j === N) {
+      ordered = false;
+      break;
+    }
+    j++;
+  }
+  t.ok(ordered, `${got.length} of ${N} arrived, in order, no duplicates`);
+  const lost = N - got.length;
+  const dropsA = nonZeroDrops(a.dev);
+  const dropsB = nonZeroDrops(b.dev);
+  t.same(dropsB, {}, 'B dropped nothing');
+  t.same(Object.keys(dropsA).filter((k) => k !== 'out:worker_died'), [], `A counted its losses as worker_died only (${JSON.stringify(dropsA)})`);
+  t.equal(dropsA['out:worker_died'] ?? 0, lost, `every lost packet (${lost}) is counted as worker_died`);
+  t.ok(a.logLines.some((l) => l.includes('dataplane thread failed')), 'A logged the dead worker');
+
+  // The replacement worker carries traffic both ways, exactly once.
+  const ab = randomStream(prng, 4, V4.a, V4.b, 300, seq + N);
+  const ba = randomStream(prng, 4, V4.b, V4.a, 300, seq + N + 300);
+  const [gotB, gotA] = await Promise.all([stream(a.tun, b.tun, ab, 'A→B after the restart'), stream(b.tun, a.tun, ba, 'B→A after the restart')]);
+  sameStream(t, gotB, ab, 'A→B after the restart', seed);
+  sameStream(t, gotA, ba, 'B→A after the restart', seed);
+}
+
+t.test('a crypto worker dies mid-stream: every packet arrives or is counted as worker_died; the replacement carries on', { skip }, workerDeath);
