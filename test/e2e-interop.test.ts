@@ -328,7 +328,7 @@ t.test('wg-quick up/down with WG_QUICK_USERSPACE_IMPLEMENTATION=bin/wirepool', {
   t.teardown(() => removeStaleSockets([ifA, ifB]));
   const keysA = genKey();
   const keysB = genKey();
-  await startWireguardGo(nsB, ifB);
+  const wgGo = await startWireguardGo(nsB, ifB);
   await configure(nsB, ifB, {
     privateKey: keysB.privateKey,
     listenPort: PORT_B,
@@ -336,13 +336,17 @@ t.test('wg-quick up/down with WG_QUICK_USERSPACE_IMPLEMENTATION=bin/wirepool', {
   });
   await addressUp(nsB, ifB, [`${INNER.b4}/24`, `${INNER.b6}/64`]);
 
+  // ListenPort and PersistentKeepalive together: wg-quick's one `wg setconf` sets the port and
+  // the keepalive, which sends an initiation at once. It must leave from the listen port and not
+  // be lost to a socket being rebound (issue 11 item 3: the tunnel was dead for the 5 s until the
+  // retransmit). Counted at wireguard-go (verbose log): one initiation, from PORT_A, answered.
   const dir = tempDir('wgquick');
   t.teardown(() => removeDir(dir));
   const file = path.join(dir, `${ifA}.conf`);
   const conf = configText({
     privateKey: keysA.privateKey,
     listenPort: PORT_A,
-    peers: [{ publicKey: keysB.publicKey, endpoint: `203.0.113.2:${PORT_B}`, allowedIps: [`${INNER.b4}/32`, `${INNER.b6}/128`] }],
+    peers: [{ publicKey: keysB.publicKey, endpoint: `203.0.113.2:${PORT_B}`, allowedIps: [`${INNER.b4}/32`, `${INNER.b6}/128`], persistentKeepalive: 25 }],
   }).replace('[Interface]\n', `[Interface]\nAddress = ${INNER.a4}/32, ${INNER.a6}/128\n`);
   fs.writeFileSync(file, conf, { mode: 0o600 });
 
@@ -357,6 +361,9 @@ t.test('wg-quick up/down with WG_QUICK_USERSPACE_IMPLEMENTATION=bin/wirepool', {
   const routes = await nsA.ip(['route', 'show', 'dev', ifA]);
   t.match(routes, /10\.77\.0\.2/, 'wg-quick added the route for the allowed IP');
   t.ok(await pingUntilUp(nsA, INNER.b4), 'ping over the wg-quick tunnel (IPv4)');
+  const initiations = wgGo.stderr.match(/Received handshake initiation/g) ?? [];
+  t.equal(initiations.length, 1, 'wireguard-go received exactly one initiation: the first was not lost, no retransmit was needed');
+  t.equal(await peerEndpoint(nsB, ifB, keysA.publicKey), `203.0.113.1:${PORT_A}`, 'it came from the configured ListenPort');
   t.equal(pingReplies(await ping(nsA, INNER.b6, { count: 2 })), 2, 'and IPv6');
   t.equal(pingReplies(await ping(nsB, INNER.a4, { count: 2 })), 2, 'and back');
 

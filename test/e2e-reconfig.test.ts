@@ -18,10 +18,10 @@ import t, { type Test } from 'tap';
 import { type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Netns, genKey, waitFor } from './helpers/netns.js';
+import { Netns, genKey, waitFor } from './helpers/netns.js';
 import {
   INNER, PORT_A, type Pair, type PairOptions, type Side, addressUp, e2eSkipReason, formatEndpoint, latestHandshake, makePair,
-  peerEndpoint, ping, pingReplies, pingUntilUp, removeDir, startWirepool, tempDir, transfer, wg,
+  peerEndpoint, ping, pingReplies, pingUntilUp, removeDir, removeStaleSockets, startWirepool, tempDir, transfer, uniqueIfname, wg,
 } from './helpers/tunnel.js';
 
 const skip = e2eSkipReason({ extra: ['ping', 'ss'] });
@@ -331,4 +331,46 @@ t.test('restart, then wg setconf of the wg showconf output: the tunnel works at 
       t.equal(await peerEndpoint(p.b.ns, p.b.ifname, p.a.keys.publicKey), p.endpointOf(p.a), `wireguard-go still has wirepool at ${PORT_A}`);
     });
   }
+});
+
+t.test('a listen port held by another interface or process is refused (errno -98); 0 picks a fresh port', { skip, timeout: 60_000 }, async (t) => {
+  const ns = await Netns.create('ports');
+  t.teardown(() => ns.destroy());
+  const if0 = uniqueIfname('pa');
+  const if1 = uniqueIfname('pb');
+  t.teardown(() => removeStaleSockets([if0, if1]));
+  const d0 = await startWirepool(ns, if0);
+  t.teardown(async () => { d0.child?.kill('SIGTERM'); await d0.exited(10_000); });
+  const d1 = await startWirepool(ns, if1);
+  t.teardown(async () => { d1.child?.kill('SIGTERM'); await d1.exited(10_000); });
+  const port = async (ifname: string): Promise<number> => Number((await wg(ns, ['show', ifname, 'listen-port'])).trim());
+
+  await wg(ns, ['set', if0, 'listen-port', '51830']);
+  await wg(ns, ['set', if1, 'listen-port', '51831']);
+  t.equal(await port(if0), 51830, `${if0} listens on 51830`);
+
+  const taken = await ns.exec('wg', ['set', if1, 'listen-port', '51830'], { timeoutMs: 5_000 });
+  t.not(taken.code, 0, `wg set ${if1} listen-port 51830 (held by ${if0}) fails`);
+  t.match(taken.stderr, /Address already in use|errno|-98/, `and says why (${taken.stderr.trim()})`);
+  t.equal(await port(if1), 51831, `${if1} keeps its port`);
+  t.equal(await port(if0), 51830, `${if0} keeps its port`);
+
+  // A port held by another process (a plain UDP socket) is refused the same way.
+  const holder = ns.spawn('python3', ['-c', 'import socket,sys,time; s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("::", 51832)); print("bound", flush=True); time.sleep(60)']);
+  t.teardown(() => { holder.kill('SIGKILL'); });
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout!.once('data', () => resolve());
+    holder.once('exit', (code) => reject(new Error(`port holder exited (${code})`)));
+  });
+  const held = await ns.exec('wg', ['set', if1, 'listen-port', '51832'], { timeoutMs: 5_000 });
+  t.not(held.code, 0, 'a port another process holds is refused');
+  t.equal(await port(if1), 51831, `${if1} still keeps its port`);
+
+  // listen-port 0: a fresh random port, as wireguard-go picks.
+  await wg(ns, ['set', if1, 'listen-port', '0']);
+  const fresh = await port(if1);
+  t.ok(fresh !== 0 && fresh !== 51831, `listen-port 0 picked a fresh port (${fresh})`);
+  const ss = await ns.mustExec('ss', ['-Hulnp']);
+  t.match(ss.stdout, new RegExp(`:${fresh}\\b`), 'something listens on it');
+  t.notMatch(ss.stdout, /:51831\b/, 'and the old port is closed');
 });
