@@ -85,7 +85,10 @@ export class SendPath {
   /** Keepalives and staged packets: sealed (and sent) by a worker through the LOCAL ring. Returns the message length, or -1. */
   sendLocal(peer: Peer, kp: Keypair, counter: number, plaintext: Uint8Array): number {
     const ep = peer.endpoint;
-    if (!ep || kp.keyId < 0) return -1;
+    if (!ep || kp.keyId < 0) { // no endpoint yet, or the session's keys found no key-table slot
+      this.ctx.engine.drops.count(Direction.Outbound, ep ? 'no_session' : 'no_endpoint');
+      return -1;
+    }
     const p = this.ctx.pipeline();
     const padded = paddedLength(plaintext.length, this.ctx.mtu());
     const slot = p.reserveLocal();

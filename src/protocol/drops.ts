@@ -8,7 +8,8 @@ export const DROP_REASONS = [
   'replay',               // transport counter seen before, or handshake timestamp not newer
   'too_old',              // counter behind the replay window, or keypair past REJECT_AFTER_TIME
   'unknown_index',        // receiver index not in the index table (or wrong kind)
-  'no_session',           // no usable keypair and the staging queue overflowed
+  'no_session',           // no usable session: the staging queue overflowed, the handshake gave up or the
+                          // keys were flushed with packets still staged, or the keys found no key-table slot
   'source_not_allowed',   // inner source address does not route back to the sending peer
   'no_peer_for_destination',
   'malformed',            // bad type/reserved bytes/length, bad inner IP header

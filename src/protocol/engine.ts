@@ -465,12 +465,23 @@ export class Engine {
     }
     const staged = peer.staged;
     peer.staged = [];
-    for (const packet of staged) {
-      if (!kp.canSend(now)) break;
+    for (let i = 0; i < staged.length; i++) {
+      if (!kp.canSend(now)) { // the session ran out on the way: the rest waits for the next one
+        peer.staged = staged.slice(i).concat(peer.staged);
+        this.sendInitiation(peer, false);
+        return;
+      }
+      const packet = staged[i]!;
       const counter = kp.sendCounter++;
-      const len = this.hooks.sendTransport(peer, kp, counter, packet);
+      const len = this.hooks.sendTransport(peer, kp, counter, packet); // a failure is counted there
       if (len >= 0) this.transportSent(peer, len, packet.length > 0);
     }
+  }
+
+  /** Staged packets that will never be sent (the handshake gave up, the keys were flushed): counted, then forgotten. */
+  private dropStaged(peer: Peer): void {
+    for (const packet of peer.staged) if (packet.length > 0) this.drops.count(Direction.Outbound, 'no_session');
+    peer.staged = [];
   }
 
   // ───────────────────────── transport: receiving ─────────────────────────
@@ -557,7 +568,7 @@ export class Engine {
         if (peer.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
           this.hooks.log?.('verbose', 'handshake did not complete after 20 attempts, giving up', { peer: peer.name });
           this.timers.cancel(peer.timers, TimerKind.SendKeepalive);
-          peer.staged = [];
+          this.dropStaged(peer);
           if (!peer.timers.isPending(TimerKind.ZeroKeyMaterial)) {
             this.timers.arm(peer, peer.timers, TimerKind.ZeroKeyMaterial, now + ZERO_KEY_MATERIAL_AFTER);
           }
@@ -644,7 +655,7 @@ export class Engine {
   private zeroAndFlush(peer: Peer): void {
     peer.keypairs.clear();
     this.clearHandshake(peer);
-    peer.staged = [];
+    this.dropStaged(peer);
   }
 
   private drop(reason: DropReason): DropReason {
