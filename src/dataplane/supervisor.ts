@@ -6,8 +6,8 @@
 // Why not piscina: these tasks never return, so piscina's queueing, idle timeout, utilization and
 // close() (which waits closeTimeout = 30 s, then emits 'error') do nothing useful for them; a
 // never-returning task also occupies one of maxThreads forever. And run() per packet or per batch
-// costs 14–41 µs of main CPU against ~0.3 µs for a ring slot (shared/notes/node-dataplane.md §1–2).
-// piscina stays the right tool for request/response work such as handshake offload.
+// costs 14–41 µs of main CPU against ~0.3 µs for a ring slot (measured with bench/ring.ts and a
+// piscina pool on a 2-vCPU host).
 //
 // Replacement: a thread that exits while the pipeline runs is reported (events.error) and
 // restarted with the same id and the same buffers: at once if it had lived ≥ 1 s, else after
@@ -16,9 +16,10 @@
 // not restarted when events.tunThreadExited(id) says the device is gone.
 //
 // Stopping: the caller first sets CTL_SHUTDOWN and notifies every wait word; stop() then waits up
-// to stopTimeoutMs for each thread and terminates what is left. A TUN reader blocked in read()
-// cannot be terminated until the read returns (nor can the process exit): stop() leaves it
-// unref'd and readerRunning stays true until it is gone.
+// to stopTimeoutMs for each thread and terminates what is left. The I/O threads wait in poll()
+// with a wake eventfd, so they see the shutdown at once; should the TUN reader still be inside a
+// native call that does not return, terminate() cannot take effect before it does: stop() then
+// leaves it unref'd, and readerRunning stays true until it is gone.
 
 import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
@@ -151,7 +152,7 @@ export class Supervisor {
       if (await within(reader.exited, this.cfg.stopTimeoutMs)) {
         this.reader = undefined;
       } else {
-        // Blocked in read(): terminate() takes effect only when the read returns; don't wait.
+        // Still inside a native call: terminate() takes effect only when it returns; don't wait.
         void reader.worker.terminate();
         reader.worker.unref();
         void reader.exited.then(() => { if (this.reader === reader) this.reader = undefined; });

@@ -1,5 +1,5 @@
-// The Linux TUN device behind a small interface (shared/spec/wireguard-protocol.md §10 "TUN
-// (Linux)", §8 MTU), on wirepool's own addon native/tun.c (shared/notes/batched-io.md §2).
+// The Linux TUN device behind a small interface (the protocol's TUN conventions and MTU rules, as
+// wireguard-go's tun/tun_linux.go follows them), on wirepool's own addon native/tun.c.
 //
 // Creation. createTun opens /dev/net/tun (O_RDWR | O_NONBLOCK | O_CLOEXEC) and issues
 // TUNSETIFF with IFF_TUN | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL and the requested name, so
