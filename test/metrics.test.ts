@@ -11,7 +11,9 @@ import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import { MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE } from '../src/constants.js';
 import { nodeCrypto } from '../src/crypto/crypto.js';
-import { CW_BUSY_NS, CW_OPENED, CW_SEALED, R_PACKETS, STAT_READER, statWorker } from '../src/dataplane/layout.js';
+import {
+  CW_BUSY_NS, CW_OPENED, CW_SEALED, R_PACKETS, R_READS, R_SUPER, STAT_READER, STAT_UDP_READER, U_CALLS, U_DATAGRAMS, U_FAST, U_FULL_WAITS, statWorker,
+} from '../src/dataplane/layout.js';
 import { parseMetricsConfig, resolveMetricsSettings } from '../src/metrics/config.js';
 import { ATTEMPT_TIMEOUT_MS, HANDSHAKE_DURATION_BUCKETS } from '../src/metrics/handshakes.js';
 import { WirepoolMetrics, type MetricsOptions } from '../src/metrics/registry.js';
@@ -180,6 +182,12 @@ t.test('device-wide series: info, peers, drops, queues, workers, UAPI, config', 
   dp.stats[statWorker(1) + CW_SEALED] = 10;
   dp.stats[statWorker(1) + CW_OPENED] = 20;
   dp.stats[STAT_READER + R_PACKETS] = 30;
+  dp.stats[STAT_READER + R_READS] = 3;
+  dp.stats[STAT_READER + R_SUPER] = 2;
+  dp.stats[STAT_UDP_READER + U_CALLS] = 4;
+  dp.stats[STAT_UDP_READER + U_DATAGRAMS] = 40;
+  dp.stats[STAT_UDP_READER + U_FAST] = 38;
+  dp.stats[STAT_UDP_READER + U_FULL_WAITS] = 5;
   dp.ringInFlight[2] = 17;
   f.src.handshakeQueue = { length: 200, capacity: 1024, underLoad: true };
   f.src.uapiRequests.set('get:0', 4).set('set:-22', 1);
@@ -207,6 +215,14 @@ t.test('device-wide series: info, peers, drops, queues, workers, UAPI, config', 
   t.equal(one(e, 'wireguard_worker_packets_total', { worker: '1', direction: 'outbound' }).value, 10);
   t.equal(one(e, 'wireguard_worker_packets_total', { worker: '1', direction: 'inbound' }).value, 20);
   t.equal(one(e, 'wireguard_tun_packets_total', { direction: 'outbound' }).value, 30);
+  t.equal(one(e, 'wireguard_dataplane_io_calls_total', { call: 'tun_read' }).value, 3, '30 packets in 3 reads');
+  t.equal(one(e, 'wireguard_dataplane_io_calls_total', { call: 'udp_recv' }).value, 4);
+  t.equal(one(e, 'wireguard_dataplane_io_calls_total', { call: 'tun_write' }).value, 0);
+  t.equal(one(e, 'wireguard_udp_received_datagrams_total', { kind: 'all' }).value, 40);
+  t.equal(one(e, 'wireguard_udp_received_datagrams_total', { kind: 'keyed' }).value, 38);
+  t.equal(one(e, 'wireguard_tun_gso_superpackets_total').value, 2);
+  t.equal(one(e, 'wireguard_dataplane_backpressure_waits_total', { thread: 'udp_reader' }).value, 5);
+  t.equal(one(e, 'wireguard_dataplane_backpressure_waits_total', { thread: 'tun_reader' }).value, 0);
   t.same(one(e, 'wireguard_uapi_requests_total', { op: 'set' }).labels, { interface: 'wg0', op: 'set', result: 'error', errno: '-22' });
   t.equal(one(e, 'wireguard_uapi_requests_total', { op: 'get', result: 'ok' }).value, 4);
   t.equal(one(e, 'wireguard_config_reloads_total', { result: 'ok' }).value, 1);

@@ -24,8 +24,9 @@ import { REJECT_AFTER_TIME } from '../constants.js';
 import { DROP_REASONS } from '../protocol/drops.js';
 import { Stat, STATS_PER_PEER } from '../protocol/peer.js';
 import {
-  CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAIN_WORKER_RESTARTS, R_BYTES, R_PACKETS, RING_NAMES,
-  STAT_MAIN, STAT_READER, STAT_WRITER, W_BYTES, W_PACKETS, statDrop, statWorker,
+  CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAIN_WAKEUPS, MAIN_WORKER_RESTARTS, R_BYTES,
+  R_FULL_WAITS, R_PACKETS, R_READS, R_SUPER, RING_NAMES, STAT_MAIN, STAT_READER, STAT_UDP_READER, STAT_WRITER, U_CALLS, U_DATAGRAMS,
+  U_FAST, U_FULL_WAITS, U_INLINE_OPENED, W_BYTES, W_PACKETS, W_WRITES, statDrop, statWorker,
 } from '../dataplane/layout.js';
 import {
   DIRECTIONS, HANDSHAKE_DURATION_BUCKETS, HANDSHAKE_MESSAGE_TYPES, HANDSHAKE_RESULTS, HANDSHAKE_ROLES,
@@ -410,9 +411,32 @@ export class WirepoolMetrics {
         this.inc({ interface: iface, direction: 'inbound' }, s?.[STAT_WRITER + W_BYTES] ?? 0);
       },
     });
+    // Batching and backpressure of the I/O threads: a label value per stats cell of the dataplane.
+    const dataplaneCounter = (name: string, help: string, label: string, cells: ReadonlyArray<readonly [string, number]>): void => {
+      new Counter({
+        name, help, labelNames: ['interface', label], registers: [reg],
+        collect() {
+          this.reset();
+          const s = src.metricsDataplane()?.stats;
+          for (const [value, cell] of cells) this.inc({ interface: iface, [label]: value }, s?.[cell] ?? 0);
+        },
+      });
+    };
+    dataplaneCounter('wireguard_dataplane_io_calls_total',
+      'I/O calls and wake-ups of the dataplane: tun_read (reads that returned a packet or a GSO super-packet), tun_write (writes, each one packet or a GRO-coalesced one), udp_recv (recvmmsg calls that returned datagrams), main_wakeup (times the main thread woke for ring work). Packets per call is the batch size.',
+      'call', [['tun_read', STAT_READER + R_READS], ['tun_write', STAT_WRITER + W_WRITES], ['udp_recv', STAT_UDP_READER + U_CALLS], ['main_wakeup', STAT_MAIN + MAIN_WAKEUPS]]);
+    dataplaneCounter('wireguard_udp_received_datagrams_total',
+      'Datagrams the UDP reader thread received: all, keyed (transport messages it found the session key for itself, so main did not classify them), opened_inline (of those, decrypted by the reader itself in a small batch).',
+      'kind', [['all', STAT_UDP_READER + U_DATAGRAMS], ['keyed', STAT_UDP_READER + U_FAST], ['opened_inline', STAT_UDP_READER + U_INLINE_OPENED]]);
+    dataplaneCounter('wireguard_tun_gso_superpackets_total',
+      'GSO super-packets read from TUN and split into MTU-sized packets (TSO/USO offload).',
+      'direction', [['outbound', STAT_READER + R_SUPER]]);
+    dataplaneCounter('wireguard_dataplane_backpressure_waits_total',
+      'Times an I/O thread waited for a free ring slot (the main thread or the crypto workers were behind); the kernel buffers hold what waits.',
+      'thread', [['tun_reader', STAT_READER + R_FULL_WAITS], ['udp_reader', STAT_UDP_READER + U_FULL_WAITS]]);
     new Counter({
       name: 'wireguard_dataplane_errors_total',
-      help: 'Ring slots given up outside the drop reasons: worker_died (its crypto worker died), hook_error (a main-thread stage threw), tun_write (writing to TUN failed).',
+      help: 'Ring slots given up, as the rings count them: worker_died (its crypto worker died; the packet is also in wireguard_dropped_packets_total as worker_died), hook_error (a main-thread stage threw), tun_write (writing to TUN failed).',
       labelNames: ['interface', 'ring', 'kind'], registers: [reg],
       collect() {
         this.reset();
