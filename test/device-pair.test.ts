@@ -26,7 +26,7 @@ import { UapiSession } from '../src/uapi/protocol.js';
 import { nodeCrypto } from '../src/crypto/crypto.js';
 import { udpNativeAvailable } from '../src/io/udp-native.js';
 import {
-  R_PACKETS, R_READS, STAT_READER, STAT_UDP_READER, STAT_WRITER, U_DATAGRAMS, W_ERRORS, W_PACKETS,
+  MAIN_INLINE_SEALED, R_PACKETS, R_READS, STAT_MAIN, STAT_READER, STAT_UDP_READER, STAT_WRITER, U_DATAGRAMS, W_ERRORS, W_PACKETS,
 } from '../src/dataplane/layout.js';
 import { MemTun } from './helpers/memtun.js';
 import { makePrng, type Prng, testSeed } from './helpers/seeded-prng.js';
@@ -298,6 +298,9 @@ async function steps(t: Test, { a, b, host }: Pair, prng: Prng, seed: number): P
     t.ok(b.tun.write(reply), 'reply written into B');
     await a.tun.untilReceived(1, 'the reply at A');
     t.same(hex(a.tun.received[0]!), hex(reply), 'B→A reply byte-identical');
+    // B's workers have had nothing to do (the handshake and A's first packet never reach them), so
+    // the lone reply, with nothing else in B's TUN ring, was sealed by B's main thread itself.
+    t.equal(b.dev.dataplane.stats[STAT_MAIN + MAIN_INLINE_SEALED], 1, "the lone reply was sealed inline by B's main thread");
   }
 
   // 2. 2,000 IPv4 packets of random sizes each way, concurrently

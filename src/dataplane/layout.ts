@@ -124,11 +124,13 @@ export const SlotState = {
 } as const;
 export type SlotStateValue = (typeof SlotState)[keyof typeof SlotState];
 
-/** Low byte of the state word of a slot being crypted; bits 8..15 hold the owning worker id. */
+/** Low byte of the state word of a slot being crypted; bits 8..15 hold the owning worker id (MAIN_CRYPT_ID: main). */
 export const CRYPTING_TAG = 0x10;
 export function cryptingState(workerId: number): number {
   return CRYPTING_TAG | (workerId << 8);
 }
+/** The crypting owner id of main (pipeline.ts inline seals): never a worker id, and main never leaves a slot crypting across a call. */
+export const MAIN_CRYPT_ID = MAX_WORKERS;
 export function isCrypting(state: number): boolean {
   return (state & 0xff) === CRYPTING_TAG;
 }
@@ -244,6 +246,7 @@ export const STAT_MAIN = row(RING_COUNT + 2);
 export const MAIN_WAKEUPS = 0; // waitAsync resolutions
 export const MAIN_WORKER_RESTARTS = 1;
 export const MAIN_WORKER_NOTIFIES = 2; // times main notified sleeping workers
+export const MAIN_INLINE_SEALED = 3; // send-ring slots main sealed itself (idle: pipeline.ts INLINE_SEAL_MAX)
 /** Row written by the UDP reader (workers/udp-reader.ts). */
 export const STAT_UDP_READER = row(RING_COUNT + 3);
 export const U_DATAGRAMS = 0;

@@ -17,6 +17,9 @@
 //   3 sealed    crypto workers (workers/crypt-worker.ts), any order: claim a batch (state CAS
 //               PENDING → crypting|workerId each), seal the batch in one native call, DONE or
 //               FAILED (a dead owner: DEAD).
+//               Latency shortcut (INLINE_SEAL_MAX): when the whole ring holds at most 2 routed
+//               slots, main claims and seals them itself (crypting|MAIN_CRYPT_ID, the same native
+//               call) and sends them at stage 4 instead of waking a worker.
 //   4 sent      in order, by whichever thread holds the ring's flush lock (ring.ts "send flush"):
 //               the worker that sealed a batch sends it and every following finished slot with
 //               sendmmsg (runs to one endpoint as UDP GSO messages; → SENT), C_SENT moves. A slot a
@@ -107,12 +110,13 @@ import {
   CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_READER_WAITING, CTL_TUN_MTU, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE,
   CTL_TUN_GONE_ERRNO, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CTL_WRITER_WAITING, DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS,
   DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS, Drop, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_KEYPAIR,
-  M_LENGTH, M_PEER, M_RESULT, M_SEQ, M_STATE, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
+  M_LENGTH, M_PEER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_INLINE_SEALED, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
   META_WORDS, RING_COUNT, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
   SlotState, STAT_WRITER, TunGoneCause, VIRTIO_NET_HDR_LEN, W_BYTES, W_PACKETS, cryptingState, slotBytesFor, statDrop,
 } from './layout.js';
 import { RingView, SEND_LOCK_MAIN, allocRing, ringMainBell, sendLockOwner, wakeWorkers } from './ring.js';
 import { Supervisor, TUN_READER_ID, TUN_WRITER_ID, UDP_READER_ID } from './supervisor.js';
+import { type SlotsFn, sealSlots as nativeSealSlots } from '../crypto/native-aead.js';
 
 export interface PipelineOptions {
   /** Number of crypto worker threads (1..MAX_WORKERS). */
@@ -264,6 +268,16 @@ const ROUTE_PUBLISH_BATCH = 32;
  * after the first slot it does not write itself.
  */
 const DIRECT_WRITE_MAX = 2;
+const MAIN_CRYPTING = cryptingState(MAIN_CRYPT_ID);
+/**
+ * Inline seals (latency): when the TUN ring holds at most this many routed slots and nothing else
+ * (idle: a ping, an ACK), main seals them itself (the native batch call, ~1–2 µs each) and sends
+ * them from the release stage, instead of waking a crypto worker (one cross-thread wake-up,
+ * 50–70 µs on this host) and being woken again by it. Only with the native crypto module (a
+ * substitute module, `cryptoModule`, runs in the workers alone). Under load the ring is deeper
+ * and every seal goes to the workers.
+ */
+const INLINE_SEAL_MAX = 2;
 /**
  * Worker sends: the worker that seals a packet sends it (and every finished slot behind it) in
  * one sendmmsg batch, so main makes no send syscall per packet. (With one write() per datagram,
@@ -301,6 +315,10 @@ export class Pipeline {
   private readonly workerSendDepth: number;
   /** fd main writes to in direct mode (-1: none, test mode). */
   private readonly directWriteFd: number;
+  /** Main's seal function for inline seals (INLINE_SEAL_MAX); null: workers seal everything. */
+  private readonly inlineSeal: SlotsFn | null;
+  private readonly inlineList = new Int32Array(INLINE_SEAL_MAX);
+  private readonly inlineOk = new Uint8Array(INLINE_SEAL_MAX);
   /** Bytes written in front of an inner packet on TUN: 10 (a zero virtio_net_hdr) or 0. */
   private readonly tunHeader: number;
   /** RECV seq just past the last slot handed to the writer as DELIVER: the writer owes nothing once C_FREED reaches it. */
@@ -329,6 +347,7 @@ export class Pipeline {
     this.slotBytes = slotBytesFor(this.maxInnerMtu);
     this.testMode = opts.tunFd === null;
     this.directWriteFd = opts.tunFd === null ? -1 : opts.tunWriteFd ?? opts.tunFd;
+    this.inlineSeal = opts.cryptoModule === undefined ? nativeSealSlots : null;
     this.tunHeader = opts.tunVnetHdr === true ? VIRTIO_NET_HDR_LEN : 0;
     this.workerSendDepth = opts.workerSendDepth ?? WORKER_SEND_DEPTH;
     this.udpReader = opts.udp !== undefined;
@@ -749,8 +768,32 @@ export class Pipeline {
         unpublished = 0;
       }
     }
-    if (unpublished !== 0) this.publishRouted(seq, unpublished);
+    if (unpublished === 0) return true;
+    if (this.inlineSeal !== null && ((seq - this.retired[RING_TUN]!) | 0) <= INLINE_SEAL_MAX) this.sealInline(ring, seq);
+    else this.publishRouted(seq, unpublished);
     return true;
+  }
+
+  /**
+   * TUN ring, idle (INLINE_SEAL_MAX): publish the routed slots up to `seq` without waking the
+   * workers, then claim and seal them here like a worker would (a worker that happens to be awake
+   * may claim one first; it then seals and sends it). The release stage of this same drain sends
+   * what main sealed, in order, holding the flush lock.
+   */
+  private sealInline(ring: RingView, seq: number): void {
+    this.ready[RING_TUN] = seq;
+    Atomics.store(this.ctl, ring.iReady, seq);
+    const list = this.inlineList;
+    let n = 0;
+    while (n < list.length) {
+      const s = ring.claim(MAIN_CRYPTING);
+      if (s < 0) break;
+      list[n++] = s;
+    }
+    if (n === 0) return;
+    this.inlineSeal!(ring.data, ring.slotBytes, ring.meta, this.keys.bytes, list, n, this.inlineOk);
+    for (let i = 0; i < n; i++) ring.finish(list[i]!, this.inlineOk[i] === 1 ? SlotState.DONE : SlotState.FAILED);
+    this.stats[STAT_MAIN + MAIN_INLINE_SEALED]! += n;
   }
 
   /**

@@ -24,7 +24,7 @@ import { REJECT_AFTER_TIME } from '../constants.js';
 import { DROP_REASONS } from '../protocol/drops.js';
 import { Stat, STATS_PER_PEER } from '../protocol/peer.js';
 import {
-  CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAIN_WAKEUPS, MAIN_WORKER_RESTARTS, R_BYTES,
+  CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAIN_INLINE_SEALED, MAIN_WAKEUPS, MAIN_WORKER_RESTARTS, R_BYTES,
   R_FULL_WAITS, R_PACKETS, R_READS, R_SUPER, RING_NAMES, STAT_MAIN, STAT_READER, STAT_UDP_READER, STAT_WRITER, U_CALLS, U_DATAGRAMS,
   U_FAST, U_FULL_WAITS, U_INLINE_OPENED, W_BYTES, W_PACKETS, W_WRITES, statDrop, statWorker,
 } from '../dataplane/layout.js';
@@ -428,6 +428,9 @@ export class WirepoolMetrics {
     dataplaneCounter('wireguard_udp_received_datagrams_total',
       'Datagrams the UDP reader thread received: all, keyed (transport messages it found the session key for itself, so main did not classify them), opened_inline (of those, decrypted by the reader itself in a small batch).',
       'kind', [['all', STAT_UDP_READER + U_DATAGRAMS], ['keyed', STAT_UDP_READER + U_FAST], ['opened_inline', STAT_UDP_READER + U_INLINE_OPENED]]);
+    dataplaneCounter('wireguard_dataplane_inline_crypto_total',
+      'Transport messages crypted without a crypto worker, for latency when the path is idle: main_seal (sealed by the main thread: at most 2 routed packets in the ring), udp_reader_open (opened by the UDP reader thread in a batch of at most 2).',
+      'kind', [['main_seal', STAT_MAIN + MAIN_INLINE_SEALED], ['udp_reader_open', STAT_UDP_READER + U_INLINE_OPENED]]);
     dataplaneCounter('wireguard_tun_gso_superpackets_total',
       'GSO super-packets read from TUN and split into MTU-sized packets (TSO/USO offload).',
       'direction', [['outbound', STAT_READER + R_SUPER]]);
