@@ -43,6 +43,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     const device = await Device.create({ ifname, tun, workers: opts.workers, log });
     cleanups.unshift(() => device.close());
     if (loaded !== null) {
+      device.peerNames = loaded.metrics.friendlyNames; // log lines name peers as the metrics do
       applyConfig(device, loaded.config);
       device.countConfigReload(true);
     }
@@ -92,6 +93,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         const next = await loadConfigFile(file, opts.metrics);
         if (stopping) return;
         await metrics.apply(next.metrics, () => applyConfig(device, next.config, 'sync'));
+        device.peerNames = next.metrics.friendlyNames;
         device.countConfigReload(true);
         log.info('configuration reloaded', { file });
       } catch (err) {

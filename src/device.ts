@@ -24,6 +24,7 @@ import { udpNative } from './io/udp-native.js';
 import { type Logger } from './log.js';
 import { HandshakeStats } from './metrics/handshakes.js';
 import { type MetricsDataplane, type MetricsDeviceInfo, type MetricsPeer, type MetricsSource } from './metrics/source.js';
+import { peerLabel } from './peer-name.js';
 import { formatPrefix } from './protocol/allowedips.js';
 import { DROP_REASONS, DropCounters } from './protocol/drops.js';
 import { endpointFromBytes, formatEndpoint, withoutSource } from './protocol/endpoint.js';
@@ -69,6 +70,8 @@ export class Device implements UapiDevice, MetricsSource {
   /** growSlots() is replacing the pipeline. */
   private growing = false;
   readonly uapiRequests = new Map<string, number>();
+  /** Base64 public key → friendly name (`# friendly_name` in the config file): added to log lines naming the peer. */
+  peerNames: ReadonlyMap<string, string> = new Map();
   /** Installed keypairs by key-table id, and their receiver indices in shared memory (UDP reader fast path). */
   private readonly keypairById: (Keypair | undefined)[] = [];
   private readonly indexMap = ReceiverIndexMap.create(DEFAULT_KEYPAIR_CAPACITY);
@@ -85,11 +88,13 @@ export class Device implements UapiDevice, MetricsSource {
       keypairCreated: (kp) => this.installKeys(kp),
       keypairRetired: (kp) => this.retireKeys(kp),
       handshakeCompleted: (peer, isInitiator) => {
-        this.log.verbose('handshake complete', { peer: peer.name, role: isInitiator ? 'initiator' : 'responder' });
+        this.log.verbose('handshake complete', { ...peerLabel(peer.publicKey, this.peerNames), role: isInitiator ? 'initiator' : 'responder' });
         this.handshakeStats.completed(peer.id, isInitiator);
       },
       handshakeMessage: (type, direction, peer) => this.handshakeStats.message(type, direction, peer ? peer.id : -1),
       log: (level, msg, fields) => (level === 'error' ? this.log.error(msg, fields) : this.log.verbose(msg, fields)),
+      logVerbose: opts.log.level === 'verbose',
+      peerLabel: (peer) => peerLabel(peer.publicKey, this.peerNames),
     };
     // Per-peer counters and drop counters live in shared memory, so any thread (metrics,
     // workers) can read them without a message.

@@ -1,4 +1,4 @@
-// Structured logger: one JSON object per line, to stderr or a given stream.
+// Structured logger: one JSON object per line, to stderr or a given stream, written by pino.
 //
 // Line shape: {"time":"<ISO 8601>","level":"error"|"info"|"verbose","ifname":"wg0","msg":"...",...fields}
 // Levels follow wireguard-go's LOG_LEVEL environment variable: 'silent'
@@ -10,8 +10,18 @@
 // 32 bytes, the size of every WireGuard key, and any field whose name contains "private",
 // "preshared" or "secret" become "[redacted]". Other byte arrays are logged as their length
 // only. Public keys must be passed as base64 strings. The message text is not inspected:
-// never put key material into it.
+// never put key material into it. pino's own `redact` takes fixed paths, which cannot say
+// "any 32-byte array at any depth", so the guard runs here, before pino sees the fields.
+//
+// How pino is set up to write that shape: pino writes a line as the level formatter's JSON
+// (without its closing brace), then the timestamp string, then its bindings (here only
+// ifname), then the call's fields, then the message. Our level formatter writes nothing ("{"),
+// the timestamp writes `"time":"…","level":"…"` (one pino instance per line level, so that
+// string is fixed but for the time), and the message is passed as the first field, followed by
+// a child logger's fields, so both come before the line's own fields. test/log.test.ts pins
+// the shape, so a pino release that changes this order fails there.
 
+import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
 import { KEY_LEN } from './constants.js';
 
 export type LogLevel = 'silent' | 'error' | 'verbose';
@@ -90,41 +100,70 @@ function sanitizeFields(fields: LogFields, depth: number): LogFields {
   return out;
 }
 
-/** Copies already-sanitized fields into a line; the fixed keys cannot be overwritten. */
-function addFields(line: LogFields, fields: LogFields): void {
-  for (const key of Object.keys(fields)) if (!RESERVED.has(key)) line[key] = fields[key];
+/** Copies sanitized fields into a line's fields; the fixed keys cannot be overwritten. */
+function addFields(out: LogFields, fields: LogFields): void {
+  for (const key of Object.keys(fields)) if (!RESERVED.has(key)) out[key] = sanitize(key, fields[key], 0);
 }
 
-const LEVEL_RANK: Record<LogLevel, number> = { silent: 0, error: 1, verbose: 2 };
+type LineLevel = 'error' | 'info' | 'verbose';
+/** pino's numbers: a line is written when its number is at least the logger's threshold. */
+const PINO_LEVELS: Record<LineLevel, number> = { error: 50, info: 30, verbose: 20 };
+/** LOG_LEVEL → pino threshold: 'error' passes error lines only, 'verbose' also info and verbose. */
+const THRESHOLD: Record<LogLevel, string> = { silent: 'silent', error: 'error', verbose: 'verbose' };
+
+type Pino = PinoLogger<LineLevel, boolean>;
+
+function pinoFor(lineLevel: LineLevel, options: LoggerOptions, stream: DestinationStream): Pino {
+  const afterTime = `","level":"${lineLevel}"`;
+  return pino<LineLevel, true>(
+    {
+      level: THRESHOLD[options.level],
+      customLevels: PINO_LEVELS,
+      useOnlyCustomLevels: true,
+      base: { ifname: options.ifname },
+      messageKey: 'msg',
+      // The guard already made every value plain; pino's default `err` serializer would add a stack.
+      serializers: { err: (value: unknown) => value },
+      formatters: { level: () => ({}) },
+      timestamp: () => `"time":"${new Date().toISOString()}${afterTime}`,
+    },
+    stream,
+  );
+}
 
 export function createLogger(options: LoggerOptions): Logger {
-  const stream = options.stream ?? process.stderr;
-  return makeLogger(options.level, options.ifname, stream, {});
+  // process.stderr, not pino.destination(2): on Linux its writes to files, pipes and terminals
+  // are synchronous already (a crash loses no line), and it is the stream tests and embedders replace.
+  const stream = (options.stream ?? process.stderr) as DestinationStream;
+  return wrap(options.level, pinoFor('error', options, stream), pinoFor('info', options, stream), pinoFor('verbose', options, stream), {});
 }
 
-function makeLogger(level: LogLevel, ifname: string, stream: NonNullable<LoggerOptions['stream']>, base: LogFields): Logger {
-  const rank = LEVEL_RANK[level];
-
-  const write = (lineLevel: 'error' | 'info' | 'verbose', msg: string, fields: LogFields | undefined): void => {
-    const line: LogFields = { time: new Date().toISOString(), level: lineLevel, ifname, msg };
-    addFields(line, base);
-    if (fields !== undefined) addFields(line, sanitizeFields(fields, 0));
-    stream.write(JSON.stringify(line) + '\n');
+function wrap(level: LogLevel, e: Pino, i: Pino, v: Pino, base: LogFields): Logger {
+  // Checked before the fields are sanitized, so a line that is not written costs nothing.
+  const errorOn = e.isLevelEnabled('error');
+  const verboseOn = v.isLevelEnabled('verbose');
+  // The message goes in as the first field (pino would write it last), then the child's fields
+  // (as plain fields, not pino bindings: those would come before the message).
+  const line = (msg: string, fields: LogFields | undefined): LogFields => {
+    const out: LogFields = { msg, ...base };
+    if (fields !== undefined) addFields(out, fields);
+    return out;
   };
-
   return {
     level,
     error(msg, fields) {
-      if (rank >= LEVEL_RANK.error) write('error', msg, fields);
+      if (errorOn) e.error(line(msg, fields));
     },
     info(msg, fields) {
-      if (rank >= LEVEL_RANK.verbose) write('info', msg, fields);
+      if (verboseOn) i.info(line(msg, fields));
     },
     verbose(msg, fields) {
-      if (rank >= LEVEL_RANK.verbose) write('verbose', msg, fields);
+      if (verboseOn) v.verbose(line(msg, fields));
     },
     child(fields) {
-      return makeLogger(level, ifname, stream, { ...base, ...sanitizeFields(fields, 0) });
+      const more: LogFields = { ...base };
+      addFields(more, fields);
+      return wrap(level, e, i, v, more);
     },
   };
 }

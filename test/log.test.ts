@@ -117,6 +117,27 @@ t.test('child loggers add fields, also redacted', async (t) => {
   t.notMatch(c.raw(), /zzz/);
 });
 
+t.test('each key once per line (pino appends, so nothing may repeat a fixed or child key)', async (t) => {
+  const c = capture('verbose');
+  const child = c.log.child({ peer: 'A', msg: 'evil', level: 'error' }).child({ endpoint: '192.0.2.1:51820' });
+  child.info('up', { peer: 'B', time: 1, attempt: 2 });
+  const raw = c.raw();
+  for (const key of ['time', 'level', 'ifname', 'msg', 'peer', 'endpoint', 'attempt']) {
+    t.equal(raw.split(`"${key}":`).length - 1, 1, `"${key}" once`);
+  }
+  const [line] = c.lines();
+  t.same(Object.keys(line!), ['time', 'level', 'ifname', 'msg', 'peer', 'endpoint', 'attempt'], 'a line field replaces a child field in place');
+  t.same(line, { time: line!.time, level: 'info', ifname: 'wg0', msg: 'up', peer: 'B', endpoint: '192.0.2.1:51820', attempt: 2 });
+  t.equal(child.level, 'verbose');
+});
+
+t.test('silent: nothing, not even errors, from the logger or its children', async (t) => {
+  const c = capture('silent');
+  c.log.error('e', { a: 1 });
+  c.log.child({ x: 1 }).error('e');
+  t.equal(c.raw(), '');
+});
+
 t.test('writes to stderr by default', async (t) => {
   const original = process.stderr.write;
   let got = '';

@@ -563,6 +563,22 @@ t.test('keys never reach the log', async (t) => {
   }
 });
 
+t.test('log lines name peers by base64 public key, with the friendly name when there is one', async (t) => {
+  const logs: [string, object | undefined][] = [];
+  const log = (_level: string, msg: string, fields?: object): void => {
+    logs.push([msg, fields]);
+  };
+  const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+  const dev = Object.assign(new FakeDevice(), { peerNames: new Map([[b64(key(2)), "bob's laptop"]]) });
+  converse(new UapiSession(dev, log), [`set=1\npublic_key=${keyHex(1)}\npublic_key=${keyHex(2)}\nremove=true\n\n`], true);
+  t.same(logs, [
+    ['UAPI: Created peer', { peer: b64(key(1)) }],
+    ['UAPI: Created peer', { peer: b64(key(2)), friendly_name: "bob's laptop" }],
+    ['UAPI: Removing peer', { peer: b64(key(2)), friendly_name: "bob's laptop" }],
+  ]);
+  t.notMatch(JSON.stringify(logs), keyHex(1).slice(0, 16), 'no hex public keys');
+});
+
 // ---- socket server ----------------------------------------------------------------
 
 function tmpDir(t: { teardown(fn: () => void): void }): string {

@@ -18,10 +18,12 @@ import {
 } from '../constants.js';
 import { type Crypto, constantTimeEqual } from '../crypto/crypto.js';
 import { toHex } from '../hex.js';
+import { LogLimiter } from '../log-limit.js';
+import { type PeerLabel, peerKeyBase64 } from '../peer-name.js';
 import { AllowedIPs } from './allowedips.js';
 import { CookieChecker } from './cookie.js';
 import { type DropReason, Direction, DropCounters } from './drops.js';
-import { type Endpoint, endpointSourceKey, sameEndpoint } from './endpoint.js';
+import { type Endpoint, endpointSourceKey, formatEndpoint, sameEndpoint } from './endpoint.js';
 import { IndexTable } from './indextable.js';
 import { Keypair } from './keypair.js';
 import { Initiation, Response, readU32 } from './messages.js';
@@ -67,6 +69,10 @@ export interface EngineHooks {
   handshakeCompleted?(peer: Peer, isInitiator: boolean): void;
   handshakeMessage?(type: number, direction: Direction, peer: Peer | null): void;
   log?(level: 'error' | 'verbose', msg: string, fields?: Record<string, unknown>): void;
+  /** Whether `log` writes verbose lines (default: true); when false the engine builds none. */
+  readonly logVerbose?: boolean;
+  /** The fields that name a peer in log lines (default: { peer: base64 public key }). */
+  peerLabel?(peer: Peer): PeerLabel;
 }
 
 export interface EngineOptions {
@@ -114,6 +120,13 @@ export class Engine {
   private isUp = false;
   private readonly scratchInitiation = new Uint8Array(Initiation.SIZE);
   private readonly scratchResponse = new Uint8Array(Response.SIZE);
+  /**
+   * Verbose lines (wireguard-go's Verbosef: handshake messages, invalid ones with their source,
+   * keypairs, roaming, timers) are built only when the host wants them, and rate-limited per
+   * kind (src/log-limit.ts). Never per transport message: only handshakes, roaming and timers log.
+   */
+  private readonly verbose: boolean;
+  private readonly logLimit: LogLimiter;
 
   constructor(opts: EngineOptions) {
     this.crypto = opts.crypto;
@@ -128,6 +141,8 @@ export class Engine {
     this.checker = new CookieChecker(c);
     this.rateLimiter = new RateLimiter({ seed: readU32(c.randomBytes(4), 0) });
     this.init = initialState(c);
+    this.verbose = this.hooks.log !== undefined && this.hooks.logVerbose !== false;
+    this.logLimit = new LogLimiter(() => this.clock.now());
   }
 
   // ───────────────────────── configuration ─────────────────────────
@@ -276,7 +291,7 @@ export class Engine {
   receiveHandshake(msg: Uint8Array, src: Endpoint, underLoad: boolean): DropReason | null {
     const now = this.clock.now();
     const type = msg[0]!;
-    if (type === MESSAGE_COOKIE_REPLY) return this.receiveCookieReply(msg, now);
+    if (type === MESSAGE_COOKIE_REPLY) return this.receiveCookieReply(msg, src, now);
     if (!this.identity) return 'unknown_peer';
     const refused = this.checkMacs(msg, src, underLoad, now);
     if (refused !== null) return refused;
@@ -285,7 +300,10 @@ export class Engine {
 
   /** §7 in order: mac1; under load, mac2 (else a cookie reply) and then the per-source rate limiter. */
   private checkMacs(msg: Uint8Array, src: Endpoint, underLoad: boolean, now: number): DropReason | null {
-    if (!this.checker.checkMac1(msg)) return this.drop('invalid_mac');
+    if (!this.checker.checkMac1(msg)) {
+      if (this.verbose) this.logInvalid('Received packet with invalid mac1', 'invalid_mac', src, null);
+      return this.drop('invalid_mac');
+    }
     if (!underLoad) return null;
     const source = endpointSourceKey(src);
     if (!this.checker.checkMac2(msg, source, now)) {
@@ -299,19 +317,29 @@ export class Engine {
 
   private receiveInitiation(msg: Uint8Array, src: Endpoint, now: number): DropReason | null {
     const id = this.identity!;
-    let unknownPeer = false;
+    let unknownPeer: Uint8Array | null = null;
     const res = consumeInitiation(this.crypto, this.init, id, msg, (pub) => {
       const peer = this.peersByKey.get(toHex(pub));
-      if (!peer) unknownPeer = true;
+      if (!peer) unknownPeer = pub;
       return peer?.handshake;
     });
-    if (!res) return this.drop(unknownPeer ? 'unknown_peer' : 'decrypt_failed');
+    if (!res) {
+      const reason = unknownPeer ? 'unknown_peer' : 'decrypt_failed';
+      if (this.verbose) this.logInvalid(INVALID_INITIATION, reason, src, unknownPeer);
+      return this.drop(reason);
+    }
     const peer = this.peersByKey.get(toHex(res.consumed.remoteStatic))!;
     const verdict = checkInitiation(res.hs, res.consumed, now, HANDSHAKE_INITIATION_RATE);
-    if (verdict === InitiationVerdict.Replay) return this.drop('replay');
-    if (verdict === InitiationVerdict.Flood) return this.drop('handshake_flood');
+    if (verdict !== InitiationVerdict.Accept) {
+      const reason = verdict === InitiationVerdict.Replay ? 'replay' : 'handshake_flood';
+      if (this.verbose) this.logInvalid(INVALID_INITIATION, reason, src, peer);
+      return this.drop(reason);
+    }
     if (peer.handshake.localIndex) this.index.delete(peer.handshake.localIndex);
     commitInitiation(peer.handshake, res.consumed, now);
+    if (this.verbose && this.logAllowed(RECEIVED_INITIATION)) {
+      this.hooks.log!('verbose', RECEIVED_INITIATION, { ...this.peerFields(peer), src: formatEndpoint(src) });
+    }
     this.hooks.handshakeMessage?.(MESSAGE_INITIATION, Direction.Inbound, peer);
     this.stats[peer.id * STATS_PER_PEER + Stat.RxBytes] += msg.length;
     this.roam(peer, src);
@@ -335,21 +363,33 @@ export class Engine {
     entry.keypair = kp;
     this.hooks.keypairCreated(kp);
     peer.keypairs.installAsResponder(kp);
+    if (this.verbose) this.logKeypairCreated(peer, kp);
     this.timersSessionDerived(peer, now);
     peer.cookieGenerator.addMacs(out, now);
     peer.lastSentHandshake = now;
+    if (this.verbose) this.logPeer(SENDING_RESPONSE, peer);
     this.sendHandshakeMessage(peer, out, MESSAGE_RESPONSE, now);
   }
 
   private receiveResponse(msg: Uint8Array, src: Endpoint, now: number): DropReason | null {
     const entry = this.index.get(readU32(msg, Response.RECEIVER));
-    if (!entry || entry.keypair) return this.drop('unknown_index');
+    if (!entry || entry.keypair) {
+      if (this.verbose) this.logInvalid(INVALID_RESPONSE, 'unknown_index', src, null);
+      return this.drop('unknown_index');
+    }
     const peer = entry.peer;
     const hs = peer.handshake;
     if (hs.state !== HandshakeState.InitiationCreated || hs.localIndex !== readU32(msg, Response.RECEIVER)) {
+      if (this.verbose) this.logInvalid(INVALID_RESPONSE, 'unknown_index', src, peer);
       return this.drop('unknown_index');
     }
-    if (!consumeResponse(this.crypto, this.identity!, hs, msg)) return this.drop('decrypt_failed');
+    if (!consumeResponse(this.crypto, this.identity!, hs, msg)) {
+      if (this.verbose) this.logInvalid(INVALID_RESPONSE, 'decrypt_failed', src, peer);
+      return this.drop('decrypt_failed');
+    }
+    if (this.verbose && this.logAllowed(RECEIVED_RESPONSE)) {
+      this.hooks.log!('verbose', RECEIVED_RESPONSE, { ...this.peerFields(peer), src: formatEndpoint(src) });
+    }
     this.hooks.handshakeMessage?.(MESSAGE_RESPONSE, Direction.Inbound, peer);
     this.stats[peer.id * STATS_PER_PEER + Stat.RxBytes] += msg.length;
     this.roam(peer, src);
@@ -358,6 +398,7 @@ export class Engine {
     entry.keypair = kp;
     this.hooks.keypairCreated(kp);
     peer.keypairs.installAsInitiator(kp);
+    if (this.verbose) this.logKeypairCreated(peer, kp);
     this.timersSessionDerived(peer, now);
     this.timersHandshakeComplete(peer, true);
     this.timersAnyAuthenticatedPacketTraversal(peer, now);
@@ -368,10 +409,17 @@ export class Engine {
     return null;
   }
 
-  private receiveCookieReply(msg: Uint8Array, now: number): DropReason | null {
+  private receiveCookieReply(msg: Uint8Array, src: Endpoint, now: number): DropReason | null {
     const entry = this.index.get(readU32(msg, 4));
-    if (!entry) return this.drop('unknown_index');
-    if (!entry.peer.cookieGenerator.consumeReply(msg, now)) return this.drop('decrypt_failed');
+    if (!entry) {
+      if (this.verbose) this.logInvalid(INVALID_COOKIE_REPLY, 'unknown_index', src, null);
+      return this.drop('unknown_index');
+    }
+    if (!entry.peer.cookieGenerator.consumeReply(msg, now)) {
+      if (this.verbose) this.logInvalid(INVALID_COOKIE_REPLY, 'decrypt_failed', src, entry.peer);
+      return this.drop('decrypt_failed');
+    }
+    if (this.verbose) this.logPeer('Received cookie reply', entry.peer);
     this.hooks.handshakeMessage?.(MESSAGE_COOKIE_REPLY, Direction.Inbound, entry.peer);
     return null;
   }
@@ -396,6 +444,7 @@ export class Engine {
       return;
     }
     peer.cookieGenerator.addMacs(out, now);
+    if (this.verbose) this.logPeer('Sending handshake initiation', peer);
     this.sendHandshakeMessage(peer, out, MESSAGE_INITIATION, now);
     this.timers.arm(peer, peer.timers, TimerKind.RetransmitHandshake, now + REKEY_TIMEOUT + this.jitter());
   }
@@ -519,7 +568,10 @@ export class Engine {
     const now = this.clock.now();
     if (!src.isEndpoint(peer.endpoint)) { // roaming (§8): replies go where the authenticated packet came from
       const ep = src.endpoint();
-      if (ep) peer.endpoint = ep;
+      if (ep) {
+        if (this.verbose) this.logEndpointChanged(peer, peer.endpoint, ep);
+        peer.endpoint = ep;
+      }
     }
     if (peer.keypairs.receivedWith(kp)) {
       this.timersHandshakeComplete(peer, false);
@@ -544,7 +596,9 @@ export class Engine {
 
   private roam(peer: Peer, src: Endpoint): void {
     const ep = peer.endpoint;
-    if (!ep || !sameEndpoint(ep, src)) peer.endpoint = src;
+    if (ep && sameEndpoint(ep, src)) return;
+    if (this.verbose) this.logEndpointChanged(peer, ep, src);
+    peer.endpoint = src;
   }
 
   // ───────────────────────── timers (§6) ─────────────────────────
@@ -560,13 +614,15 @@ export class Engine {
       if (!peer.removed) this.expired(peer, kind, now);
     });
     this.rateLimiter.gc(now);
+    // Counts of suppressed lines are written once their kind may log again, even if it went quiet.
+    if (this.verbose) this.logLimit.drain((kind, n) => this.logSuppressed(kind, n));
   }
 
   private expired(peer: Peer, kind: TimerKind, now: number): void {
     switch (kind) {
       case TimerKind.RetransmitHandshake:
         if (peer.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
-          this.hooks.log?.('verbose', 'handshake did not complete after 20 attempts, giving up', { peer: peer.name });
+          if (this.verbose) this.logPeer('handshake did not complete after 20 attempts, giving up', peer);
           this.timers.cancel(peer.timers, TimerKind.SendKeepalive);
           this.dropStaged(peer);
           if (!peer.timers.isPending(TimerKind.ZeroKeyMaterial)) {
@@ -574,7 +630,9 @@ export class Engine {
           }
         } else {
           peer.handshakeAttempts++;
-          this.hooks.log?.('verbose', 'handshake did not complete after 5 seconds, retrying', { peer: peer.name, attempt: peer.handshakeAttempts + 1 });
+          if (this.verbose && this.logAllowed(RETRYING)) {
+            this.hooks.log!('verbose', RETRYING, { ...this.peerFields(peer), attempt: peer.handshakeAttempts + 1 });
+          }
           this.sendInitiation(peer, true);
         }
         return;
@@ -586,11 +644,11 @@ export class Engine {
         }
         return;
       case TimerKind.NewHandshake:
-        this.hooks.log?.('verbose', 'retrying handshake because we stopped hearing back', { peer: peer.name });
+        if (this.verbose) this.logPeer('retrying handshake because we stopped hearing back', peer);
         this.sendInitiation(peer, false);
         return;
       case TimerKind.ZeroKeyMaterial:
-        this.hooks.log?.('verbose', 'removing all keys, since we have not received a new one in a while', { peer: peer.name });
+        if (this.verbose) this.logPeer('removing all keys, since we have not received a new one in a while', peer);
         this.zeroAndFlush(peer);
         return;
       case TimerKind.PersistentKeepalive:
@@ -662,7 +720,64 @@ export class Engine {
     this.drops.count(Direction.Inbound, reason);
     return reason;
   }
+
+  // ───────────────────────── verbose log lines (callers check this.verbose first) ─────────────────────────
+
+  /** Whether a line of `kind` may be written now; first writes how many were suppressed before it. */
+  private logAllowed(kind: string): boolean {
+    const suppressed = this.logLimit.take(kind);
+    if (suppressed > 0) this.logSuppressed(kind, suppressed);
+    return suppressed >= 0;
+  }
+
+  private logSuppressed(kind: string, n: number): void {
+    this.hooks.log!('verbose', `suppressed ${n} similar lines`, { of: kind, suppressed: n });
+  }
+
+  private peerFields(peer: Peer): PeerLabel {
+    return this.hooks.peerLabel?.(peer) ?? { peer: peer.name };
+  }
+
+  private logPeer(msg: string, peer: Peer): void {
+    if (this.logAllowed(msg)) this.hooks.log!('verbose', msg, this.peerFields(peer));
+  }
+
+  /**
+   * A handshake message refused, with where it came from and, when it got that far, who sent
+   * it: our peer, or the public key of a sender that is not one (what the operator would add).
+   */
+  private logInvalid(msg: string, reason: DropReason, src: Endpoint, sender: Peer | Uint8Array | null): void {
+    // One bucket per reason: a flood of one kind of garbage does not hide the others.
+    if (!this.logAllowed(`${msg} (${reason})`)) return;
+    const who = sender === null ? null : sender instanceof Peer ? this.peerFields(sender) : { peer: peerKeyBase64(sender) };
+    this.hooks.log!('verbose', msg, { ...who, src: formatEndpoint(src), reason });
+  }
+
+  private logKeypairCreated(peer: Peer, kp: Keypair): void {
+    if (this.logAllowed(KEYPAIR_CREATED)) {
+      this.hooks.log!('verbose', KEYPAIR_CREATED, { ...this.peerFields(peer), role: kp.isInitiator ? 'initiator' : 'responder' });
+    }
+  }
+
+  /** Roaming: only a change of remote address or port is worth a line (not of our sticky source). */
+  private logEndpointChanged(peer: Peer, from: Endpoint | null, to: Endpoint): void {
+    const before = from === null ? null : formatEndpoint(from);
+    const after = formatEndpoint(to);
+    if (before === after || !this.logAllowed(ENDPOINT_CHANGED)) return;
+    this.hooks.log!('verbose', ENDPOINT_CHANGED, { ...this.peerFields(peer), from: before, to: after });
+  }
 }
+
+// Verbose messages, as wireguard-go words them where it has one.
+const INVALID_INITIATION = 'Received invalid initiation message';
+const INVALID_RESPONSE = 'Received invalid response message';
+const INVALID_COOKIE_REPLY = 'Received invalid cookie reply';
+const RECEIVED_INITIATION = 'Received handshake initiation';
+const SENDING_RESPONSE = 'Sending handshake response';
+const RECEIVED_RESPONSE = 'Received handshake response';
+const KEYPAIR_CREATED = 'Keypair created';
+const ENDPOINT_CHANGED = 'Endpoint changed';
+const RETRYING = 'handshake did not complete after 5 seconds, retrying';
 
 const EMPTY = new Uint8Array(0);
 

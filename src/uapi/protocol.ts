@@ -31,6 +31,7 @@
 // Private and preshared keys never appear in logs or error messages.
 
 import { toHex } from '../hex.js';
+import { peerLabel } from '../peer-name.js';
 import { parseAddress, parsePrefix } from '../protocol/ipaddr.js';
 
 /** Errno values as wireguard-go writes them (negative; ipc/uapi_unix.go). */
@@ -97,6 +98,8 @@ export interface UapiDevice {
   removeAllowedIp(pub: Uint8Array, addr: Uint8Array, cidr: number): void;
   /** Called once at the end of each successful or failed set request (e.g. to start handshakes / persist). */
   commit?(): void;
+  /** Base64 public key → friendly name, for log lines naming a peer (src/peer-name.ts). */
+  readonly peerNames?: ReadonlyMap<string, string>;
 }
 
 export type UapiLog = (level: 'error' | 'verbose', msg: string, fields?: object) => void;
@@ -499,7 +502,7 @@ export class UapiSession {
       const failed = this.deviceCall(UAPI_ERRNO.INVALID, 'failed to create new peer', () => this.device.createPeer(pub));
       if (failed) return failed;
       ctx.created = true;
-      this.log('verbose', 'UAPI: Created peer', { peer: toHex(pub) });
+      this.log('verbose', 'UAPI: Created peer', peerLabel(pub, this.device.peerNames));
     }
     return null;
   }
@@ -520,7 +523,7 @@ export class UapiSession {
       case 'remove':
         if (value !== 'true') return invalid(`failed to set remove, invalid value: ${printable(value)}`);
         if (live) {
-          this.log('verbose', 'UAPI: Removing peer', { peer: toHex(pub) });
+          this.log('verbose', 'UAPI: Removing peer', peerLabel(pub, this.device.peerNames));
           dev.removePeer(pub);
         }
         ctx.dummy = true;
