@@ -698,21 +698,21 @@ static napi_value js_set_mtu(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// getMtu(name) → mtu: SIOCGIFMTU; throws with errno.
+// getMtu(name) → mtu: SIOCGIFMTU; throws with errno. Called once per read batch (the MTU applies
+// from the next packet), so each thread keeps its ioctl socket instead of opening one per call.
+static __thread int mtu_sock = -1;
+
 static napi_value js_get_mtu(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   struct ifreq ifr;
   if (get_args(env, info, 1, argv) != 0 || get_ifname(env, argv[0], &ifr) != 0) return type_error(env, "getMtu(name)");
-  int s = mtu_socket();
-  if (s < 0) {
+  if (mtu_sock < 0) mtu_sock = mtu_socket();
+  if (mtu_sock < 0) {
     throw_errno(env, errno, "socket", "cannot read the MTU");
     return NULL;
   }
-  int r = ioctl(s, SIOCGIFMTU, &ifr);
-  int e = errno;
-  close(s);
-  if (r != 0) {
-    throw_errno(env, e, "SIOCGIFMTU", "cannot read the MTU");
+  if (ioctl(mtu_sock, SIOCGIFMTU, &ifr) != 0) {
+    throw_errno(env, errno, "SIOCGIFMTU", "cannot read the MTU");
     return NULL;
   }
   return make_int(env, ifr.ifr_mtu);

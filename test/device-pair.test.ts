@@ -26,7 +26,7 @@ import { UapiSession } from '../src/uapi/protocol.js';
 import { nodeCrypto } from '../src/crypto/crypto.js';
 import { udpNativeAvailable } from '../src/io/udp-native.js';
 import {
-  MAIN_INLINE_SEALED, R_PACKETS, R_READS, STAT_MAIN, STAT_READER, STAT_UDP_READER, STAT_WRITER, U_DATAGRAMS, W_ERRORS, W_PACKETS,
+  MAIN_INLINE_SEALED, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, R_PACKETS, R_READS, STAT_MAIN, STAT_READER, STAT_UDP_READER, STAT_WRITER, U_DATAGRAMS, W_ERRORS, W_PACKETS,
 } from '../src/dataplane/layout.js';
 import { MemTun } from './helpers/memtun.js';
 import { makePrng, type Prng, testSeed } from './helpers/seeded-prng.js';
@@ -311,6 +311,32 @@ async function steps(t: Test, { a, b, host }: Pair, prng: Prng, seed: number): P
     const [gotB, gotA] = await Promise.all([stream(a.tun, b.tun, ab, 'IPv4 A→B'), stream(b.tun, a.tun, ba, 'IPv4 B→A')]);
     sameStream(t, gotB, ab, 'IPv4 A→B', seed);
     sameStream(t, gotA, ba, 'IPv4 B→A', seed);
+  }
+
+  // 2b. Idle and load alternate, so the TUN device and the UDP sockets change hands between the
+  // I/O threads and main's event loop (src/dataplane/intake.ts) again and again: a lone packet is
+  // read by main (it owns idle inputs), a burst of 64 written at once makes main hand the input
+  // back to its thread. Nothing may be lost, duplicated or reordered across the hand-overs.
+  {
+    const cells = (s: Side): number[] => [MAIN_TUN_TAKEN, MAIN_TUN_GIVEN, MAIN_UDP_TAKEN, MAIN_UDP_GIVEN].map((c) => s.dev.dataplane.stats[STAT_MAIN + c]!);
+    const [aBefore, bBefore] = [cells(a), cells(b)];
+    const base = b.tun.received.length;
+    const sent: Uint8Array[] = [];
+    for (let r = 0; r < 30; r++) {
+      const lone = ipv4Udp(V4.a, V4.b, 60 + r, seq++, prng);
+      await a.tun.writeAll([lone]);
+      sent.push(lone);
+      await b.tun.until(() => b.tun.received.length - base >= sent.length, `round ${r}: the lone packet`);
+      const burst = randomStream(prng, 4, V4.a, V4.b, 64, seq);
+      seq += 64;
+      await a.tun.writeAll(burst);
+      sent.push(...burst);
+      await b.tun.until(() => b.tun.received.length - base >= sent.length, `round ${r}: the burst`);
+    }
+    sameStream(t, b.tun.received.slice(base), sent, 'A→B across idle/load hand-overs', seed);
+    const [aAfter, bAfter] = [cells(a), cells(b)];
+    t.ok(aAfter[0]! > aBefore[0]! && aAfter[1]! > aBefore[1]!, `A's TUN device went to main and back (taken ${aAfter[0]! - aBefore[0]!}, given back ${aAfter[1]! - aBefore[1]!} times)`);
+    t.ok(bAfter[2]! > bBefore[2]! && bAfter[3]! > bBefore[3]!, `B's UDP sockets went to main and back (taken ${bAfter[2]! - bBefore[2]!}, given back ${bAfter[3]! - bBefore[3]!} times)`);
   }
 
   // 3. IPv6 inner packets

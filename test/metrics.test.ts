@@ -12,7 +12,7 @@ import http from 'node:http';
 import { MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE } from '../src/constants.js';
 import { nodeCrypto } from '../src/crypto/crypto.js';
 import {
-  CW_BUSY_NS, CW_OPENED, CW_SEALED, R_PACKETS, R_READS, R_SUPER, STAT_READER, STAT_UDP_READER, U_CALLS, U_DATAGRAMS, U_FAST, U_FULL_WAITS, U_INLINE_OPENED, STAT_MAIN, MAIN_INLINE_SEALED, statWorker,
+  CW_BUSY_NS, CW_OPENED, CW_SEALED, R_PACKETS, R_READS, R_SUPER, STAT_READER, STAT_UDP_READER, U_CALLS, U_DATAGRAMS, U_FAST, U_FULL_WAITS, U_INLINE_OPENED, STAT_MAIN, MAIN_INLINE_SEALED, MAIN_UDP_GIVEN, MAIN_TUN_TAKEN, statWorker,
 } from '../src/dataplane/layout.js';
 import { parseMetricsConfig, resolveMetricsSettings } from '../src/metrics/config.js';
 import { ATTEMPT_TIMEOUT_MS, HANDSHAKE_DURATION_BUCKETS } from '../src/metrics/handshakes.js';
@@ -190,6 +190,8 @@ t.test('device-wide series: info, peers, drops, queues, workers, UAPI, config', 
   dp.stats[STAT_UDP_READER + U_FULL_WAITS] = 5;
   dp.stats[STAT_UDP_READER + U_INLINE_OPENED] = 7;
   dp.stats[STAT_MAIN + MAIN_INLINE_SEALED] = 6;
+  dp.stats[STAT_MAIN + MAIN_TUN_TAKEN] = 9;
+  dp.stats[STAT_MAIN + MAIN_UDP_GIVEN] = 4;
   dp.ringInFlight[2] = 17;
   f.src.handshakeQueue = { length: 200, capacity: 1024, underLoad: true };
   f.src.uapiRequests.set('get:0', 4).set('set:-22', 1);
@@ -225,6 +227,9 @@ t.test('device-wide series: info, peers, drops, queues, workers, UAPI, config', 
   t.equal(one(e, 'wireguard_tun_gso_superpackets_total').value, 2);
   t.equal(one(e, 'wireguard_dataplane_inline_crypto_total', { kind: 'main_seal' }).value, 6);
   t.equal(one(e, 'wireguard_dataplane_inline_crypto_total', { kind: 'udp_reader_open' }).value, 7);
+  t.equal(one(e, 'wireguard_dataplane_intake_handoffs_total', { input: 'tun', to: 'main' }).value, 9);
+  t.equal(one(e, 'wireguard_dataplane_intake_handoffs_total', { input: 'udp', to: 'thread' }).value, 4);
+  t.equal(one(e, 'wireguard_dataplane_intake_handoffs_total', { input: 'udp', to: 'main' }).value, 0);
   t.equal(one(e, 'wireguard_dataplane_backpressure_waits_total', { thread: 'udp_reader' }).value, 5);
   t.equal(one(e, 'wireguard_dataplane_backpressure_waits_total', { thread: 'tun_reader' }).value, 0);
   t.same(one(e, 'wireguard_uapi_requests_total', { op: 'set' }).labels, { interface: 'wg0', op: 'set', result: 'error', errno: '-22' });

@@ -174,6 +174,15 @@ export const CTL_UDP_GEN = CTL_UDP_FD4 + 2;
 export const CTL_UDP_GEN_SEEN = line(10);
 /** 1 while the UDP reader waits for free RECV slots (it waits on the RECV ring's C_FREED word). */
 export const CTL_UDP_READER_WAITING = line(11);
+/**
+ * Who reads the UDP sockets (INTAKE_THREAD / INTAKE_MAIN; src/dataplane/intake.ts): the UDP reader
+ * thread under load, the main thread's event loop at idle. Only the owner produces the RECV ring.
+ */
+export const CTL_UDP_OWNER = CTL_UDP_READER_WAITING + 1;
+/** Who reads the TUN device (as CTL_UDP_OWNER): the TUN reader thread, or main at idle. */
+export const CTL_TUN_OWNER = CTL_READER_WAITING + 1;
+export const INTAKE_THREAD = 0;
+export const INTAKE_MAIN = 1;
 /** The TUN interface's MTU as the TUN reader last read it (per read batch; 0 = unknown). Main pads to it. */
 export const CTL_TUN_MTU = line(12);
 const RING_CTL_BASE = 13;
@@ -247,6 +256,10 @@ export const MAIN_WAKEUPS = 0; // waitAsync resolutions
 export const MAIN_WORKER_RESTARTS = 1;
 export const MAIN_WORKER_NOTIFIES = 2; // times main notified sleeping workers
 export const MAIN_INLINE_SEALED = 3; // send-ring slots main sealed itself (idle: pipeline.ts INLINE_SEAL_MAX)
+export const MAIN_TUN_TAKEN = 4; // times main took over reading the TUN device from its thread (idle; intake.ts)
+export const MAIN_TUN_GIVEN = 5; // times main gave it back (load)
+export const MAIN_UDP_TAKEN = 6; // the same for the UDP sockets
+export const MAIN_UDP_GIVEN = 7;
 /** Row written by the UDP reader (workers/udp-reader.ts). */
 export const STAT_UDP_READER = row(RING_COUNT + 3);
 export const U_DATAGRAMS = 0;

@@ -10,6 +10,7 @@
 //   1 produced  TUN reader thread (workers/tun-reader.ts): native readSlots (poll, then reads until
 //               EAGAIN; GSO super-packets split into MTU-sized packets) into data[16, 16+len),
 //               FILLED, one C_PRODUCED store per batch, rings main. Full ring: waits on C_FREED.
+//               At idle main reads the device itself, with the same code (intake.ts, tun-intake.ts).
 //               Test mode (tunFd null): main produces with reserveTun()/publishTun().
 //   2 routed    main, in order: hooks.route() fills header data[0,16), zero padding, padded length,
 //               keypair id, counter, the endpoint words and the socket's fd (→ PENDING) or
@@ -34,7 +35,8 @@
 //   1 produced  UDP reader thread (workers/udp-reader.ts, option `udp`): native recvSlots (poll, then
 //               recvmmsg; UDP GRO super-datagrams split) into data[0, len) with the sender and our
 //               local address in the endpoint words, FILLED, one C_PRODUCED store per batch, rings
-//               main. Full ring: waits on C_FREED (the socket buffer holds the rest).
+//               main. Full ring: waits on C_FREED (the socket buffer holds the rest). At idle
+//               main reads the sockets itself, with the same code (intake.ts, udp-intake.ts).
 //               Without a UDP reader (tests): main's reserveRecv()/publishRecv() produce PENDING
 //               slots directly (stage 2 is the caller's).
 //   2 classified main, in order: hooks.classify(): a transport message to open (keypair id, counter
@@ -107,16 +109,22 @@ import { getSystemErrorName } from 'node:util';
 import { AEAD_TAG_LEN, MESSAGE_TRANSPORT_HEADER_SIZE, MESSAGE_TRANSPORT_MIN_SIZE } from '../constants.js';
 import { KeyTable } from './keytable.js';
 import {
-  CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_READER_WAITING, CTL_TUN_MTU, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE,
+  CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_OWNER, CTL_UDP_READER_WAITING, CTL_TUN_MTU, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_OWNER,
   CTL_TUN_GONE_ERRNO, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CTL_WRITER_WAITING, DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS,
   DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS, Drop, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_KEYPAIR,
-  M_LENGTH, M_PEER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_INLINE_SEALED, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
+  M_LENGTH, M_PEER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_INLINE_SEALED, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
   META_WORDS, RING_COUNT, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
   SlotState, STAT_WRITER, TunGoneCause, VIRTIO_NET_HDR_LEN, W_BYTES, W_PACKETS, cryptingState, slotBytesFor, statDrop,
 } from './layout.js';
 import { RingView, SEND_LOCK_MAIN, allocRing, ringMainBell, sendLockOwner, wakeWorkers } from './ring.js';
 import { Supervisor, TUN_READER_ID, TUN_WRITER_ID, UDP_READER_ID } from './supervisor.js';
 import { type SlotsFn, sealSlots as nativeSealSlots } from '../crypto/native-aead.js';
+import { udpNative } from '../io/udp-native.js';
+import { ReceiverIndexMap } from './indexmap.js';
+import { HAND_TO_THREAD_MIN, MainIntake } from './intake.js';
+import { UDP_INTAKE_BATCH, UdpIntake } from './udp-intake.js';
+import { TUN_INTAKE_BATCH, TunIntake } from './tun-intake.js';
+import { tunNative } from '../io/tun.js';
 
 export interface PipelineOptions {
   /** Number of crypto worker threads (1..MAX_WORKERS). */
@@ -309,6 +317,16 @@ export class Pipeline {
   private readonly udpWakeFd: number;
   private readonly udpIndexMap: SharedArrayBuffer | null;
   private readonly tunWakeFd: number;
+  /** Main's reading of the UDP sockets at idle (intake.ts); null without a UDP reader thread. */
+  private readonly udpMain: MainIntake | null;
+  private readonly udpIntake: UdpIntake | null;
+  /** Main's reading of the TUN device at idle (intake.ts); null in test mode. */
+  private readonly tunMain: MainIntake | null;
+  private readonly tunIntake: TunIntake | null;
+  private readonly tunFd: number;
+  /** A 1 ms retry per input, while main's addon state holds pieces the full ring has no room for. */
+  private udpRetry: ReturnType<typeof setTimeout> | null = null;
+  private tunRetry: ReturnType<typeof setTimeout> | null = null;
   /** Socket closes waiting for the UDP reader to acknowledge the generation that left them. */
   private readonly pendingUdpClose: { gen: number; run: () => void }[] = [];
   private recvFreedLocal = 0;
@@ -368,6 +386,21 @@ export class Pipeline {
     this.ctl[CTL_UDP_FD6] = -1;
     this.stats = new Float64Array(this.shared.stats);
     this.rings = [RING_TUN, RING_LOCAL, RING_RECV].map((r) => new RingView(r as RingId, this.ctl, this.shared.rings[r]!));
+    if (this.udpIndexMap !== null) {
+      this.udpIntake = new UdpIntake(this.rings[RING_RECV]!, this.keys, ReceiverIndexMap.attach(this.udpIndexMap), this.stats, udpNative());
+      this.udpMain = new MainIntake(this.ctl, CTL_UDP_OWNER, this.stats, STAT_MAIN + MAIN_UDP_TAKEN, STAT_MAIN + MAIN_UDP_GIVEN, this.onUdpReadable, () => this.intakeFailed(CTL_UDP_OWNER));
+    } else {
+      this.udpIntake = null;
+      this.udpMain = null;
+    }
+    this.tunFd = opts.tunFd ?? -1;
+    if (opts.tunFd !== null) {
+      this.tunIntake = new TunIntake(this.rings[RING_TUN]!, this.stats, tunNative(), opts.tunFd, opts.tunName ?? '', opts.tunVnetHdr === true);
+      this.tunMain = new MainIntake(this.ctl, CTL_TUN_OWNER, this.stats, STAT_MAIN + MAIN_TUN_TAKEN, STAT_MAIN + MAIN_TUN_GIVEN, this.onTunReadable, () => this.intakeFailed(CTL_TUN_OWNER));
+    } else {
+      this.tunIntake = null;
+      this.tunMain = null;
+    }
     this.views = this.rings.map((ring) => Array.from({ length: ring.slots }, (_, s) => ring.data.subarray(s * ring.slotBytes, (s + 1) * ring.slotBytes)));
     this.metas = this.rings.map((ring) => new SlotMeta(ring.id, ring.meta));
     this.freeBatch = Math.max(1, Math.min(64, ringSlots >> 2));
@@ -725,6 +758,8 @@ export class Pipeline {
       this.hooks.onTunMtu?.(mtu);
     }
     let moved = this.routeStage();
+    if (this.tunMain !== null && this.tunMain.owned()) this.tunMain.watch([this.tunFd]);
+    if (this.udpMain !== null && this.udpMain.owned()) this.watchUdp();
     if (this.udpReader) this.ready[RING_RECV] = Atomics.load(this.ctl, this.rings[RING_RECV]!.iReady); // the reader publishes
     if (this.pendingUdpClose.length !== 0) this.processUdpSwitch();
     moved = this.releaseStage(RING_TUN) || moved;
@@ -821,6 +856,104 @@ export class Pipeline {
   private processUdpSwitch(): void {
     const seen = Atomics.load(this.ctl, CTL_UDP_GEN_SEEN);
     while (this.pendingUdpClose.length !== 0 && ((seen - this.pendingUdpClose[0]!.gen) | 0) >= 0) this.pendingUdpClose.shift()!.run();
+  }
+
+  /**
+   * Main owns the UDP sockets (idle, intake.ts): watch the current ones. The reader thread is
+   * parked and uses no socket, so main acknowledges a socket generation itself (the replaced
+   * sockets may close once no send slot names them).
+   */
+  private watchUdp(): void {
+    const ctl = this.ctl;
+    const gen = Atomics.load(ctl, CTL_UDP_GEN);
+    this.udpMain!.watch([Atomics.load(ctl, CTL_UDP_FD4), Atomics.load(ctl, CTL_UDP_FD6)]);
+    if (Atomics.load(ctl, CTL_UDP_GEN_SEEN) !== gen) Atomics.store(ctl, CTL_UDP_GEN_SEEN, gen);
+  }
+
+  /**
+   * A UDP socket is readable while main owns them (idle, intake.ts): read as the reader would
+   * (RECV stage 1), then drain. Datagrams the addon kept (the rest of a GRO super-datagram) are
+   * in main's addon state: main reads on until none are left before it may hand the sockets back
+   * (load: a batch of HAND_TO_THREAD_MIN or more, or too little room); if the ring is full with
+   * some kept, it retries shortly (udpRetry).
+   */
+  private readonly onUdpReadable = (): void => {
+    if (this.stopping || !this.udpMain!.owned()) return;
+    this.stats[STAT_MAIN + MAIN_WAKEUPS]! += 1;
+    Atomics.store(this.ctl, CTL_MAIN_ARMED, 0); // awake: what we publish must not ring our own bell
+    this.readUdp();
+    this.pump();
+  };
+
+  private readUdp(): void {
+    const intake = this.udpIntake!;
+    const ring = this.rings[RING_RECV]!;
+    const ctl = this.ctl;
+    let seq = Atomics.load(ctl, ring.iProduced);
+    let total = 0;
+    let roomy = true;
+    do {
+      roomy = ring.slots - ((seq - Atomics.load(ctl, ring.iFreed)) | 0) >= UDP_INTAKE_BATCH;
+      if (!roomy) break;
+      const got = intake.receive(Atomics.load(ctl, CTL_UDP_FD4), Atomics.load(ctl, CTL_UDP_FD6), -1, 0, seq, UDP_INTAKE_BATCH);
+      seq = (seq + got) | 0;
+      total += got;
+    } while (intake.pending !== 0);
+    if (intake.pending !== 0) {
+      this.udpRetry ??= setTimeout(() => {
+        this.udpRetry = null;
+        this.onUdpReadable();
+      }, 1);
+    } else if (!roomy || total >= HAND_TO_THREAD_MIN) {
+      this.udpMain!.handBack(); // load: the reader thread takes over
+    }
+  }
+
+  /** The TUN device is readable while main owns it (idle, intake.ts): TUN stage 1 as the reader would, then drain (route, seal, send). */
+  private readonly onTunReadable = (): void => {
+    if (this.stopping || !this.tunMain!.owned()) return;
+    this.stats[STAT_MAIN + MAIN_WAKEUPS]! += 1;
+    Atomics.store(this.ctl, CTL_MAIN_ARMED, 0); // awake: what we publish must not ring our own bell
+    this.readTun();
+    this.pump();
+  };
+
+  /** As readUdp(); a read error hands the device back, and its thread reads again and reports it gone. */
+  private readTun(): void {
+    const intake = this.tunIntake!;
+    const ring = this.rings[RING_TUN]!;
+    const ctl = this.ctl;
+    let seq = Atomics.load(ctl, ring.iProduced);
+    let total = 0;
+    let roomy = true;
+    let failed = false;
+    do {
+      roomy = ring.slots - ((seq - Atomics.load(ctl, ring.iFreed)) | 0) >= TUN_INTAKE_BATCH;
+      if (!roomy) break;
+      const got = intake.read(-1, 0, seq, TUN_INTAKE_BATCH);
+      if (got < 0) {
+        failed = true;
+        break;
+      }
+      seq = (seq + got) | 0;
+      total += got;
+    } while (intake.pending !== 0);
+    if (!failed && intake.pending !== 0) {
+      this.tunRetry ??= setTimeout(() => {
+        this.tunRetry = null;
+        this.onTunReadable();
+      }, 1);
+    } else if (failed || !roomy || total >= HAND_TO_THREAD_MIN) {
+      this.tunMain!.handBack();
+    }
+  }
+
+  /**
+   * Polling a descriptor main watches failed (libuv error; e.g. it was closed under the watch): give
+   * the input back to its thread, whose own read reports what is wrong (a gone device, a bad socket).
+   */
+  private intakeFailed(ownerWord: number): void {
+    (ownerWord === CTL_UDP_OWNER ? this.udpMain : this.tunMain)?.handBack();
   }
 
   private publishRouted(seq: number, n: number): void {
@@ -1039,6 +1172,12 @@ export class Pipeline {
     Atomics.notify(ctl, this.rings[RING_RECV]!.iFreed); // the UDP reader waiting for room
     wakeEventFd(this.udpWakeFd); // the UDP reader in poll()
     wakeEventFd(this.tunWakeFd); // the TUN reader in poll()
+    this.udpMain?.close(); // before the sockets are closed
+    this.tunMain?.close();
+    if (this.udpRetry !== null) clearTimeout(this.udpRetry);
+    if (this.tunRetry !== null) clearTimeout(this.tunRetry);
+    Atomics.notify(ctl, CTL_TUN_OWNER);
+    Atomics.notify(ctl, CTL_UDP_OWNER); // a reader parked while main owned its input
     ringMainBell(ctl); // resolves a pending waitAsync; onBell then sees `stopping`
     await this.supervisor.stop();
     // No thread can use a key or fd named in a slot any more: run what waited for the rings to empty.

@@ -24,7 +24,7 @@ import { REJECT_AFTER_TIME } from '../constants.js';
 import { DROP_REASONS } from '../protocol/drops.js';
 import { Stat, STATS_PER_PEER } from '../protocol/peer.js';
 import {
-  CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAIN_INLINE_SEALED, MAIN_WAKEUPS, MAIN_WORKER_RESTARTS, R_BYTES,
+  CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAIN_INLINE_SEALED, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_RESTARTS, R_BYTES,
   R_FULL_WAITS, R_PACKETS, R_READS, R_SUPER, RING_NAMES, STAT_MAIN, STAT_READER, STAT_UDP_READER, STAT_WRITER, U_CALLS, U_DATAGRAMS,
   U_FAST, U_FULL_WAITS, U_INLINE_OPENED, W_BYTES, W_PACKETS, W_WRITES, statDrop, statWorker,
 } from '../dataplane/layout.js';
@@ -423,14 +423,25 @@ export class WirepoolMetrics {
       });
     };
     dataplaneCounter('wireguard_dataplane_io_calls_total',
-      'I/O calls and wake-ups of the dataplane: tun_read (reads that returned a packet or a GSO super-packet), tun_write (writes, each one packet or a GRO-coalesced one), udp_recv (recvmmsg calls that returned datagrams), main_wakeup (times the main thread woke for ring work). Packets per call is the batch size.',
+      'I/O calls and wake-ups of the dataplane: tun_read (reads that returned a packet or a GSO super-packet), tun_write (writes, each one packet or a GRO-coalesced one), udp_recv (recvmmsg calls that returned datagrams), main_wakeup (times the main thread woke for ring work or, at idle, for a readable TUN device or socket). Packets per call is the batch size.',
       'call', [['tun_read', STAT_READER + R_READS], ['tun_write', STAT_WRITER + W_WRITES], ['udp_recv', STAT_UDP_READER + U_CALLS], ['main_wakeup', STAT_MAIN + MAIN_WAKEUPS]]);
     dataplaneCounter('wireguard_udp_received_datagrams_total',
-      'Datagrams the UDP reader thread received: all, keyed (transport messages it found the session key for itself, so main did not classify them), opened_inline (of those, decrypted by the reader itself in a small batch).',
+      'Datagrams received from the UDP sockets (by the UDP reader thread, or by main at idle): all, keyed (transport messages whose session key was found on receipt, so main did not classify them), opened_inline (of those, decrypted on receipt in a small batch, without a crypto worker).',
       'kind', [['all', STAT_UDP_READER + U_DATAGRAMS], ['keyed', STAT_UDP_READER + U_FAST], ['opened_inline', STAT_UDP_READER + U_INLINE_OPENED]]);
     dataplaneCounter('wireguard_dataplane_inline_crypto_total',
-      'Transport messages crypted without a crypto worker, for latency when the path is idle: main_seal (sealed by the main thread: at most 2 routed packets in the ring), udp_reader_open (opened by the UDP reader thread in a batch of at most 2).',
+      'Transport messages crypted without a crypto worker, for latency when the path is idle: main_seal (sealed by the main thread: at most 2 routed packets in the ring), udp_reader_open (opened on receipt, by the UDP reader thread or by main at idle, in a batch of at most 2).',
       'kind', [['main_seal', STAT_MAIN + MAIN_INLINE_SEALED], ['udp_reader_open', STAT_UDP_READER + U_INLINE_OPENED]]);
+    new Counter({
+      name: 'wireguard_dataplane_intake_handoffs_total',
+      help: 'Who reads an input (the TUN device, the UDP sockets) changed: to="main" when its I/O thread handed it to the main thread\'s event loop (idle: one wake-up per packet), to="thread" when main gave it back (load: batches of 8 or more).',
+      labelNames: ['interface', 'input', 'to'], registers: [reg],
+      collect() {
+        this.reset();
+        const s = src.metricsDataplane()?.stats;
+        const cells: [string, string, number][] = [['tun', 'main', MAIN_TUN_TAKEN], ['tun', 'thread', MAIN_TUN_GIVEN], ['udp', 'main', MAIN_UDP_TAKEN], ['udp', 'thread', MAIN_UDP_GIVEN]];
+        for (const [input, to, cell] of cells) this.inc({ interface: iface, input, to }, s?.[STAT_MAIN + cell] ?? 0);
+      },
+    });
     dataplaneCounter('wireguard_tun_gso_superpackets_total',
       'GSO super-packets read from TUN and split into MTU-sized packets (TSO/USO offload).',
       'direction', [['outbound', STAT_READER + R_SUPER]]);

@@ -1,0 +1,165 @@
+// wirepool's fd watcher: readiness of a file descriptor on the main thread's event loop (libuv
+// uv_poll, level-triggered), which Node's JavaScript API does not offer for a descriptor that is
+// neither a socket Node created nor a pipe. The dataplane uses it at idle: instead of an I/O
+// thread waking in poll() and then waking the main thread (two cross-thread wake-ups per
+// packet), the main loop itself wakes when the UDP socket or the TUN device has something to read
+// (src/io/fd-watch.ts is the typed wrapper; src/dataplane/pipeline.ts "idle intake").
+//
+//   create(fd, callback) -> handle   a stopped watcher; callback(events) runs on the loop thread
+//                                    (events: 1 readable; a negative libuv error code on failure)
+//   start(handle) / stop(handle)     watch for readability / stop watching (cheap: one epoll_ctl)
+//   close(handle)                    stop and free; the handle must not be used again
+//
+// Watchers are unreferenced: they never keep the process alive by themselves. The callback runs
+// through napi_make_callback, so promise jobs and process.nextTick callbacks queued by it run
+// before the loop goes on; an exception it throws goes to process 'uncaughtException'.
+#include <stdlib.h>
+#include <node_api.h>
+#include <uv.h>
+
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context context;
+  int fd;
+  int closed;         // close() ran (or the finalizer closed it): no more callbacks, no more use
+  int handle_closed;  // libuv's close callback ran
+  int finalized;      // the JS handle was garbage-collected
+} watcher;
+
+static napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, NULL, msg);
+  return NULL;
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
+  watcher *w = handle->data;
+  if (w->closed) return;
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, arg, result;
+  if (napi_get_reference_value(env, w->callback, &cb) == napi_ok && cb != NULL) {
+    napi_get_global(env, &recv);  // MakeCallback needs an object receiver
+    napi_create_int32(env, status < 0 ? status : (events & UV_READABLE ? 1 : 0), &arg);
+    if (napi_make_callback(env, w->context, recv, cb, 1, &arg, &result) != napi_ok) {
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) {
+        napi_value err;
+        napi_get_and_clear_last_exception(env, &err);
+        napi_fatal_exception(env, err);
+      }
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+// The struct is freed when both libuv and the JS handle are done with it.
+static void on_close(uv_handle_t *handle) {
+  watcher *w = handle->data;
+  w->handle_closed = 1;
+  if (w->finalized) free(w);
+}
+
+static void do_close(napi_env env, watcher *w) {
+  w->closed = 1;
+  uv_poll_stop(&w->poll);
+  napi_delete_reference(env, w->callback);
+  napi_async_destroy(env, w->context);
+  uv_close((uv_handle_t *)&w->poll, on_close);
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  watcher *w = data;
+  w->finalized = 1;
+  if (!w->closed) do_close(env, w);  // dropped without close(): stop watching now
+  else if (w->handle_closed) free(w);
+}
+
+static watcher *get_watcher(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) return NULL;
+  watcher *w = p;
+  return w->closed ? NULL : w;
+}
+
+static napi_value js_create(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  napi_valuetype t;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return throw_type(env, "create(fd, callback): fd must be a descriptor");
+  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function) return throw_type(env, "create(fd, callback): callback must be a function");
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return throw_type(env, "create: no event loop");
+  watcher *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    napi_throw_error(env, "ENOMEM", "create: out of memory");
+    return NULL;
+  }
+  int r = uv_poll_init(loop, &w->poll, fd);
+  if (r != 0) {
+    free(w);
+    napi_throw_error(env, uv_err_name(r), uv_strerror(r));
+    return NULL;
+  }
+  w->poll.data = w;
+  w->env = env;
+  w->fd = fd;
+  uv_unref((uv_handle_t *)&w->poll);
+  napi_value name;
+  napi_create_string_utf8(env, "wirepool:fdwatch", NAPI_AUTO_LENGTH, &name);
+  napi_create_reference(env, argv[1], 1, &w->callback);
+  napi_async_init(env, NULL, name, &w->context);
+  napi_value ext;
+  napi_create_external(env, w, finalize, NULL, &ext);
+  return ext;
+}
+
+static napi_value js_start(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  watcher *w = argc < 1 ? NULL : get_watcher(env, argv[0]);
+  if (w == NULL) return throw_type(env, "start(handle): not an open watcher");
+  int r = uv_poll_start(&w->poll, UV_READABLE, on_poll);
+  napi_value out;
+  napi_create_int32(env, r, &out);
+  return out;
+}
+
+static napi_value js_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  watcher *w = argc < 1 ? NULL : get_watcher(env, argv[0]);
+  if (w == NULL) return throw_type(env, "stop(handle): not an open watcher");
+  uv_poll_stop(&w->poll);
+  return NULL;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  watcher *w = argc < 1 ? NULL : get_watcher(env, argv[0]);
+  if (w == NULL) return throw_type(env, "close(handle): not an open watcher");
+  do_close(env, w);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL},
+    {"start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
+    {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default, NULL},
+    {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

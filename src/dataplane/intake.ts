@@ -1,0 +1,108 @@
+// Who reads an input — the interface's UDP sockets, or its TUN device: the input's I/O thread
+// under load, the main thread's event loop at idle.
+//
+// Why: on an idle path each packet would otherwise cost two cross-thread wake-ups on its way in:
+// the kernel wakes the I/O thread in poll(), then that thread wakes main (50–70 µs each on a small
+// VM). When main itself waits for the descriptor (libuv, src/io/fd-watch.ts), the kernel wakes
+// main directly, and main reads, routes or checks, seals or opens, and sends or writes in one
+// turn: one wake-up per packet, as wireguard-go's netpoller wakes the goroutine that reads. Under
+// load the threads read, in large batches, and main makes no I/O call per packet.
+//
+// Protocol, one owner word per input (CTL_UDP_OWNER, CTL_TUN_OWNER); only the owner reads the
+// input and produces its ring (from C_PRODUCED):
+//   thread → main  after a batch of at most HAND_TO_MAIN_MAX packets (none: a poll timeout) with
+//                  nothing kept in its addon's per-thread state, the thread stores INTAKE_MAIN,
+//                  rings main's bell and parks (Atomics.wait on the word). From that store on it
+//                  touches neither the input nor the ring's producer side.
+//   main           whenever it drains and owns an input, it watches its descriptors; each time one
+//                  is readable it reads one batch (no waiting) into the ring and drains.
+//   main → thread  when a batch main read had at least HAND_TO_THREAD_MIN packets, or its addon
+//                  kept some for a next call, or the ring lacks room for a batch (load), main stops
+//                  watching, stores INTAKE_THREAD and notifies the word; the thread re-reads
+//                  C_PRODUCED (and its descriptors) and carries on.
+//   stop           CTL_SHUTDOWN and a notify of the word: a parked thread leaves.
+// The addons keep the unread pieces of a GRO super-datagram or TSO super-packet per thread, which
+// is why an input changes hands only when that state is empty.
+import { FdWatch } from '../io/fd-watch.js';
+import { CTL_SHUTDOWN, INTAKE_MAIN, INTAKE_THREAD } from './layout.js';
+import { ringMainBell } from './ring.js';
+
+/** A thread hands its input to main after a batch of at most this many packets. */
+export const HAND_TO_MAIN_MAX = 2;
+/** Main hands an input back to its thread after a batch of at least this many packets. */
+export const HAND_TO_THREAD_MIN = 8;
+
+/** I/O thread: give the input to main (idle), then wait until main gives it back or the pipeline stops. */
+export function handToMainAndPark(ctl: Int32Array, ownerWord: number, pollMs: number): void {
+  Atomics.store(ctl, ownerWord, INTAKE_MAIN);
+  ringMainBell(ctl);
+  parkWhileMainOwns(ctl, ownerWord, pollMs);
+}
+
+/** I/O thread: wait while main owns the input (a replacement thread starts here too). */
+export function parkWhileMainOwns(ctl: Int32Array, ownerWord: number, pollMs: number): void {
+  while (Atomics.load(ctl, ownerWord) === INTAKE_MAIN && Atomics.load(ctl, CTL_SHUTDOWN) === 0) {
+    Atomics.wait(ctl, ownerWord, INTAKE_MAIN, pollMs);
+  }
+}
+
+/** Main's side of one input: watching its descriptors while main owns it, and handing it back. */
+export class MainIntake {
+  private watches: FdWatch[] = [];
+  private fds: number[] = [];
+  private watching = false;
+  private closed = false;
+
+  constructor(
+    private readonly ctl: Int32Array,
+    private readonly ownerWord: number,
+    /** Main's stats row cells counting take-overs (thread → main) and hand-backs (main → thread). */
+    private readonly stats: Float64Array,
+    private readonly takenCell: number,
+    private readonly givenCell: number,
+    private readonly onReadable: () => void,
+    private readonly onError: (code: number) => void,
+  ) {}
+
+  /** Does main own the input now? */
+  owned(): boolean {
+    return Atomics.load(this.ctl, this.ownerWord) === INTAKE_MAIN;
+  }
+
+  /** Main owns the input: watch exactly these descriptors (-1: none), re-created when they change. */
+  watch(fds: readonly number[]): void {
+    if (this.closed) return; // stopping (a stage that runs after stop() began must not watch again)
+    if (fds.length !== this.fds.length || fds.some((fd, i) => fd !== this.fds[i])) {
+      this.closeWatches();
+      this.fds = [...fds];
+      this.watches = fds.filter((fd) => fd >= 0).map((fd) => new FdWatch(fd, this.onReadable, this.onError));
+    }
+    for (const w of this.watches) w.start();
+    if (!this.watching) {
+      this.watching = true;
+      this.stats[this.takenCell]! += 1;
+    }
+  }
+
+  /** Give the input back to its thread (load, or stopping). */
+  handBack(): void {
+    for (const w of this.watches) w.stop();
+    if (this.watching) this.stats[this.givenCell]! += 1;
+    this.watching = false;
+    Atomics.store(this.ctl, this.ownerWord, INTAKE_THREAD);
+    Atomics.notify(this.ctl, this.ownerWord, 1);
+  }
+
+  /** Stop watching and free the watchers (before the descriptors are closed); final. */
+  close(): void {
+    this.closed = true;
+    this.closeWatches();
+    this.fds = [];
+    this.watching = false;
+  }
+
+  private closeWatches(): void {
+    for (const w of this.watches) w.close();
+    this.watches = [];
+  }
+}
