@@ -49,7 +49,8 @@ export function parkWhileMainOwns(ctl: Int32Array, ownerWord: number, pollMs: nu
 /** Main's side of one input: watching its descriptors while main owns it, and handing it back. */
 export class MainIntake {
   private watches: FdWatch[] = [];
-  private fds: number[] = [];
+  private fd0 = -1;
+  private fd1 = -1;
   private watching = false;
   private closed = false;
 
@@ -69,13 +70,15 @@ export class MainIntake {
     return Atomics.load(this.ctl, this.ownerWord) === INTAKE_MAIN;
   }
 
-  /** Main owns the input: watch exactly these descriptors (-1: none), re-created when they change. */
-  watch(fds: readonly number[]): void {
+  /** Main owns the input: watch exactly these descriptors (-1: none), re-created when they change. Cheap when nothing changed (every drain calls it). */
+  watch(fd0: number, fd1 = -1): void {
     if (this.closed) return; // stopping (a stage that runs after stop() began must not watch again)
-    if (fds.length !== this.fds.length || fds.some((fd, i) => fd !== this.fds[i])) {
+    if (this.watching && fd0 === this.fd0 && fd1 === this.fd1) return;
+    if (fd0 !== this.fd0 || fd1 !== this.fd1) {
       this.closeWatches();
-      this.fds = [...fds];
-      this.watches = fds.filter((fd) => fd >= 0).map((fd) => new FdWatch(fd, this.onReadable, this.onError));
+      this.fd0 = fd0;
+      this.fd1 = fd1;
+      this.watches = [fd0, fd1].filter((fd) => fd >= 0).map((fd) => new FdWatch(fd, this.onReadable, this.onError));
     }
     for (const w of this.watches) w.start();
     if (!this.watching) {
@@ -97,7 +100,8 @@ export class MainIntake {
   close(): void {
     this.closed = true;
     this.closeWatches();
-    this.fds = [];
+    this.fd0 = -1;
+    this.fd1 = -1;
     this.watching = false;
   }
 

@@ -758,7 +758,7 @@ export class Pipeline {
       this.hooks.onTunMtu?.(mtu);
     }
     let moved = this.routeStage();
-    if (this.tunMain !== null && this.tunMain.owned()) this.tunMain.watch([this.tunFd]);
+    if (this.tunMain !== null && this.tunMain.owned()) this.tunMain.watch(this.tunFd);
     if (this.udpMain !== null && this.udpMain.owned()) this.watchUdp();
     if (this.udpReader) this.ready[RING_RECV] = Atomics.load(this.ctl, this.rings[RING_RECV]!.iReady); // the reader publishes
     if (this.pendingUdpClose.length !== 0) this.processUdpSwitch();
@@ -866,7 +866,7 @@ export class Pipeline {
   private watchUdp(): void {
     const ctl = this.ctl;
     const gen = Atomics.load(ctl, CTL_UDP_GEN);
-    this.udpMain!.watch([Atomics.load(ctl, CTL_UDP_FD4), Atomics.load(ctl, CTL_UDP_FD6)]);
+    this.udpMain!.watch(Atomics.load(ctl, CTL_UDP_FD4), Atomics.load(ctl, CTL_UDP_FD6));
     if (Atomics.load(ctl, CTL_UDP_GEN_SEEN) !== gen) Atomics.store(ctl, CTL_UDP_GEN_SEEN, gen);
   }
 
