@@ -70,6 +70,15 @@ export class MainIntake {
     return Atomics.load(this.ctl, this.ownerWord) === INTAKE_MAIN;
   }
 
+  /**
+   * The thread handed the input over and main does not watch it yet. Main checks this after it
+   * arms its doorbell, like any other work: the thread's store precedes its ring of the bell, so
+   * either this sees it or the bell does (no lost hand-over).
+   */
+  awaitsWatch(): boolean {
+    return !this.watching && !this.closed && this.owned();
+  }
+
   /** Main owns the input: watch exactly these descriptors (-1: none), re-created when they change. Cheap when nothing changed (every drain calls it). */
   watch(fd0: number, fd1 = -1): void {
     if (this.closed) return; // stopping (a stage that runs after stop() began must not watch again)

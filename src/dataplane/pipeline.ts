@@ -740,6 +740,7 @@ export class Pipeline {
     if (Atomics.load(this.ctl, this.rings[RING_TUN]!.iProduced) !== this.ready[RING_TUN]) return true;
     if (this.udpReader) this.ready[RING_RECV] = Atomics.load(this.ctl, this.rings[RING_RECV]!.iReady);
     if (this.pendingUdpClose.length !== 0 && Atomics.load(this.ctl, CTL_UDP_GEN_SEEN) === this.pendingUdpClose[0]!.gen) return true;
+    if (this.udpMain?.awaitsWatch() === true || this.tunMain?.awaitsWatch() === true) return true; // an input handed to main
     for (let r = 0; r < RING_COUNT; r++) {
       const ring = this.rings[r]!;
       const head = this.retired[r]!;
