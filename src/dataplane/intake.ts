@@ -25,7 +25,10 @@
 // is why an input changes hands only when that state is empty.
 import { FdWatch } from '../io/fd-watch.js';
 import { CTL_SHUTDOWN, INTAKE_MAIN, INTAKE_THREAD } from './layout.js';
-import { ringMainBell } from './ring.js';
+import { type RingView, ringMainBell } from './ring.js';
+
+/** Main's reading of one input: one batch into the ring from `seq` (at most `max`); how many were published, negative: the input failed. */
+export type ReadBatch = (seq: number, max: number) => number;
 
 /** A thread hands its input to main after a batch of at most this many packets. */
 export const HAND_TO_MAIN_MAX = 2;
@@ -46,24 +49,51 @@ export function parkWhileMainOwns(ctl: Int32Array, ownerWord: number, pollMs: nu
   }
 }
 
-/** Main's side of one input: watching its descriptors while main owns it, and handing it back. */
+export interface MainIntakeOptions {
+  ctl: Int32Array;
+  /** CTL_UDP_OWNER or CTL_TUN_OWNER. */
+  ownerWord: number;
+  /** The ring this input produces, and the most one read may take. */
+  ring: RingView;
+  batch: number;
+  read: ReadBatch;
+  /** Pieces main's addon state keeps for its next read (TunIntake / UdpIntake `pending`). */
+  pending: () => number;
+  /** Main's stats row and its cells counting take-overs (thread → main) and hand-backs (main → thread). */
+  stats: Float64Array;
+  takenCell: number;
+  givenCell: number;
+  /** A watched descriptor is readable (the pipeline reads with readAll(), then drains). */
+  onReadable: () => void;
+  /** Polling failed (a libuv error code); the watch is stopped. */
+  onError: (code: number) => void;
+}
+
+/** Main's side of one input: watching its descriptors while main owns it, reading them, and handing it back. */
 export class MainIntake {
   private watches: FdWatch[] = [];
   private fd0 = -1;
   private fd1 = -1;
   private watching = false;
   private closed = false;
+  private retry: ReturnType<typeof setTimeout> | null = null;
 
-  constructor(
-    private readonly ctl: Int32Array,
-    private readonly ownerWord: number,
-    /** Main's stats row cells counting take-overs (thread → main) and hand-backs (main → thread). */
-    private readonly stats: Float64Array,
-    private readonly takenCell: number,
-    private readonly givenCell: number,
-    private readonly onReadable: () => void,
-    private readonly onError: (code: number) => void,
-  ) {}
+  private readonly ctl: Int32Array;
+  private readonly ownerWord: number;
+  private readonly ring: RingView;
+  private readonly batch: number;
+  private readonly read: ReadBatch;
+  private readonly pending: () => number;
+  private readonly stats: Float64Array;
+  private readonly takenCell: number;
+  private readonly givenCell: number;
+  private readonly onReadable: () => void;
+  private readonly onError: (code: number) => void;
+
+  constructor(o: MainIntakeOptions) {
+    ({ ctl: this.ctl, ownerWord: this.ownerWord, ring: this.ring, batch: this.batch, read: this.read, pending: this.pending } = o);
+    ({ stats: this.stats, takenCell: this.takenCell, givenCell: this.givenCell, onReadable: this.onReadable, onError: this.onError } = o);
+  }
 
   /** Does main own the input now? */
   owned(): boolean {
@@ -105,9 +135,45 @@ export class MainIntake {
     Atomics.notify(this.ctl, this.ownerWord, 1);
   }
 
+  /**
+   * The input is readable and main owns it: read batches into the ring (from C_PRODUCED) until the
+   * addon keeps nothing of what it read, then hand the input back if that was load — a batch of
+   * HAND_TO_THREAD_MIN or more, too little room for a batch, or a failed read (the thread reads
+   * again and reports it). What the addon keeps is this thread's, so with pieces kept and no room
+   * main keeps the input and tries again in 1 ms.
+   */
+  readAll(): void {
+    const ring = this.ring;
+    let seq = Atomics.load(this.ctl, ring.iProduced);
+    let total = 0;
+    let roomy = true;
+    let failed = false;
+    do {
+      roomy = ring.slots - ((seq - Atomics.load(this.ctl, ring.iFreed)) | 0) >= this.batch;
+      if (!roomy) break;
+      const got = this.read(seq, this.batch);
+      if (got < 0) {
+        failed = true;
+        break;
+      }
+      seq = (seq + got) | 0;
+      total += got;
+    } while (this.pending() !== 0);
+    if (!failed && this.pending() !== 0) {
+      this.retry ??= setTimeout(() => {
+        this.retry = null;
+        if (!this.closed) this.onReadable();
+      }, 1);
+    } else if (failed || !roomy || total >= HAND_TO_THREAD_MIN) {
+      this.handBack();
+    }
+  }
+
   /** Stop watching and free the watchers (before the descriptors are closed); final. */
   close(): void {
     this.closed = true;
+    if (this.retry !== null) clearTimeout(this.retry);
+    this.retry = null;
     this.closeWatches();
     this.fd0 = -1;
     this.fd1 = -1;

@@ -121,7 +121,7 @@ import { Supervisor, TUN_READER_ID, TUN_WRITER_ID, UDP_READER_ID } from './super
 import { type SlotsFn, sealSlots as nativeSealSlots } from '../crypto/native-aead.js';
 import { udpNative } from '../io/udp-native.js';
 import { ReceiverIndexMap } from './indexmap.js';
-import { HAND_TO_THREAD_MIN, MainIntake } from './intake.js';
+import { MainIntake } from './intake.js';
 import { UDP_INTAKE_BATCH, UdpIntake } from './udp-intake.js';
 import { TUN_INTAKE_BATCH, TunIntake } from './tun-intake.js';
 import { tunNative } from '../io/tun.js';
@@ -324,9 +324,6 @@ export class Pipeline {
   private readonly tunMain: MainIntake | null;
   private readonly tunIntake: TunIntake | null;
   private readonly tunFd: number;
-  /** A 1 ms retry per input, while main's addon state holds pieces the full ring has no room for. */
-  private udpRetry: ReturnType<typeof setTimeout> | null = null;
-  private tunRetry: ReturnType<typeof setTimeout> | null = null;
   /** Socket closes waiting for the UDP reader to acknowledge the generation that left them. */
   private readonly pendingUdpClose: { gen: number; run: () => void }[] = [];
   private recvFreedLocal = 0;
@@ -388,7 +385,13 @@ export class Pipeline {
     this.rings = [RING_TUN, RING_LOCAL, RING_RECV].map((r) => new RingView(r as RingId, this.ctl, this.shared.rings[r]!));
     if (this.udpIndexMap !== null) {
       this.udpIntake = new UdpIntake(this.rings[RING_RECV]!, this.keys, ReceiverIndexMap.attach(this.udpIndexMap), this.stats, udpNative());
-      this.udpMain = new MainIntake(this.ctl, CTL_UDP_OWNER, this.stats, STAT_MAIN + MAIN_UDP_TAKEN, STAT_MAIN + MAIN_UDP_GIVEN, this.onUdpReadable, () => this.intakeFailed(CTL_UDP_OWNER));
+      this.udpMain = new MainIntake({
+        ctl: this.ctl, ownerWord: CTL_UDP_OWNER, ring: this.rings[RING_RECV]!, batch: UDP_INTAKE_BATCH,
+        read: (seq, max) => this.udpIntake!.receive(Atomics.load(this.ctl, CTL_UDP_FD4), Atomics.load(this.ctl, CTL_UDP_FD6), -1, 0, seq, max),
+        pending: () => this.udpIntake!.pending,
+        stats: this.stats, takenCell: STAT_MAIN + MAIN_UDP_TAKEN, givenCell: STAT_MAIN + MAIN_UDP_GIVEN,
+        onReadable: this.onUdpReadable, onError: () => this.intakeFailed(CTL_UDP_OWNER),
+      });
     } else {
       this.udpIntake = null;
       this.udpMain = null;
@@ -396,7 +399,13 @@ export class Pipeline {
     this.tunFd = opts.tunFd ?? -1;
     if (opts.tunFd !== null) {
       this.tunIntake = new TunIntake(this.rings[RING_TUN]!, this.stats, tunNative(), opts.tunFd, opts.tunName ?? '', opts.tunVnetHdr === true);
-      this.tunMain = new MainIntake(this.ctl, CTL_TUN_OWNER, this.stats, STAT_MAIN + MAIN_TUN_TAKEN, STAT_MAIN + MAIN_TUN_GIVEN, this.onTunReadable, () => this.intakeFailed(CTL_TUN_OWNER));
+      this.tunMain = new MainIntake({
+        ctl: this.ctl, ownerWord: CTL_TUN_OWNER, ring: this.rings[RING_TUN]!, batch: TUN_INTAKE_BATCH,
+        read: (seq, max) => this.tunIntake!.read(-1, 0, seq, max),
+        pending: () => this.tunIntake!.pending,
+        stats: this.stats, takenCell: STAT_MAIN + MAIN_TUN_TAKEN, givenCell: STAT_MAIN + MAIN_TUN_GIVEN,
+        onReadable: this.onTunReadable, onError: () => this.intakeFailed(CTL_TUN_OWNER),
+      });
     } else {
       this.tunIntake = null;
       this.tunMain = null;
@@ -871,83 +880,23 @@ export class Pipeline {
     if (Atomics.load(ctl, CTL_UDP_GEN_SEEN) !== gen) Atomics.store(ctl, CTL_UDP_GEN_SEEN, gen);
   }
 
-  /**
-   * A UDP socket is readable while main owns them (idle, intake.ts): read as the reader would
-   * (RECV stage 1), then drain. Datagrams the addon kept (the rest of a GRO super-datagram) are
-   * in main's addon state: main reads on until none are left before it may hand the sockets back
-   * (load: a batch of HAND_TO_THREAD_MIN or more, or too little room); if the ring is full with
-   * some kept, it retries shortly (udpRetry).
-   */
+  /** A UDP socket is readable while main owns them (idle, intake.ts): RECV stage 1 as the reader would (MainIntake.readAll), then drain (check, write). */
   private readonly onUdpReadable = (): void => {
     if (this.stopping || !this.udpMain!.owned()) return;
     this.stats[STAT_MAIN + MAIN_WAKEUPS]! += 1;
     Atomics.store(this.ctl, CTL_MAIN_ARMED, 0); // awake: what we publish must not ring our own bell
-    this.readUdp();
+    this.udpMain!.readAll();
     this.pump();
   };
-
-  private readUdp(): void {
-    const intake = this.udpIntake!;
-    const ring = this.rings[RING_RECV]!;
-    const ctl = this.ctl;
-    let seq = Atomics.load(ctl, ring.iProduced);
-    let total = 0;
-    let roomy = true;
-    do {
-      roomy = ring.slots - ((seq - Atomics.load(ctl, ring.iFreed)) | 0) >= UDP_INTAKE_BATCH;
-      if (!roomy) break;
-      const got = intake.receive(Atomics.load(ctl, CTL_UDP_FD4), Atomics.load(ctl, CTL_UDP_FD6), -1, 0, seq, UDP_INTAKE_BATCH);
-      seq = (seq + got) | 0;
-      total += got;
-    } while (intake.pending !== 0);
-    if (intake.pending !== 0) {
-      this.udpRetry ??= setTimeout(() => {
-        this.udpRetry = null;
-        this.onUdpReadable();
-      }, 1);
-    } else if (!roomy || total >= HAND_TO_THREAD_MIN) {
-      this.udpMain!.handBack(); // load: the reader thread takes over
-    }
-  }
 
   /** The TUN device is readable while main owns it (idle, intake.ts): TUN stage 1 as the reader would, then drain (route, seal, send). */
   private readonly onTunReadable = (): void => {
     if (this.stopping || !this.tunMain!.owned()) return;
     this.stats[STAT_MAIN + MAIN_WAKEUPS]! += 1;
-    Atomics.store(this.ctl, CTL_MAIN_ARMED, 0); // awake: what we publish must not ring our own bell
-    this.readTun();
+    Atomics.store(this.ctl, CTL_MAIN_ARMED, 0);
+    this.tunMain!.readAll();
     this.pump();
   };
-
-  /** As readUdp(); a read error hands the device back, and its thread reads again and reports it gone. */
-  private readTun(): void {
-    const intake = this.tunIntake!;
-    const ring = this.rings[RING_TUN]!;
-    const ctl = this.ctl;
-    let seq = Atomics.load(ctl, ring.iProduced);
-    let total = 0;
-    let roomy = true;
-    let failed = false;
-    do {
-      roomy = ring.slots - ((seq - Atomics.load(ctl, ring.iFreed)) | 0) >= TUN_INTAKE_BATCH;
-      if (!roomy) break;
-      const got = intake.read(-1, 0, seq, TUN_INTAKE_BATCH);
-      if (got < 0) {
-        failed = true;
-        break;
-      }
-      seq = (seq + got) | 0;
-      total += got;
-    } while (intake.pending !== 0);
-    if (!failed && intake.pending !== 0) {
-      this.tunRetry ??= setTimeout(() => {
-        this.tunRetry = null;
-        this.onTunReadable();
-      }, 1);
-    } else if (failed || !roomy || total >= HAND_TO_THREAD_MIN) {
-      this.tunMain!.handBack();
-    }
-  }
 
   /**
    * Polling a descriptor main watches failed (libuv error; e.g. it was closed under the watch): give
@@ -1175,8 +1124,6 @@ export class Pipeline {
     wakeEventFd(this.tunWakeFd); // the TUN reader in poll()
     this.udpMain?.close(); // before the sockets are closed
     this.tunMain?.close();
-    if (this.udpRetry !== null) clearTimeout(this.udpRetry);
-    if (this.tunRetry !== null) clearTimeout(this.tunRetry);
     Atomics.notify(ctl, CTL_TUN_OWNER);
     Atomics.notify(ctl, CTL_UDP_OWNER); // a reader parked while main owned its input
     ringMainBell(ctl); // resolves a pending waitAsync; onBell then sees `stopping`
