@@ -5,14 +5,15 @@
 // waits on C_FREED.
 //
 // At idle the main thread reads the device itself (src/dataplane/intake.ts): after a batch of at
-// most HAND_TO_MAIN_MAX packets the thread hands the device to main and parks until main gives
-// it back (a batch of HAND_TO_THREAD_MIN or more: load, or the device failed under main).
+// most HAND_TO_MAIN_MAX packets after a gap (intake.ts Idleness) the thread hands the device to main and parks until main gives
+// it back (load: a batch of HAND_TO_THREAD_MIN or more, or batches closer than IDLE_GAP_MS; or
+// the device failed under main).
 //
 // The device is gone (link deleted, fd closed, EOF): set CTL_TUN_GONE, ring main, exit.
 // Stopping: CTL_SHUTDOWN plus a write to the wake eventfd and a notify of the owner word.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { HAND_TO_MAIN_MAX, handToMainAndPark, parkWhileMainOwns } from '../src/dataplane/intake.js';
+import { Idleness, handToMainAndPark, parkWhileMainOwns } from '../src/dataplane/intake.js';
 import {
   CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_GONE_ERRNO, CTL_TUN_OWNER, type DataplaneShared,
   INTAKE_MAIN, RING_TUN, R_FULL_WAITS, STAT_READER, TunGoneCause,
@@ -40,6 +41,7 @@ const ctl = new Int32Array(wd.shared.control);
 const stats = new Float64Array(wd.shared.stats);
 const ring = new RingView(RING_TUN, ctl, wd.shared.rings[RING_TUN]!);
 const intake = new TunIntake(ring, stats, tunNative(), wd.fd, wd.name, wd.vnetHdr);
+const idleness = new Idleness();
 
 function gone(cause: number, errno: number): void {
   Atomics.store(ctl, CTL_TUN_GONE_ERRNO, errno);
@@ -55,6 +57,7 @@ function routineReadFromTun(): void {
     if (Atomics.load(ctl, CTL_TUN_OWNER) === INTAKE_MAIN) { // main reads at idle; we were given the device back
       parkWhileMainOwns(ctl, CTL_TUN_OWNER, POLL_MS);
       seq = Atomics.load(ctl, ring.iProduced);
+      idleness.resume(performance.now());
     }
     if (Atomics.load(ctl, CTL_SHUTDOWN) !== 0) return;
     // Backpressure (main notifies when it frees slots).
@@ -70,9 +73,10 @@ function routineReadFromTun(): void {
       return;
     }
     seq = (seq + got) | 0;
-    if (got <= HAND_TO_MAIN_MAX && intake.pending === 0 && Atomics.load(ctl, CTL_SHUTDOWN) === 0) {
+    if (idleness.handOver(got, intake.pending, performance.now()) && Atomics.load(ctl, CTL_SHUTDOWN) === 0) {
       handToMainAndPark(ctl, CTL_TUN_OWNER, POLL_MS); // idle: main reads until load returns
       seq = Atomics.load(ctl, ring.iProduced);
+      idleness.resume(performance.now());
     }
   }
 }

@@ -5,8 +5,8 @@
 // waits on C_FREED while the kernel's socket buffer holds what arrives meanwhile.
 //
 // At idle the main thread reads the sockets itself (src/dataplane/intake.ts): after a batch of at
-// most HAND_TO_MAIN_MAX datagrams the thread hands the sockets to main and parks until main gives
-// them back (a batch of HAND_TO_THREAD_MIN or more: load).
+// most HAND_TO_MAIN_MAX datagrams after a gap (intake.ts Idleness) the thread hands the sockets to main and parks until main gives
+// them back (load: a batch of HAND_TO_THREAD_MIN or more, or batches closer than IDLE_GAP_MS).
 //
 // Sockets: main owns them (src/io/bind.ts) and publishes their fds in CTL_UDP_FD4/FD6 with a
 // generation (layout.ts); the reader re-reads them after every wake and acknowledges the
@@ -15,7 +15,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { ReceiverIndexMap } from '../src/dataplane/indexmap.js';
-import { HAND_TO_MAIN_MAX, handToMainAndPark, parkWhileMainOwns } from '../src/dataplane/intake.js';
+import { Idleness, handToMainAndPark, parkWhileMainOwns } from '../src/dataplane/intake.js';
 import { KeyTable } from '../src/dataplane/keytable.js';
 import {
   CTL_SHUTDOWN, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_OWNER, CTL_UDP_READER_WAITING, type DataplaneShared,
@@ -41,6 +41,7 @@ const ctl = new Int32Array(wd.shared.control);
 const stats = new Float64Array(wd.shared.stats);
 const ring = new RingView(RING_RECV, ctl, wd.shared.rings[RING_RECV]!);
 const intake = new UdpIntake(ring, KeyTable.attach(wd.shared.keys), ReceiverIndexMap.attach(wd.indexMap), stats, udpNative());
+const idleness = new Idleness();
 
 function routineReceive(): void {
   let seq = Atomics.load(ctl, ring.iProduced); // a replacement continues where the last one stopped
@@ -49,6 +50,7 @@ function routineReceive(): void {
     if (Atomics.load(ctl, CTL_UDP_OWNER) === INTAKE_MAIN) { // main reads at idle; we were given the sockets back
       parkWhileMainOwns(ctl, CTL_UDP_OWNER, POLL_MS);
       seq = Atomics.load(ctl, ring.iProduced);
+      idleness.resume(performance.now());
     }
     if (Atomics.load(ctl, CTL_SHUTDOWN) !== 0) return;
     const gen = Atomics.load(ctl, CTL_UDP_GEN);
@@ -67,9 +69,10 @@ function routineReceive(): void {
     }
     const got = intake.receive(fd4, fd6, wd.wakeFd, POLL_MS, seq, Math.min(free, UDP_INTAKE_BATCH));
     seq = (seq + got) | 0;
-    if (got <= HAND_TO_MAIN_MAX && intake.pending === 0 && Atomics.load(ctl, CTL_SHUTDOWN) === 0) {
+    if (idleness.handOver(got, intake.pending, performance.now()) && Atomics.load(ctl, CTL_SHUTDOWN) === 0) {
       handToMainAndPark(ctl, CTL_UDP_OWNER, POLL_MS); // idle: main reads until load returns
       seq = Atomics.load(ctl, ring.iProduced);
+      idleness.resume(performance.now());
     }
   }
 }

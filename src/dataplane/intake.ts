@@ -10,14 +10,16 @@
 //
 // Protocol, one owner word per input (CTL_UDP_OWNER, CTL_TUN_OWNER); only the owner reads the
 // input and produces its ring (from C_PRODUCED):
-//   thread → main  after a batch of at most HAND_TO_MAIN_MAX packets (none: a poll timeout) with
-//                  nothing kept in its addon's per-thread state, the thread stores INTAKE_MAIN,
+//   thread → main  after a batch of at most HAND_TO_MAIN_MAX packets that came at least
+//                  IDLE_GAP_MS after the previous batch (or none: a poll timeout), with nothing
+//                  kept in its addon's per-thread state (Idleness.handOver), the thread stores INTAKE_MAIN,
 //                  rings main's bell and parks (Atomics.wait on the word). From that store on it
 //                  touches neither the input nor the ring's producer side.
 //   main           whenever it drains and owns an input, it watches its descriptors; each time one
 //                  is readable it reads one batch (no waiting) into the ring and drains.
-//   main → thread  when a batch main read had at least HAND_TO_THREAD_MIN packets, or its addon
-//                  kept some for a next call, or the ring lacks room for a batch (load), main stops
+//   main → thread  when a batch main read had at least HAND_TO_THREAD_MIN packets, or came less
+//                  than IDLE_GAP_MS after its previous one, or the ring lacks room for a batch, or
+//                  a read failed (load, or trouble), and its addon keeps nothing, main stops
 //                  watching, stores INTAKE_THREAD and notifies the word; the thread re-reads
 //                  C_PRODUCED (and its descriptors) and carries on.
 //   stop           CTL_SHUTDOWN and a notify of the word: a parked thread leaves.
@@ -34,6 +36,36 @@ export type ReadBatch = (seq: number, max: number) => number;
 export const HAND_TO_MAIN_MAX = 2;
 /** Main hands an input back to its thread after a batch of at least this many packets. */
 export const HAND_TO_THREAD_MIN = 8;
+/**
+ * Idle means a gap of at least this long between batches. A steady stream of small batches — the
+ * ACKs of a TCP stream going the other way, a ping flood — stays with the thread: main would
+ * otherwise make a receive call per wake-up for each of them.
+ */
+export const IDLE_GAP_MS = 1;
+
+/** Time between one input's batches, as its reader sees it. */
+export class Idleness {
+  private last = -Infinity;
+
+  /** A batch of `got` packets was read at `now` (ms), `pending` pieces kept: may the input go to main? */
+  handOver(got: number, pending: number, now: number): boolean {
+    const gap = now - this.last;
+    if (got > 0) this.last = now;
+    return got <= HAND_TO_MAIN_MAX && pending === 0 && (got === 0 || gap >= IDLE_GAP_MS);
+  }
+
+  /** The input came back to the thread: its gaps count from now (a first small batch is not idleness). */
+  resume(now: number): void {
+    this.last = now;
+  }
+
+  /** Main read a batch of `got` at `now` (ms): is this load (give the input back)? */
+  busy(got: number, now: number): boolean {
+    const gap = now - this.last;
+    this.last = now;
+    return got >= HAND_TO_THREAD_MIN || gap < IDLE_GAP_MS;
+  }
+}
 
 /** I/O thread: give the input to main (idle), then wait until main gives it back or the pipeline stops. */
 export function handToMainAndPark(ctl: Int32Array, ownerWord: number, pollMs: number): void {
@@ -77,6 +109,7 @@ export class MainIntake {
   private watching = false;
   private closed = false;
   private retry: ReturnType<typeof setTimeout> | null = null;
+  private readonly pace = new Idleness();
 
   private readonly ctl: Int32Array;
   private readonly ownerWord: number;
@@ -164,7 +197,7 @@ export class MainIntake {
         this.retry = null;
         if (!this.closed) this.onReadable();
       }, 1);
-    } else if (failed || !roomy || total >= HAND_TO_THREAD_MIN) {
+    } else if (this.pace.busy(total, performance.now()) || failed || !roomy) {
       this.handBack();
     }
   }

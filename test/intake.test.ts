@@ -1,0 +1,32 @@
+// Who reads an input (src/dataplane/intake.ts): the idleness rule that decides when an I/O thread
+// hands its input to main and when main gives it back, on a fake clock.
+import t from 'tap';
+import { HAND_TO_MAIN_MAX, HAND_TO_THREAD_MIN, IDLE_GAP_MS, Idleness } from '../src/dataplane/intake.js';
+
+t.test('a thread hands over only a small batch after a gap, with nothing kept', async (t) => {
+  const i = new Idleness();
+  t.ok(i.handOver(1, 0, 1000), 'a lone packet after a long quiet: to main');
+  t.ok(i.handOver(0, 0, 1000.1), 'a poll timeout (nothing read): to main');
+  const k = new Idleness();
+  k.handOver(HAND_TO_MAIN_MAX, 0, 0);
+  t.notOk(k.handOver(1, 0, IDLE_GAP_MS / 2), 'a small batch right after another (a stream of ACKs): stays');
+  t.ok(k.handOver(1, 0, IDLE_GAP_MS / 2 + IDLE_GAP_MS), 'the same after a gap: to main');
+  t.notOk(k.handOver(HAND_TO_MAIN_MAX + 1, 0, 100), 'a larger batch: stays');
+  t.notOk(k.handOver(1, 3, 200), 'pieces of a super-packet kept by this thread: stays');
+});
+
+t.test('a thread that got its input back counts gaps from then', async (t) => {
+  const i = new Idleness();
+  i.handOver(1, 0, 0);
+  i.resume(50);
+  t.notOk(i.handOver(1, 0, 50 + IDLE_GAP_MS / 2), 'main gave it back for load: the next small batch is not idleness');
+  t.ok(i.handOver(1, 0, 60), 'a real gap later: to main again');
+});
+
+t.test('main gives the input back on a large batch or a short gap', async (t) => {
+  const i = new Idleness();
+  t.notOk(i.busy(1, 1000), 'a lone packet after a quiet: keeps it');
+  t.notOk(i.busy(1, 1020), 'another 20 ms later (a ping): keeps it');
+  t.ok(i.busy(1, 1020 + IDLE_GAP_MS / 2), 'packets coming faster than the gap: back to the thread');
+  t.ok(i.busy(HAND_TO_THREAD_MIN, 2000), 'a large batch: back to the thread');
+});
