@@ -119,35 +119,33 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   return ext;
 }
 
-static napi_value js_start(napi_env env, napi_callback_info info) {
+/** The open watcher that is argument 0 of a call, or NULL after throwing a TypeError naming `usage`. */
+static watcher *arg_watcher(napi_env env, napi_callback_info info, const char *usage) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   watcher *w = argc < 1 ? NULL : get_watcher(env, argv[0]);
-  if (w == NULL) return throw_type(env, "start(handle): not an open watcher");
-  int r = uv_poll_start(&w->poll, UV_READABLE, on_poll);
+  if (w == NULL) throw_type(env, usage);
+  return w;
+}
+
+static napi_value js_start(napi_env env, napi_callback_info info) {
+  watcher *w = arg_watcher(env, info, "start(handle): not an open watcher");
+  if (w == NULL) return NULL;
   napi_value out;
-  napi_create_int32(env, r, &out);
+  napi_create_int32(env, uv_poll_start(&w->poll, UV_READABLE, on_poll), &out);
   return out;
 }
 
 static napi_value js_stop(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  watcher *w = argc < 1 ? NULL : get_watcher(env, argv[0]);
-  if (w == NULL) return throw_type(env, "stop(handle): not an open watcher");
-  uv_poll_stop(&w->poll);
+  watcher *w = arg_watcher(env, info, "stop(handle): not an open watcher");
+  if (w != NULL) uv_poll_stop(&w->poll);
   return NULL;
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  watcher *w = argc < 1 ? NULL : get_watcher(env, argv[0]);
-  if (w == NULL) return throw_type(env, "close(handle): not an open watcher");
-  do_close(env, w);
+  watcher *w = arg_watcher(env, info, "close(handle): not an open watcher");
+  if (w != NULL) do_close(env, w);
   return NULL;
 }
 
