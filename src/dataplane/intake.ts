@@ -16,7 +16,8 @@
 //                  rings main's bell and parks (Atomics.wait on the word). From that store on it
 //                  touches neither the input nor the ring's producer side.
 //   main           whenever it drains and owns an input, it watches its descriptors; each time one
-//                  is readable it reads one batch (no waiting) into the ring and drains.
+//                  is readable it reads (no waiting) into the ring until its addon keeps nothing
+//                  (MainIntake.readAll), then drains.
 //   main → thread  when a batch main read had at least HAND_TO_THREAD_MIN packets, or came less
 //                  than IDLE_GAP_MS after its previous one, or the ring lacks room for a batch, or
 //                  a read failed (load, or trouble), and its addon keeps nothing, main stops

@@ -107,6 +107,11 @@ import fs from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { getSystemErrorName } from 'node:util';
 import { AEAD_TAG_LEN, MESSAGE_TRANSPORT_HEADER_SIZE, MESSAGE_TRANSPORT_MIN_SIZE } from '../constants.js';
+import { type SlotsFn, sealSlots as nativeSealSlots } from '../crypto/native-aead.js';
+import { tunNative } from '../io/tun.js';
+import { udpNative } from '../io/udp-native.js';
+import { ReceiverIndexMap } from './indexmap.js';
+import { MainIntake } from './intake.js';
 import { KeyTable } from './keytable.js';
 import {
   CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_OWNER, CTL_UDP_READER_WAITING, CTL_TUN_MTU, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_OWNER,
@@ -118,13 +123,8 @@ import {
 } from './layout.js';
 import { RingView, SEND_LOCK_MAIN, allocRing, ringMainBell, sendLockOwner, wakeWorkers } from './ring.js';
 import { Supervisor, TUN_READER_ID, TUN_WRITER_ID, UDP_READER_ID } from './supervisor.js';
-import { type SlotsFn, sealSlots as nativeSealSlots } from '../crypto/native-aead.js';
-import { udpNative } from '../io/udp-native.js';
-import { ReceiverIndexMap } from './indexmap.js';
-import { MainIntake } from './intake.js';
-import { UDP_INTAKE_BATCH, UdpIntake } from './udp-intake.js';
 import { TUN_INTAKE_BATCH, TunIntake } from './tun-intake.js';
-import { tunNative } from '../io/tun.js';
+import { UDP_INTAKE_BATCH, UdpIntake } from './udp-intake.js';
 
 export interface PipelineOptions {
   /** Number of crypto worker threads (1..MAX_WORKERS). */
