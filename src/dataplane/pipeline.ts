@@ -940,7 +940,8 @@ export class Pipeline {
       while (seq !== ready) {
         const s = seq & ring.mask;
         const st = Atomics.load(meta, s * META_WORDS + M_STATE);
-        if (st !== SlotState.DONE && st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP) break;
+        // SENT above C_SENT: a worker that died after marking its batch SENT, before storing C_SENT.
+        if (st !== SlotState.DONE && st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP && st !== SlotState.SENT) break;
         if (!this.releaseSlot(r, s, st)) break; // held: C_SENT stays here, so nothing overtakes it
         seq = (seq + 1) | 0;
       }
@@ -1106,7 +1107,8 @@ export class Pipeline {
     }
     Atomics.and(this.ctl, CTL_WORKER_SLEEPERS + (id >> 5), ~(1 << (id & 31)));
     // It may have died holding a flush lock: free it (a message it wrote but had not yet marked
-    // SENT goes out again; the receiver's replay window drops the copy).
+    // SENT goes out again; the receiver's replay window drops the copy; slots it had marked SENT
+    // but not yet passed with C_SENT are passed by the next flusher).
     for (const r of [RING_TUN, RING_LOCAL]) Atomics.compareExchange(this.ctl, this.rings[r]!.iSendLock, sendLockOwner(id), 0);
     this.pump(); // main may be waiting for one of those slots
   }

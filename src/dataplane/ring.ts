@@ -27,7 +27,8 @@
 //               slot's endpoint words and socket fd) by whichever thread holds the ring's flush lock
 //               (C_SEND_LOCK, one CAS): it walks from C_SENT over finished slots, sends the DONE ones
 //               in batches (one sendmmsg each, RingView.flushSends; → SENT) and passes
-//               FAILED/DEAD/SKIP, stops at the first slot still being sealed (or, for a worker, one
+//               FAILED/DEAD/SKIP and SENT (a flusher that died after marking its batch SENT but
+//               before storing C_SENT leaves SENT slots above C_SENT), stops at the first slot still being sealed (or, for a worker, one
 //               it cannot send: no fd, or the send stopped there), stores C_SENT and unlocks. A
 //               thread that finished a slot but lost the CAS just leaves: the holder re-reads the
 //               slot at C_SENT after unlocking and goes round again if it became flushable (the
@@ -167,7 +168,7 @@ export class RingView {
             fd = f;
             this.flushSeqs[n] = walked;
             list[n++] = s;
-          } else if (st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP) {
+          } else if (st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP && st !== SlotState.SENT) {
             break; // still PENDING or being sealed, or HELD by main
           }
           walked = (walked + 1) | 0;
@@ -193,7 +194,7 @@ export class RingView {
       if (head === Atomics.load(ctl, this.iReady)) return true;
       const hm = (head & this.mask) * META_WORDS;
       const st = Atomics.load(meta, hm + M_STATE);
-      if (st === SlotState.DONE ? meta[hm + M_FD]! < 0 : st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP) return true;
+      if (st === SlotState.DONE ? meta[hm + M_FD]! < 0 : st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP && st !== SlotState.SENT) return true;
     }
   }
 
