@@ -5,21 +5,21 @@
 // waits on C_FREED.
 //
 // At idle the main thread reads the device itself (src/dataplane/intake.ts): after a batch of at
-// most HAND_TO_MAIN_MAX packets after a gap (intake.ts Idleness) the thread hands the device to main and parks until main gives
-// it back (load: a batch of HAND_TO_THREAD_MIN or more, or batches closer than IDLE_GAP_MS; or
-// the device failed under main).
+// most HAND_TO_MAIN_MAX packets after a quiet gap (intake.ts Idleness) the thread hands the
+// device to main and parks until main gives it back (load: a batch of HAND_TO_THREAD_MIN or more,
+// or batches closer than IDLE_GAP_MS; or the device failed under main).
 //
 // The device is gone (link deleted, fd closed, EOF): set CTL_TUN_GONE, ring main, exit.
 // Stopping: CTL_SHUTDOWN plus a write to the wake eventfd and a notify of the owner word.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { Idleness, handToMainAndPark, parkWhileMainOwns } from '../src/dataplane/intake.js';
+import { Idleness, handToMain, parkWhileMainOwns } from '../src/dataplane/intake.js';
 import {
   CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_GONE_ERRNO, CTL_TUN_OWNER, type DataplaneShared,
   INTAKE_MAIN, RING_TUN, R_FULL_WAITS, STAT_READER, TunGoneCause,
 } from '../src/dataplane/layout.js';
 import { RingView, ringMainBell } from '../src/dataplane/ring.js';
-import { TUN_INTAKE_BATCH, TunIntake } from '../src/dataplane/tun-intake.js';
+import { TunIntake } from '../src/dataplane/tun-intake.js';
 import { TUN_READ_EOF, tunNative } from '../src/io/tun.js';
 
 export interface TunReaderData {
@@ -52,9 +52,13 @@ function gone(cause: number, errno: number): void {
 
 function routineReadFromTun(): void {
   intake.publishMtu();
+  let handedOver = false;
   let seq = Atomics.load(ctl, ring.iProduced); // a replacement reader continues where the last one stopped
   for (;;) {
-    if (Atomics.load(ctl, CTL_TUN_OWNER) === INTAKE_MAIN) { // main reads at idle; we were given the device back
+    // Main reads the device (idle): park until it gives it back. After our own hand-over,
+    // main may already have read and given it back: either way C_PRODUCED has moved on.
+    if (handedOver || Atomics.load(ctl, CTL_TUN_OWNER) === INTAKE_MAIN) {
+      handedOver = false;
       parkWhileMainOwns(ctl, CTL_TUN_OWNER, POLL_MS);
       seq = Atomics.load(ctl, ring.iProduced);
       idleness.resume(performance.now());
@@ -66,7 +70,7 @@ function routineReadFromTun(): void {
       stats[STAT_READER + R_FULL_WAITS]! += 1;
       continue;
     }
-    const got = intake.read(wd.wakeFd, POLL_MS, seq, Math.min(free, TUN_INTAKE_BATCH));
+    const got = intake.read(wd.wakeFd, POLL_MS, seq, free);
     if (got < 0) {
       if (Atomics.load(ctl, CTL_SHUTDOWN) !== 0) return; // closed under us while stopping: not "gone"
       gone(got === TUN_READ_EOF ? TunGoneCause.READ_EOF : TunGoneCause.READ_ERROR, got === TUN_READ_EOF ? 0 : got);
@@ -74,9 +78,8 @@ function routineReadFromTun(): void {
     }
     seq = (seq + got) | 0;
     if (idleness.handOver(got, intake.pending, performance.now()) && Atomics.load(ctl, CTL_SHUTDOWN) === 0) {
-      handToMainAndPark(ctl, CTL_TUN_OWNER, POLL_MS); // idle: main reads until load returns
-      seq = Atomics.load(ctl, ring.iProduced);
-      idleness.resume(performance.now());
+      handToMain(ctl, CTL_TUN_OWNER); // idle: main reads until load returns
+      handedOver = true;
     }
   }
 }

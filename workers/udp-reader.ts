@@ -5,8 +5,9 @@
 // waits on C_FREED while the kernel's socket buffer holds what arrives meanwhile.
 //
 // At idle the main thread reads the sockets itself (src/dataplane/intake.ts): after a batch of at
-// most HAND_TO_MAIN_MAX datagrams after a gap (intake.ts Idleness) the thread hands the sockets to main and parks until main gives
-// them back (load: a batch of HAND_TO_THREAD_MIN or more, or batches closer than IDLE_GAP_MS).
+// most HAND_TO_MAIN_MAX datagrams after a quiet gap (intake.ts Idleness) the thread hands the
+// sockets to main and parks until main gives them back (load: a batch of HAND_TO_THREAD_MIN or
+// more, or batches closer than IDLE_GAP_MS).
 //
 // Sockets: main owns them (src/io/bind.ts) and publishes their fds in CTL_UDP_FD4/FD6 with a
 // generation (layout.ts); the reader re-reads them after every wake and acknowledges the
@@ -15,14 +16,14 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { ReceiverIndexMap } from '../src/dataplane/indexmap.js';
-import { Idleness, handToMainAndPark, parkWhileMainOwns } from '../src/dataplane/intake.js';
+import { Idleness, handToMain, parkWhileMainOwns } from '../src/dataplane/intake.js';
 import { KeyTable } from '../src/dataplane/keytable.js';
 import {
   CTL_SHUTDOWN, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_OWNER, CTL_UDP_READER_WAITING, type DataplaneShared,
   INTAKE_MAIN, RING_RECV, STAT_UDP_READER, U_FULL_WAITS,
 } from '../src/dataplane/layout.js';
 import { RingView, ringMainBell } from '../src/dataplane/ring.js';
-import { UDP_INTAKE_BATCH, UdpIntake } from '../src/dataplane/udp-intake.js';
+import { UdpIntake } from '../src/dataplane/udp-intake.js';
 import { udpNative } from '../src/io/udp-native.js';
 
 export interface UdpReaderData {
@@ -44,10 +45,14 @@ const intake = new UdpIntake(ring, KeyTable.attach(wd.shared.keys), ReceiverInde
 const idleness = new Idleness();
 
 function routineReceive(): void {
+  let handedOver = false;
   let seq = Atomics.load(ctl, ring.iProduced); // a replacement continues where the last one stopped
   let seenGen = -1;
   for (;;) {
-    if (Atomics.load(ctl, CTL_UDP_OWNER) === INTAKE_MAIN) { // main reads at idle; we were given the sockets back
+    // Main reads the sockets (idle): park until it gives them back. After our own hand-over,
+    // main may already have read and given them back: either way C_PRODUCED has moved on.
+    if (handedOver || Atomics.load(ctl, CTL_UDP_OWNER) === INTAKE_MAIN) {
+      handedOver = false;
       parkWhileMainOwns(ctl, CTL_UDP_OWNER, POLL_MS);
       seq = Atomics.load(ctl, ring.iProduced);
       idleness.resume(performance.now());
@@ -67,12 +72,11 @@ function routineReceive(): void {
       stats[STAT_UDP_READER + U_FULL_WAITS]! += 1;
       continue;
     }
-    const got = intake.receive(fd4, fd6, wd.wakeFd, POLL_MS, seq, Math.min(free, UDP_INTAKE_BATCH));
+    const got = intake.receive(fd4, fd6, wd.wakeFd, POLL_MS, seq, free);
     seq = (seq + got) | 0;
     if (idleness.handOver(got, intake.pending, performance.now()) && Atomics.load(ctl, CTL_SHUTDOWN) === 0) {
-      handToMainAndPark(ctl, CTL_UDP_OWNER, POLL_MS); // idle: main reads until load returns
-      seq = Atomics.load(ctl, ring.iProduced);
-      idleness.resume(performance.now());
+      handToMain(ctl, CTL_UDP_OWNER); // idle: main reads until load returns
+      handedOver = true;
     }
   }
 }

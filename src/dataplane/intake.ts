@@ -12,8 +12,8 @@
 // input and produces its ring (from C_PRODUCED):
 //   thread → main  after a batch of at most HAND_TO_MAIN_MAX packets that came at least
 //                  IDLE_GAP_MS after the previous batch (or none: a poll timeout), with nothing
-//                  kept in its addon's per-thread state (Idleness.handOver), the thread stores INTAKE_MAIN,
-//                  rings main's bell and parks (Atomics.wait on the word). From that store on it
+//                  kept in its addon's per-thread state (Idleness.handOver), the thread stores
+//                  INTAKE_MAIN, rings main's bell and parks (Atomics.wait on the word). From that store on it
 //                  touches neither the input nor the ring's producer side.
 //   main           whenever it drains and owns an input, it watches its descriptors; each time one
 //                  is readable it reads (no waiting) into the ring until its addon keeps nothing
@@ -68,11 +68,10 @@ export class Idleness {
   }
 }
 
-/** I/O thread: give the input to main (idle), then wait until main gives it back or the pipeline stops. */
-export function handToMainAndPark(ctl: Int32Array, ownerWord: number, pollMs: number): void {
+/** I/O thread: give the input to main (idle). From this store on the thread must not read it; it parks (parkWhileMainOwns) next. */
+export function handToMain(ctl: Int32Array, ownerWord: number): void {
   Atomics.store(ctl, ownerWord, INTAKE_MAIN);
   ringMainBell(ctl);
-  parkWhileMainOwns(ctl, ownerWord, pollMs);
 }
 
 /** I/O thread: wait while main owns the input (a replacement thread starts here too). */
@@ -96,10 +95,8 @@ export interface MainIntakeOptions {
   stats: Float64Array;
   takenCell: number;
   givenCell: number;
-  /** A watched descriptor is readable (the pipeline reads with readAll(), then drains). */
-  onReadable: () => void;
-  /** Polling failed (a libuv error code); the watch is stopped. */
-  onError: (code: number) => void;
+  /** A watched descriptor of `input` is readable (the pipeline reads with input.readAll(), then drains). */
+  onReadable: (input: MainIntake) => void;
 }
 
 /** Main's side of one input: watching its descriptors while main owns it, reading them, and handing it back. */
@@ -121,12 +118,14 @@ export class MainIntake {
   private readonly stats: Float64Array;
   private readonly takenCell: number;
   private readonly givenCell: number;
-  private readonly onReadable: () => void;
-  private readonly onError: (code: number) => void;
+  private readonly onReadable: (input: MainIntake) => void;
+  /** The watches' callbacks: readable, and polling failed (e.g. the descriptor was closed under the watch: the thread's own read reports what is wrong). */
+  private readonly readable = (): void => this.onReadable(this);
+  private readonly pollFailed = (): void => this.handBack();
 
   constructor(o: MainIntakeOptions) {
     ({ ctl: this.ctl, ownerWord: this.ownerWord, ring: this.ring, batch: this.batch, read: this.read, pending: this.pending } = o);
-    ({ stats: this.stats, takenCell: this.takenCell, givenCell: this.givenCell, onReadable: this.onReadable, onError: this.onError } = o);
+    ({ stats: this.stats, takenCell: this.takenCell, givenCell: this.givenCell, onReadable: this.onReadable } = o);
   }
 
   /** Does main own the input now? */
@@ -151,7 +150,7 @@ export class MainIntake {
       this.closeWatches();
       this.fd0 = fd0;
       this.fd1 = fd1;
-      this.watches = [fd0, fd1].filter((fd) => fd >= 0).map((fd) => new FdWatch(fd, this.onReadable, this.onError));
+      this.watches = [fd0, fd1].filter((fd) => fd >= 0).map((fd) => new FdWatch(fd, this.readable, this.pollFailed));
     }
     for (const w of this.watches) w.start();
     if (!this.watching) {
@@ -196,7 +195,7 @@ export class MainIntake {
     if (!failed && this.pending() !== 0) {
       this.retry ??= setTimeout(() => {
         this.retry = null;
-        if (!this.closed) this.onReadable();
+        if (!this.closed) this.onReadable(this);
       }, 1);
     } else if (this.pace.busy(total, performance.now()) || failed || !roomy) {
       this.handBack();

@@ -390,7 +390,7 @@ export class Pipeline {
         read: (seq, max) => this.udpIntake!.receive(Atomics.load(this.ctl, CTL_UDP_FD4), Atomics.load(this.ctl, CTL_UDP_FD6), -1, 0, seq, max),
         pending: () => this.udpIntake!.pending,
         stats: this.stats, takenCell: STAT_MAIN + MAIN_UDP_TAKEN, givenCell: STAT_MAIN + MAIN_UDP_GIVEN,
-        onReadable: this.onUdpReadable, onError: () => this.intakeFailed(CTL_UDP_OWNER),
+        onReadable: this.onInputReadable,
       });
     } else {
       this.udpIntake = null;
@@ -404,7 +404,7 @@ export class Pipeline {
         read: (seq, max) => this.tunIntake!.read(-1, 0, seq, max),
         pending: () => this.tunIntake!.pending,
         stats: this.stats, takenCell: STAT_MAIN + MAIN_TUN_TAKEN, givenCell: STAT_MAIN + MAIN_TUN_GIVEN,
-        onReadable: this.onTunReadable, onError: () => this.intakeFailed(CTL_TUN_OWNER),
+        onReadable: this.onInputReadable,
       });
     } else {
       this.tunIntake = null;
@@ -880,31 +880,18 @@ export class Pipeline {
     if (Atomics.load(ctl, CTL_UDP_GEN_SEEN) !== gen) Atomics.store(ctl, CTL_UDP_GEN_SEEN, gen);
   }
 
-  /** A UDP socket is readable while main owns them (idle, intake.ts): RECV stage 1 as the reader would (MainIntake.readAll), then drain (check, write). */
-  private readonly onUdpReadable = (): void => {
-    if (this.stopping || !this.udpMain!.owned()) return;
+  /**
+   * An input main owns at idle (intake.ts) is readable: stage 1 of its ring as its thread would do
+   * it (MainIntake.readAll: the TUN ring from the device, the RECV ring from the sockets), then
+   * drain: route, seal and send, or check and write, in this same turn.
+   */
+  private readonly onInputReadable = (input: MainIntake): void => {
+    if (this.stopping || !input.owned()) return;
     this.stats[STAT_MAIN + MAIN_WAKEUPS]! += 1;
     Atomics.store(this.ctl, CTL_MAIN_ARMED, 0); // awake: what we publish must not ring our own bell
-    this.udpMain!.readAll();
+    input.readAll();
     this.pump();
   };
-
-  /** The TUN device is readable while main owns it (idle, intake.ts): TUN stage 1 as the reader would, then drain (route, seal, send). */
-  private readonly onTunReadable = (): void => {
-    if (this.stopping || !this.tunMain!.owned()) return;
-    this.stats[STAT_MAIN + MAIN_WAKEUPS]! += 1;
-    Atomics.store(this.ctl, CTL_MAIN_ARMED, 0);
-    this.tunMain!.readAll();
-    this.pump();
-  };
-
-  /**
-   * Polling a descriptor main watches failed (libuv error; e.g. it was closed under the watch): give
-   * the input back to its thread, whose own read reports what is wrong (a gone device, a bad socket).
-   */
-  private intakeFailed(ownerWord: number): void {
-    (ownerWord === CTL_UDP_OWNER ? this.udpMain : this.tunMain)?.handBack();
-  }
 
   private publishRouted(seq: number, n: number): void {
     this.ready[RING_TUN] = seq;

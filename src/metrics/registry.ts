@@ -21,6 +21,7 @@
 import { createRequire } from 'node:module';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { REJECT_AFTER_TIME } from '../constants.js';
+import { peerKeyBase64 } from '../peer-name.js';
 import { DROP_REASONS } from '../protocol/drops.js';
 import { Stat, STATS_PER_PEER } from '../protocol/peer.js';
 import {
@@ -142,7 +143,7 @@ export class WirepoolMetrics {
     for (const peer of src.metricsPeers()) {
       let key = this.base64.get(peer.publicKey);
       if (key === undefined) {
-        key = Buffer.from(peer.publicKey.buffer, peer.publicKey.byteOffset, peer.publicKey.byteLength).toString('base64');
+        key = peerKeyBase64(peer.publicKey);
         this.base64.set(peer.publicKey, key);
       }
       const allowedIps = src.metricsAllowedIps(peer);
@@ -238,7 +239,7 @@ export class WirepoolMetrics {
         const d = src.metricsDeviceInfo();
         const labels: Labels = {
           interface: iface,
-          public_key: d.publicKey ? Buffer.from(d.publicKey).toString('base64') : '',
+          public_key: d.publicKey ? peerKeyBase64(d.publicKey) : '',
           listen_port: String(d.listenPort),
           fwmark: String(d.fwmark),
         };

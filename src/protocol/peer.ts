@@ -2,6 +2,7 @@
 // staged packets. Owned by the engine on the main thread; counters that other threads
 // or the metrics endpoint read live in the shared PeerStats array under `id`.
 import { type Crypto } from '../crypto/crypto.js';
+import { peerKeyBase64 } from '../peer-name.js';
 import { CookieGenerator } from './cookie.js';
 import { type Endpoint } from './endpoint.js';
 import { type Keypair, Keypairs } from './keypair.js';
@@ -41,7 +42,7 @@ export class Peer {
 
   /** Base64 public key, the form operators know (used in logs). */
   get name(): string {
-    return Buffer.from(this.publicKey).toString('base64');
+    return peerKeyBase64(this.publicKey);
   }
 }
 
