@@ -12,7 +12,7 @@
 //            → main: receive.onOpened → TUN writer (GRO-coalesced writes), or main for a lone packet
 import { performance } from 'node:perf_hooks';
 import { DEFAULT_MTU, HANDSHAKE_QUEUE_SIZE } from './constants.js';
-import { clampPrivateKey, nodeCrypto } from './crypto/crypto.js';
+import { clampPrivateKey, isZeroKey, nodeCrypto } from './crypto/crypto.js';
 import { Pipeline } from './dataplane/pipeline.js';
 import { DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS, DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS } from './dataplane/layout.js';
 import { ReceiverIndexMap } from './dataplane/indexmap.js';
@@ -304,7 +304,8 @@ export class Device implements UapiDevice, MetricsSource {
       const psk = peer.handshake.presharedKey;
       peers.push({
         publicKey: peer.publicKey,
-        presharedKey: psk.some((b) => b !== 0) ? psk : null,
+        publicKeyHex: peer.publicKeyHex,
+        presharedKey: isZeroKey(psk) ? null : psk,
         endpoint: peer.endpoint ? formatEndpoint(peer.endpoint) : null,
         lastHandshakeTimeSec: Math.floor(wall / 1000),
         lastHandshakeTimeNsec: (wall % 1000) * 1_000_000,

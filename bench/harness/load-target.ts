@@ -340,6 +340,8 @@ export interface PeerMemory {
   /** Peers `wg show IF peers` listed afterwards. */
   peersShown: number;
   setconfMs: number;
+  /** `wg show IF dump` with all the peers: median of 5 runs. */
+  dumpMs: number;
   rssBefore: number;
   rssAfter: number;
   bytesPerPeer: number;
@@ -376,7 +378,15 @@ export async function measurePeerMemory(impl: Impl, peers: number, opts: { worke
     await sleep(2000);
     const rssAfter = rssBytes(daemon.pid);
     const peersShown = await peerCount(ns, ifname);
-    return { impl, peers, peersShown, setconfMs, rssBefore, rssAfter, bytesPerPeer: (rssAfter - rssBefore) / peers };
+    const dumps: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t = performance.now();
+      const r = await ns.exec('wg', ['show', ifname, 'dump'], { timeoutMs: 60_000 });
+      if (r.code !== 0) throw new Error(`wg show ${ifname} dump failed: ${r.stderr.trim()}`);
+      dumps.push(performance.now() - t);
+    }
+    dumps.sort((x, y) => x - y);
+    return { impl, peers, peersShown, setconfMs, dumpMs: dumps[2]!, rssBefore, rssAfter, bytesPerPeer: (rssAfter - rssBefore) / peers };
   } finally {
     await ns.destroy().catch(() => {});
     removeStaleSockets([ifname]);

@@ -90,6 +90,13 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
+/** Whether every byte is zero (an unset key), in time that depends only on the length. */
+export function isZeroKey(b: Uint8Array): boolean {
+  let acc = 0;
+  for (let i = 0; i < b.length; i++) acc |= b[i]!;
+  return acc === 0;
+}
+
 /** Clamps an X25519 private key in place (spec §1 DH_GENERATE) and returns it. */
 export function clampPrivateKey(k: Uint8Array): Uint8Array {
   k[0]! &= 248;

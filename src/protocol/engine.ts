@@ -16,7 +16,7 @@ import {
   MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT,
   REKEY_TIMEOUT_JITTER_MAX, ZERO_KEY_MATERIAL_AFTER,
 } from '../constants.js';
-import { type Crypto, constantTimeEqual } from '../crypto/crypto.js';
+import { type Crypto, constantTimeEqual, isZeroKey } from '../crypto/crypto.js';
 import { toHex } from '../hex.js';
 import { LogLimiter } from '../log-limit.js';
 import { type PeerLabel, peerKeyBase64 } from '../peer-name.js';
@@ -230,7 +230,7 @@ export class Engine {
 
   setPresharedKey(peer: Peer, psk: Uint8Array | null): void {
     const hs = peer.handshake;
-    if (hs.presharedKey.some((b) => b !== 0)) hs.presharedKey.fill(0);
+    if (!isZeroKey(hs.presharedKey)) hs.presharedKey.fill(0);
     hs.presharedKey = psk ? Uint8Array.from(psk) : new Uint8Array(KEY_LEN);
   }
 
