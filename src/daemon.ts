@@ -17,6 +17,8 @@ import { MetricsEndpoint } from './metrics/endpoint.js';
 export interface DaemonOptions {
   ifname: string;
   workers: number;
+  /** Threads answering initiations (src/handshake-offload.ts); 0: the main thread. */
+  handshakeWorkers: number;
   config: string | null;
   metrics: string | null;
   log: Logger;
@@ -40,7 +42,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       }
     };
     cleanups.push(() => { removeLink(); tun.close(); });
-    const device = await Device.create({ ifname, tun, workers: opts.workers, log });
+    const device = await Device.create({ ifname, tun, workers: opts.workers, handshakeWorkers: opts.handshakeWorkers, log });
     cleanups.unshift(() => device.close());
     if (loaded !== null) {
       device.peerNames = loaded.metrics.friendlyNames; // log lines name peers as the metrics do
@@ -114,7 +116,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     const stopWatch = watchTunRemoval(ifname, () => shutdown('TUN device removed'));
     cleanups.push(stopWatch);
     device.onTunGone(() => shutdown('TUN device removed'));
-    log.info('interface is up', { workers: opts.workers, listen_port: device.listenPort });
+    log.info('interface is up', { workers: opts.workers, handshake_workers: opts.handshakeWorkers, listen_port: device.listenPort });
     opts.onReady();
   } catch (err) {
     await runCleanups(cleanups, log);

@@ -11,19 +11,22 @@
 //   receive: UDP reader (recvmmsg, GRO split) → main: receive.classify → crypto worker: open
 //            → main: receive.onOpened → TUN writer (GRO-coalesced writes), or main for a lone packet
 import { performance } from 'node:perf_hooks';
-import { DEFAULT_MTU, HANDSHAKE_QUEUE_SIZE } from './constants.js';
+import { DEFAULT_MTU, HANDSHAKE_QUEUE_SIZE, MESSAGE_INITIATION } from './constants.js';
 import { clampPrivateKey, isZeroKey, nodeCrypto } from './crypto/crypto.js';
 import { Pipeline } from './dataplane/pipeline.js';
 import { DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS, DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS } from './dataplane/layout.js';
 import { ReceiverIndexMap } from './dataplane/indexmap.js';
 import { type KeyTable } from './dataplane/keytable.js';
+import { HandshakeOffload } from './handshake-offload.js';
 import { HandshakeQueue, type QueuedHandshake } from './handshake-queue.js';
 import { NativeBind } from './io/bind.js';
 import { TUN_MAX_MTU, type TunDevice } from './io/tun.js';
 import { udpNative } from './io/udp-native.js';
 import { type Logger } from './log.js';
 import { HandshakeStats } from './metrics/handshakes.js';
-import { type MetricsDataplane, type MetricsDeviceInfo, type MetricsPeer, type MetricsSource } from './metrics/source.js';
+import {
+  type MetricsDataplane, type MetricsDeviceInfo, type MetricsHandshakeWorkers, type MetricsPeer, type MetricsSource,
+} from './metrics/source.js';
 import { peerLabel } from './peer-name.js';
 import { formatPrefix } from './protocol/allowedips.js';
 import { DROP_REASONS, DropCounters } from './protocol/drops.js';
@@ -40,6 +43,8 @@ export interface DeviceOptions {
   /** null = no TUN (tests/benchmarks drive the TUN ring directly). */
   tun: TunDevice | null;
   workers: number;
+  /** Handshake worker threads (src/handshake-offload.ts); 0 or absent: initiations are answered on main. */
+  handshakeWorkers?: number;
   log: Logger;
   /** Initial listen port (0 = random). */
   listenPort?: number;
@@ -57,6 +62,8 @@ export class Device implements UapiDevice, MetricsSource {
   private readonly udp: NativeBind;
   private readonly log: Logger;
   private readonly handshakes: HandshakeQueue;
+  /** null: initiations are answered on main. */
+  private readonly offload: HandshakeOffload | null;
   private mtu = DEFAULT_MTU;
   private fwmark = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -117,6 +124,20 @@ export class Device implements UapiDevice, MetricsSource {
     });
     this.handshakes = new HandshakeQueue((h, underLoad) => this.processHandshake(h, underLoad), monotonicClock.now);
     this.handshakes.onRefused = (type) => this.handshakeStats.rejected(type);
+    this.offload = (opts.handshakeWorkers ?? 0) > 0 ? new HandshakeOffload({
+      engine: this.engine,
+      threads: opts.handshakeWorkers!,
+      processed: (msg, dropped) => {
+        if (dropped !== null) this.handshakeStats.rejected(msg[0]!);
+        this.scheduleTimers();
+      },
+      resume: () => this.handshakes.resume(),
+      taskFailed: (err) => this.log.error('handshake worker failed; its initiations were answered on the main thread', { error: String(err) }),
+    }) : null;
+    if (this.offload) {
+      const offload = this.offload;
+      this.handshakes.blocked = () => offload.busy;
+    }
     const scheduleTimers = (): void => this.scheduleTimers();
     this.send = new SendPath({
       engine: this.engine, bind: this.udp, pipeline: () => this.pipeline, mtu: () => this.mtu, scheduleTimers,
@@ -222,6 +243,7 @@ export class Device implements UapiDevice, MetricsSource {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.handshakes.clear();
+    await this.offload?.close();
     this.engine.down();
     await this.pipeline?.stop(); // no thread uses a socket or slot after this
     this.udp.close();
@@ -244,8 +266,14 @@ export class Device implements UapiDevice, MetricsSource {
 
   // ───────────────────────── UDP in ─────────────────────────
 
+  /** An initiation's arithmetic goes to the handshake workers when main falls behind (HandshakeOffload.wants); the rest is done here. */
   private processHandshake(h: QueuedHandshake, underLoad: boolean): void {
     if (this.closed) return;
+    if (this.offload && h.msg[0] === MESSAGE_INITIATION && this.offload.wants(this.handshakes.length)) {
+      if (this.engine.admitInitiation(h.msg, h.src, underLoad) === null) this.offload.submit(h.msg, h.src);
+      else this.handshakeStats.rejected(MESSAGE_INITIATION);
+      return;
+    }
     if (this.engine.receiveHandshake(h.msg, h.src, underLoad) !== null) this.handshakeStats.rejected(h.msg[0]!);
     this.scheduleTimers();
   }
@@ -443,7 +471,11 @@ export class Device implements UapiDevice, MetricsSource {
     return { stats: p.stats, workers: this.metricsWorkers, slots: (r) => p.slots(r), inFlight: (r) => p.inFlight(r) };
   }
 
-  metricsHandshakeQueue(): { length: number; capacity: number; underLoad: boolean } {
-    return { length: this.handshakes.length, capacity: HANDSHAKE_QUEUE_SIZE, underLoad: this.handshakes.isUnderLoad() };
+  metricsHandshakeQueue(): { length: number; capacity: number; underLoad: boolean; workers: MetricsHandshakeWorkers | null } {
+    const o = this.offload;
+    return {
+      length: this.handshakes.length, capacity: HANDSHAKE_QUEUE_SIZE, underLoad: this.handshakes.isUnderLoad(),
+      workers: o ? { inFlight: o.length, capacity: o.capacity, prepared: o.stats.prepared, fallback: o.stats.fallback } : null,
+    };
   }
 }

@@ -69,6 +69,21 @@ export class HandshakeQueue {
   /** Set by the host: a handshake message refused before queueing (metrics: HandshakeStats.rejected). */
   onRefused: ((type: number) => void) | null = null;
 
+  /**
+   * Set by the host: while it returns true, `process` can take no more (the handshake workers
+   * hold all they may: src/handshake-offload.ts) and messages stay queued, counting towards
+   * "under load"; the host calls resume() when there is room again.
+   */
+  blocked: () => boolean = () => false;
+
+  /** Drain again (after `blocked` turned false). */
+  resume(): void {
+    if (this.count > 0 && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.drain);
+    }
+  }
+
   /** A message of `type` was refused as it arrived (Engine.screenHandshake dropped it). */
   refused(type: number): void {
     this.onRefused?.(type);
@@ -128,7 +143,7 @@ export class HandshakeQueue {
   private readonly drain = (): void => {
     this.scheduled = false;
     const deadline = this.now() + this.budgetMs;
-    for (let i = 0; i < this.batch && this.cursor !== null && (i === 0 || this.now() < deadline); i++) {
+    for (let i = 0; i < this.batch && this.cursor !== null && (i === 0 || this.now() < deadline) && !this.blocked(); i++) {
       const q = this.cursor;
       const h = q.items.shift()!;
       this.count--;
@@ -137,10 +152,7 @@ export class HandshakeQueue {
       if (q.items.length === 0) this.unlink(q);
       this.process(h, h.checked === true ? false : this.isUnderLoad());
     }
-    if (this.count > 0 && !this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.drain);
-    }
+    if (!this.blocked()) this.resume();
   };
 
   clear(): void {

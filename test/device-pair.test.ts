@@ -130,12 +130,18 @@ function endpoint(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-/** A memory TUN and a Device on it. */
+/**
+ * A memory TUN and a Device on it; with 2 crypto workers also a handshake worker
+ * (src/handshake-offload.ts: it takes initiations only when they queue up; test/handshake-offload
+ * and e2e-handshake-flood cover that).
+ */
 async function createSide(name: string, workers: number): Promise<Side> {
   const tun = await MemTun.create(name, MTU);
   const logLines: string[] = [];
   try {
-    const dev = await Device.create({ ifname: name, tun: tun.tun, workers, log: quietLogger(name, logLines), listenPort: 0 });
+    const dev = await Device.create({
+      ifname: name, tun: tun.tun, workers, handshakeWorkers: workers >= 2 ? 1 : 0, log: quietLogger(name, logLines), listenPort: 0,
+    });
     return { name, dev, tun, logLines };
   } catch (err) {
     await tun.close();
@@ -294,6 +300,8 @@ async function steps(t: Test, { a, b, host }: Pair, prng: Prng, seed: number): P
     t.same(hex(b.tun.received[0]!), hex(first), 'A→B first packet byte-identical');
     t.ok(a.dev.getState().peers[0]!.lastHandshakeTimeSec > 0, 'A completed a handshake');
     t.equal(b.dev.getState().peers[0]!.endpoint, endpoint(host, a.dev.listenPort), "B's endpoint for A is A's port");
+    const hw = b.dev.metricsHandshakeQueue().workers;
+    if (hw) t.same([hw.prepared, hw.fallback], [0, 0], 'a lone initiation is answered on main, not sent to the handshake worker (HandshakeOffload.wants)');
     const reply = ipv4Udp(V4.b, V4.a, 333, seq++, prng);
     t.ok(b.tun.write(reply), 'reply written into B');
     await a.tun.untilReceived(1, 'the reply at A');

@@ -193,7 +193,7 @@ t.test('device-wide series: info, peers, drops, queues, workers, UAPI, config', 
   dp.stats[STAT_MAIN + MAIN_TUN_TAKEN] = 9;
   dp.stats[STAT_MAIN + MAIN_UDP_GIVEN] = 4;
   dp.ringInFlight[2] = 17;
-  f.src.handshakeQueue = { length: 200, capacity: 1024, underLoad: true };
+  f.src.handshakeQueue = { length: 200, capacity: 1024, underLoad: true, workers: { inFlight: 12, capacity: 64, prepared: 900, fallback: 16 } };
   f.src.uapiRequests.set('get:0', 4).set('set:-22', 1);
   f.src.configReloads.set('ok', 1);
   f.src.lastConfigReloadSuccess = 1_700_000_000_500;
@@ -213,6 +213,10 @@ t.test('device-wide series: info, peers, drops, queues, workers, UAPI, config', 
   t.equal(one(e, 'wireguard_queue_depth', { queue: 'handshake' }).value, 200);
   t.equal(one(e, 'wireguard_queue_capacity', { queue: 'local' }).value, 256);
   t.equal(one(e, 'wireguard_queue_capacity', { queue: 'handshake' }).value, 1024);
+  t.equal(one(e, 'wireguard_queue_depth', { queue: 'handshake_workers' }).value, 12);
+  t.equal(one(e, 'wireguard_queue_capacity', { queue: 'handshake_workers' }).value, 64);
+  t.equal(one(e, 'wireguard_handshake_initiations_prepared_total', { where: 'worker' }).value, 900);
+  t.equal(one(e, 'wireguard_handshake_initiations_prepared_total', { where: 'main_fallback' }).value, 16);
   t.equal(one(e, 'wireguard_worker_busy_seconds_total', { worker: '1' }).value, 2.5);
   t.equal(one(e, 'wireguard_worker_busy_seconds_total', { worker: '0' }).value, 0);
   t.equal(series(e, 'wireguard_worker_busy_seconds_total').length, 2, 'one series per worker');

@@ -8,6 +8,17 @@ import { ifnameProblem } from '../io/tun.js';
 import { listenAddressProblem } from '../metrics/config.js';
 
 export const MAX_WORKERS = 64;
+export const MAX_HANDSHAKE_WORKERS = 64;
+
+/**
+ * Handshake workers (src/handshake-offload.ts) by CPU count. Below 4 CPUs none: on the 2-vCPU
+ * host a worker cost ≈ 20 % more CPU per handshake in all and raised neither the handshake rate
+ * the device keeps up with nor an established peer's ping during a storm (bench/HANDSHAKES.md),
+ * since a storm already keeps both CPUs busy. With more CPUs the arithmetic spreads over them.
+ */
+export function defaultHandshakeWorkers(cpus: number): number {
+  return cpus >= 4 ? Math.min(8, cpus - 1) : 0;
+}
 
 export type ParsedArgs =
   | {
@@ -16,6 +27,7 @@ export type ParsedArgs =
       /** '' only when version or help is set */
       ifname: string;
       workers: number | null;
+      handshakeWorkers: number | null;
       config: string | null;
       /** file to write the daemon's pid to once it is ready (systemd's PIDFile=) */
       pidFile: string | null;
@@ -36,6 +48,8 @@ export function usage(): string {
     'Options:',
     '  -f, --foreground      stay in the foreground',
     `  --workers N           crypto worker threads (1-${MAX_WORKERS}; default: from the CPU count)`,
+    `  --handshake-workers N threads preparing initiations when the main thread falls behind`,
+    `                        (0-${MAX_HANDSHAKE_WORKERS}, 0: none; default: none below 4 CPUs, else CPUs - 1, at most 8)`,
     '  --config FILE         apply this wg(8) configuration file at start-up; SIGHUP re-reads it',
     '  --pid-file FILE       write the daemon\'s pid to FILE once it is ready (removed at exit)',
     '  --metrics ADDR:PORT   serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9586, [::1]:9586)',
@@ -55,6 +69,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
   let version = false;
   let help = false;
   let workers: number | null = null;
+  let handshakeWorkers: number | null = null;
   let config: string | null = null;
   let pidFile: string | null = null;
   let metrics: string | null = null;
@@ -102,6 +117,15 @@ export function parseArgs(argv: string[]): ParsedArgs {
         workers = Number(v);
         break;
       }
+      case '--handshake-workers': {
+        const v = takeValue();
+        if (v === null) return fail('--handshake-workers needs a value');
+        if (!/^[0-9]+$/.test(v) || Number(v) > MAX_HANDSHAKE_WORKERS) {
+          return fail(`--handshake-workers must be an integer from 0 to ${MAX_HANDSHAKE_WORKERS}, not ${JSON.stringify(v)}`);
+        }
+        handshakeWorkers = Number(v);
+        break;
+      }
       case '--config': {
         const v = takeValue();
         if (v === null || v === '') return fail('--config needs a file name');
@@ -138,5 +162,5 @@ export function parseArgs(argv: string[]): ParsedArgs {
   } else if (!version && !help) {
     return fail('missing interface name');
   }
-  return { ok: true, foreground, ifname, workers, config, pidFile, metrics, version, help };
+  return { ok: true, foreground, ifname, workers, handshakeWorkers, config, pidFile, metrics, version, help };
 }

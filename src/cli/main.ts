@@ -22,7 +22,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { createLogger, logLevelFromEnv } from '../log.js';
 import { runDaemon } from '../daemon.js';
-import { parseArgs, usage } from './args.js';
+import { defaultHandshakeWorkers, parseArgs, usage } from './args.js';
 
 const READY_FD_ENV = 'WIREPOOL_READY_FD';
 const START_TIMEOUT_ENV = 'WIREPOOL_START_TIMEOUT_MS';
@@ -72,6 +72,7 @@ export async function main(argv: string[]): Promise<void> {
     await runDaemon({
       ifname: args.ifname,
       workers: args.workers ?? Math.max(1, os.availableParallelism() - 1),
+      handshakeWorkers: args.handshakeWorkers ?? defaultHandshakeWorkers(os.availableParallelism()),
       config: args.config,
       metrics: args.metrics,
       log,

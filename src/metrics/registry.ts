@@ -316,6 +316,18 @@ export class WirepoolMetrics {
         }));
       },
     });
+    new Counter({
+      name: 'wireguard_handshake_initiations_prepared_total',
+      help: 'Initiations whose arithmetic ran on a handshake worker (where="worker"), or on the main thread because their worker task failed (where="main_fallback"); absent when initiations are answered on main (--handshake-workers 0).',
+      labelNames: ['interface', 'where'], registers: [reg],
+      collect() {
+        this.reset();
+        const w = src.metricsHandshakeQueue().workers;
+        if (!w) return;
+        this.inc({ interface: iface, where: 'worker' }, w.prepared);
+        this.inc({ interface: iface, where: 'main_fallback' }, w.fallback);
+      },
+    });
     new Gauge({
       name: 'wireguard_under_load',
       help: 'Whether the device is under load (handshake queue at least 1/8 full within the last second): 1 means initiations need a cookie and are rate-limited.',
@@ -346,7 +358,9 @@ export class WirepoolMetrics {
         this.reset();
         const dp = src.metricsDataplane();
         if (dp) RING_NAMES.forEach((queue, r) => this.set({ interface: iface, queue }, dp.inFlight(r as 0 | 1 | 2)));
-        this.set({ interface: iface, queue: 'handshake' }, src.metricsHandshakeQueue().length);
+        const hq = src.metricsHandshakeQueue();
+        this.set({ interface: iface, queue: 'handshake' }, hq.length);
+        if (hq.workers) this.set({ interface: iface, queue: 'handshake_workers' }, hq.workers.inFlight);
       },
     });
     new Gauge({
@@ -357,7 +371,9 @@ export class WirepoolMetrics {
         this.reset();
         const dp = src.metricsDataplane();
         if (dp) RING_NAMES.forEach((queue, r) => this.set({ interface: iface, queue }, dp.slots(r as 0 | 1 | 2)));
-        this.set({ interface: iface, queue: 'handshake' }, src.metricsHandshakeQueue().capacity);
+        const hq = src.metricsHandshakeQueue();
+        this.set({ interface: iface, queue: 'handshake' }, hq.capacity);
+        if (hq.workers) this.set({ interface: iface, queue: 'handshake_workers' }, hq.workers.capacity);
       },
     });
     const perWorker = (name: string, help: string, read: (stats: Float64Array, row: number, emit: (labels: Labels, v: number) => void, worker: string) => void, extraLabels: string[] = []): void => {

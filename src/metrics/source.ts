@@ -46,7 +46,7 @@ export interface MetricsSource {
   /** Drop counts by [direction × DROP_REASONS.length + reason] (protocol/drops.ts). */
   readonly metricsDropCounts: Float64Array;
   metricsDataplane(): MetricsDataplane | null;
-  metricsHandshakeQueue(): { length: number; capacity: number; underLoad: boolean };
+  metricsHandshakeQueue(): { length: number; capacity: number; underLoad: boolean; workers: MetricsHandshakeWorkers | null };
   readonly handshakeStats: HandshakeStats;
   /** UAPI requests: 'get:0', 'set:-22', … → count. */
   readonly uapiRequests: ReadonlyMap<string, number>;
@@ -54,4 +54,14 @@ export interface MetricsSource {
   readonly configReloads: ReadonlyMap<string, number>;
   /** Wall-clock ms of the last successful configuration load; 0 = none. */
   readonly lastConfigReloadSuccess: number;
+}
+
+/** The handshake workers (src/handshake-offload.ts), when initiations are prepared off main. */
+export interface MetricsHandshakeWorkers {
+  /** Initiations with the workers now, and the most they may hold. */
+  inFlight: number;
+  capacity: number;
+  /** Initiations prepared by a worker, and processed on main because their worker task failed. */
+  prepared: number;
+  fallback: number;
 }

@@ -28,8 +28,9 @@ import { IndexTable } from './indextable.js';
 import { Keypair } from './keypair.js';
 import { Initiation, Response, readU32 } from './messages.js';
 import {
-  type NoiseInitialState, type StaticIdentity, HandshakeState, InitiationVerdict, checkInitiation, commitInitiation,
-  consumeInitiation, consumeResponse, createInitiation, createResponse, deriveKeys, initialState, precomputeStaticStatic,
+  type NoiseInitialState, type PreparedInitiation, type ResponderEphemeral, type StaticIdentity, HandshakeState, InitiationVerdict,
+  checkInitiation, clearPrepared, clearResponderEphemeral as clearResponder, commitInitiation, consumeInitiation, consumeResponse, createInitiation, createResponse, deriveKeys,
+  initialState, openStatic, precomputeStaticStatic,
 } from './noise.js';
 import { Peer, Stat, STATS_PER_PEER } from './peer.js';
 import { RateLimiter } from './ratelimiter.js';
@@ -117,6 +118,8 @@ export class Engine {
   private readonly random: () => number;
   private readonly maxPeers: number;
   private identity: StaticIdentity | null = null;
+  /** Counts device key changes: an initiation prepared under another key is prepared again (receivePreparedInitiation). */
+  private identityGen = 0;
   private isUp = false;
   private readonly scratchInitiation = new Uint8Array(Initiation.SIZE);
   private readonly scratchResponse = new Uint8Array(Response.SIZE);
@@ -153,6 +156,10 @@ export class Engine {
   get privateKey(): Uint8Array | null {
     return this.identity?.privateKey ?? null;
   }
+  /** The device key and its generation, for preparing initiations off this thread (null: no key set). */
+  get preparationKey(): { identity: StaticIdentity; generation: number } | null {
+    return this.identity ? { identity: this.identity, generation: this.identityGen } : null;
+  }
   get peerCount(): number {
     return this.peersByKey.size;
   }
@@ -176,6 +183,7 @@ export class Engine {
       this.identity = null;
     }
     if (old) this.crypto.zeroPrivateKey(old.privateKey);
+    this.identityGen++;
     this.checker.init(this.identity?.publicKey ?? null);
     for (const peer of this.peersByKey.values()) {
       precomputeStaticStatic(this.crypto, this.identity, peer.handshake);
@@ -298,6 +306,35 @@ export class Engine {
     return type === MESSAGE_INITIATION ? this.receiveInitiation(msg, src, now) : this.receiveResponse(msg, src, now);
   }
 
+  /**
+   * receiveHandshake() of an initiation in two halves, for a host that runs the arithmetic that
+   * needs no peer state elsewhere (prepareInitiation in noise.ts; src/handshake-offload.ts runs it
+   * on worker threads): first the §7 checks, as receiveHandshake() applies them, here; then
+   * receivePreparedInitiation() with the result. Returns the drop reason (counted), or null.
+   */
+  admitInitiation(msg: Uint8Array, src: Endpoint, underLoad: boolean): DropReason | null {
+    if (!this.identity) return 'unknown_peer';
+    return this.checkMacs(msg, src, underLoad, this.clock.now());
+  }
+
+  /**
+   * The second half: `prepared` is prepareInitiation()'s result under the device key of
+   * `generation` (null: the static key did not decrypt; undefined: not prepared, as when the work
+   * failed). Unprepared, or prepared under another key (the device key changed meanwhile), the
+   * initiation is processed from scratch. Consumes `prepared` (its secrets are zeroed whatever
+   * happens). Returns the drop reason, or null when the initiation was answered.
+   */
+  receivePreparedInitiation(
+    msg: Uint8Array, src: Endpoint, prepared: PreparedInitiation | null | undefined, generation: number,
+  ): DropReason | null {
+    if (prepared === undefined || generation !== this.identityGen) {
+      if (prepared) clearPrepared(this.crypto, prepared);
+      if (!this.identity) return 'unknown_peer';
+      return this.receiveInitiation(msg, src, this.clock.now());
+    }
+    return this.receiveInitiation(msg, src, this.clock.now(), prepared);
+  }
+
   /** §7 in order: mac1; under load, mac2 (else a cookie reply) and then the per-source rate limiter. */
   private checkMacs(msg: Uint8Array, src: Endpoint, underLoad: boolean, now: number): DropReason | null {
     if (!this.checker.checkMac1(msg)) {
@@ -315,15 +352,23 @@ export class Engine {
     return null;
   }
 
-  private receiveInitiation(msg: Uint8Array, src: Endpoint, now: number): DropReason | null {
+  /** `prepared`: steps 2–4 and the response's ephemeral part done already (undefined: do them here). */
+  private receiveInitiation(msg: Uint8Array, src: Endpoint, now: number, prepared?: PreparedInitiation | null): DropReason | null {
     const id = this.identity!;
+    const c = this.crypto;
     let unknownPeer: Uint8Array | null = null;
-    const res = consumeInitiation(this.crypto, this.init, id, msg, (pub) => {
+    const opened = prepared === undefined ? openStatic(c, this.init, id, msg) : prepared?.opened ?? null;
+    const res = consumeInitiation(c, this.init, id, msg, (pub) => {
       const peer = this.peersByKey.get(toHex(pub));
       if (!peer) unknownPeer = pub;
       return peer?.handshake;
-    });
+    }, opened);
+    // What consumeInitiation needed of `opened` it has copied; the responder's part goes on to the response.
+    opened?.chainKey.fill(0);
+    opened?.hash.fill(0);
+    const responder = prepared === undefined ? undefined : prepared?.responder ?? null;
     if (!res) {
+      if (responder) clearResponder(c, responder);
       const reason = unknownPeer ? 'unknown_peer' : 'decrypt_failed';
       if (this.verbose) this.logInvalid(INVALID_INITIATION, reason, src, unknownPeer);
       return this.drop(reason);
@@ -331,6 +376,8 @@ export class Engine {
     const peer = this.peersByKey.get(toHex(res.consumed.remoteStatic))!;
     const verdict = checkInitiation(res.hs, res.consumed, now, HANDSHAKE_INITIATION_RATE);
     if (verdict !== InitiationVerdict.Accept) {
+      if (responder) clearResponder(c, responder);
+      res.consumed.chainKey.fill(0);
       const reason = verdict === InitiationVerdict.Replay ? 'replay' : 'handshake_flood';
       if (this.verbose) this.logInvalid(INVALID_INITIATION, reason, src, peer);
       return this.drop(reason);
@@ -345,16 +392,17 @@ export class Engine {
     this.roam(peer, src);
     this.timersAnyAuthenticatedPacketTraversal(peer, now);
     this.timersAnyAuthenticatedPacketReceived(peer);
-    this.sendResponse(peer, now);
+    this.sendResponse(peer, now, responder);
     return null;
   }
 
-  private sendResponse(peer: Peer, now: number): void {
+  /** `eph`: the response's ephemeral part prepared already (undefined: computed here; null: it failed). */
+  private sendResponse(peer: Peer, now: number, eph?: ResponderEphemeral | null): void {
     const hs = peer.handshake;
     const entry: IndexEntry = { peer, keypair: null };
     const localIndex = this.index.allocate(entry);
     const out = this.scratchResponse;
-    if (!createResponse(this.crypto, hs, localIndex, out)) {
+    if (!createResponse(this.crypto, hs, localIndex, out, eph)) {
       this.index.delete(localIndex);
       return;
     }

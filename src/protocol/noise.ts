@@ -135,37 +135,118 @@ export interface ConsumedInitiation {
   hash: Uint8Array;
 }
 
+/** An initiation opened up to its static key (steps 2–4): all a responder can learn without the peer's state. */
+export interface OpenedStatic {
+  remoteStatic: Uint8Array;
+  chainKey: Uint8Array;
+  hash: Uint8Array;
+}
+
 /**
- * Responder, message 1 (§3 "Responder consumes message 1"), steps 2–5. `findPeer`
- * maps the decrypted static key to that peer's handshake (undefined: unknown peer).
- * Returns null on any failure; the caller then applies the replay/flood rules
- * (acceptInitiation) before committing.
+ * The responder's ephemeral key pair for message 2 and its two Diffie-Hellman results with the
+ * initiator (ee, se): they need only the initiation's ephemeral and static keys, not the peer's
+ * state, so they can be computed before the peer is looked up (src/handshake-offload.ts).
  */
-export function consumeInitiation(
-  c: Crypto, init: NoiseInitialState, id: StaticIdentity, msg: Uint8Array,
-  findPeer: (remoteStatic: Uint8Array) => Handshake | undefined,
-): { hs: Handshake; consumed: ConsumedInitiation } | null {
-  const ephemeral = msg.slice(Initiation.EPHEMERAL, Initiation.EPHEMERAL + KEY_LEN);
+export interface ResponderEphemeral {
+  privateKey: Uint8Array;
+  publicKey: Uint8Array;
+  ee: Uint8Array;
+  se: Uint8Array;
+}
+
+/**
+ * The arithmetic of answering an initiation that needs no peer state: steps 2–4 of consuming
+ * message 1 and the ephemeral part of building message 2 — all four X25519 operations but the
+ * precomputed static-static one. null when the static key does not decrypt; `responder` null
+ * when a Diffie-Hellman with the initiator's keys is all zero (no response can be built).
+ */
+export interface PreparedInitiation {
+  opened: OpenedStatic;
+  responder: ResponderEphemeral | null;
+}
+
+export function prepareInitiation(c: Crypto, init: NoiseInitialState, id: StaticIdentity, msg: Uint8Array): PreparedInitiation | null {
+  const opened = openStatic(c, init, id, msg);
+  if (!opened) return null;
+  return { opened, responder: responderEphemeral(c, msg.subarray(Initiation.EPHEMERAL, Initiation.EPHEMERAL + KEY_LEN), opened.remoteStatic) };
+}
+
+/** Zeroes the secrets of a prepared initiation that was not (or no longer will be) used. */
+export function clearPrepared(c: Crypto, p: PreparedInitiation): void {
+  p.opened.chainKey.fill(0);
+  p.opened.hash.fill(0);
+  if (p.responder) clearResponderEphemeral(c, p.responder);
+}
+
+/** Zeroes a responder ephemeral that will not be used. */
+export function clearResponderEphemeral(c: Crypto, r: ResponderEphemeral): void {
+  c.zeroPrivateKey(r.privateKey);
+  r.ee.fill(0);
+  r.se.fill(0);
+}
+
+/** Responder, message 1, steps 2–4: DH(static, ephemeral) and the initiator's static key. */
+export function openStatic(c: Crypto, init: NoiseInitialState, id: StaticIdentity, msg: Uint8Array): OpenedStatic | null {
+  const ephemeral = msg.subarray(Initiation.EPHEMERAL, Initiation.EPHEMERAL + KEY_LEN);
   let h = mixHash(c, init.h0, id.publicKey);
   const ck = kdf1(c, init.c0, ephemeral);
   h = mixHash(c, h, ephemeral);
   const es = c.dh(id.privateKey, ephemeral);
   if (!es) return null;
-  let [ck2, key] = kdf2(c, ck, es);
+  const [ck2, key] = kdf2(c, ck, es);
+  es.fill(0);
   const encryptedStatic = msg.subarray(Initiation.STATIC, Initiation.STATIC + KEY_LEN + 16);
   const remoteStatic = c.aeadOpen(key, 0, encryptedStatic, h);
+  key.fill(0);
   if (!remoteStatic) return null;
   h = mixHash(c, h, encryptedStatic);
+  return { remoteStatic, chainKey: ck2, hash: h };
+}
+
+/** A fresh ephemeral key pair and its DH with the initiator's ephemeral (ee) and static (se) keys. */
+export function responderEphemeral(c: Crypto, remoteEphemeral: Uint8Array, remoteStatic: Uint8Array): ResponderEphemeral | null {
+  const privateKey = c.generatePrivateKey();
+  const publicKey = c.publicKey(privateKey);
+  const ee = c.dh(privateKey, remoteEphemeral);
+  const se = c.dh(privateKey, remoteStatic);
+  if (!ee || !se) {
+    c.zeroPrivateKey(privateKey);
+    ee?.fill(0);
+    se?.fill(0);
+    return null;
+  }
+  return { privateKey, publicKey, ee, se };
+}
+
+/**
+ * Responder, message 1 (§3 "Responder consumes message 1"), steps 2–5. `findPeer`
+ * maps the decrypted static key to that peer's handshake (undefined: unknown peer).
+ * `opened`: steps 2–4 done already (prepareInitiation), else done here.
+ * Returns null on any failure; the caller then applies the replay/flood rules
+ * (checkInitiation) before committing.
+ */
+export function consumeInitiation(
+  c: Crypto, init: NoiseInitialState, id: StaticIdentity, msg: Uint8Array,
+  findPeer: (remoteStatic: Uint8Array) => Handshake | undefined,
+  opened: OpenedStatic | null = openStatic(c, init, id, msg),
+): { hs: Handshake; consumed: ConsumedInitiation } | null {
+  if (!opened) return null;
+  const { remoteStatic } = opened;
   const hs = findPeer(remoteStatic);
   if (!hs || !hs.precomputedStaticStatic) return null;
-  [ck2, key] = kdf2(c, ck2, hs.precomputedStaticStatic);
+  let h = opened.hash;
+  const [ck2, key] = kdf2(c, opened.chainKey, hs.precomputedStaticStatic);
   const encryptedTimestamp = msg.subarray(Initiation.TIMESTAMP, Initiation.TIMESTAMP + 12 + 16);
   const timestamp = c.aeadOpen(key, 0, encryptedTimestamp, h);
+  key.fill(0);
   if (!timestamp) return null;
   h = mixHash(c, h, encryptedTimestamp);
   return {
     hs,
-    consumed: { remoteStatic, senderIndex: readU32(msg, Initiation.SENDER), ephemeral, timestamp, chainKey: ck2, hash: h },
+    consumed: {
+      remoteStatic, senderIndex: readU32(msg, Initiation.SENDER), ephemeral: msg.slice(Initiation.EPHEMERAL, Initiation.EPHEMERAL + KEY_LEN),
+      timestamp, chainKey: ck2, hash: h,
+    },
   };
 }
 
@@ -193,19 +274,22 @@ export function commitInitiation(hs: Handshake, consumed: ConsumedInitiation, no
 
 /**
  * Responder, message 2 (§3 "Responder builds message 2"). Writes 92 bytes without macs.
+ * `eph`: the ephemeral key pair and its DH results, computed ahead (prepareInitiation) or here;
+ * consumed either way (its secrets are zeroed).
  * Returns false if the handshake is not in InitiationConsumed or a DH fails.
  */
-export function createResponse(c: Crypto, hs: Handshake, localIndex: number, out: Uint8Array): boolean {
-  if (hs.state !== HandshakeState.InitiationConsumed) return false;
-  const ephemeral = c.generatePrivateKey();
-  const ephemeralPublic = c.publicKey(ephemeral);
-  let ck = kdf1(c, hs.chainKey, ephemeralPublic);
-  let h = mixHash(c, hs.hash, ephemeralPublic);
-  const ee = c.dh(ephemeral, hs.remoteEphemeral);
-  const se = c.dh(ephemeral, hs.remoteStatic);
-  if (!ee || !se) { c.zeroPrivateKey(ephemeral); return false; }
-  ck = kdf1(c, ck, ee);
-  ck = kdf1(c, ck, se);
+export function createResponse(
+  c: Crypto, hs: Handshake, localIndex: number, out: Uint8Array,
+  eph: ResponderEphemeral | null = hs.state === HandshakeState.InitiationConsumed ? responderEphemeral(c, hs.remoteEphemeral, hs.remoteStatic) : null,
+): boolean {
+  if (hs.state !== HandshakeState.InitiationConsumed || !eph) {
+    if (eph) clearResponderEphemeral(c, eph);
+    return false;
+  }
+  let ck = kdf1(c, hs.chainKey, eph.publicKey);
+  let h = mixHash(c, hs.hash, eph.publicKey);
+  ck = kdf1(c, ck, eph.ee);
+  ck = kdf1(c, ck, eph.se);
   const [ck2, tau, key] = kdf3(c, ck, hs.presharedKey);
   h = mixHash(c, h, tau);
   const empty = c.aeadSeal(key, 0, EMPTY, h);
@@ -215,13 +299,13 @@ export function createResponse(c: Crypto, hs: Handshake, localIndex: number, out
   writeType(out, MESSAGE_RESPONSE);
   writeU32(out, Response.SENDER, localIndex);
   writeU32(out, Response.RECEIVER, hs.remoteIndex);
-  out.set(ephemeralPublic, Response.EPHEMERAL);
+  out.set(eph.publicKey, Response.EPHEMERAL);
   out.set(empty, Response.EMPTY);
 
   hs.chainKey.set(ck2);
   hs.hash.set(h);
-  hs.localEphemeral.set(ephemeral);
-  c.zeroPrivateKey(ephemeral);
+  hs.localEphemeral.set(eph.privateKey);
+  clearResponderEphemeral(c, eph);
   hs.localIndex = localIndex;
   hs.state = HandshakeState.ResponseCreated;
   return true;

@@ -25,7 +25,7 @@ export class EngineMetricsSource implements MetricsSource {
     ringSlots: [1024, 256, 1024],
     ringInFlight: [0, 0, 0],
   };
-  handshakeQueue = { length: 0, capacity: 1024, underLoad: false };
+  handshakeQueue: ReturnType<MetricsSource['metricsHandshakeQueue']> = { length: 0, capacity: 1024, underLoad: false, workers: null };
 
   constructor(readonly ifname: string, opts: { maxPeers?: number } = {}) {
     let mono = 0;
@@ -57,7 +57,7 @@ export class EngineMetricsSource implements MetricsSource {
     const d = this.dataplane;
     return { stats: d.stats, workers: d.workers, slots: (r) => d.ringSlots[r]!, inFlight: (r) => d.ringInFlight[r]! };
   }
-  metricsHandshakeQueue(): { length: number; capacity: number; underLoad: boolean } {
+  metricsHandshakeQueue(): ReturnType<MetricsSource['metricsHandshakeQueue']> {
     return { ...this.handshakeQueue };
   }
 }

@@ -1,0 +1,194 @@
+// Handshake offload (issue 10): the arithmetic of answering initiations runs on a piscina pool
+// of handshake workers, and the main thread keeps the state machine.
+//
+//   handshake queue drains an initiation ─▶ Engine.admitInitiation (§7: mac1; under load mac2, the limiter)
+//     ─▶ submit(): joins this event-loop turn's batch ─▶ one piscina task per batch
+//        (workers/handshake-worker.ts: prepareInitiation, all four X25519 but the precomputed one)
+//     ─▶ results applied on main in the order the batches were submitted, whatever order the
+//        workers finish in: Engine.receivePreparedInitiation (peer lookup, timestamp, replay and
+//        flood rules, the response's KDFs and seal, the keypair, the send).
+//
+// Back-pressure: at most `maxInFlight` initiations are with the workers; while that many are,
+// `busy` is true and the handshake queue keeps its messages, so its length still says when the
+// device is under load. A batch whose task failed (a worker died, or threw) is processed on main
+// from scratch: nothing is lost. The task and the result are ArrayBuffers moved between threads
+// (src/handshake-batch.ts), zeroed by the side that reads them.
+import { Piscina } from 'piscina';
+import { decodeResult, encodeTask } from './handshake-batch.js';
+import { type Endpoint } from './protocol/endpoint.js';
+import { type DropReason } from './protocol/drops.js';
+import { type Engine } from './protocol/engine.js';
+import { type PreparedInitiation, clearPrepared } from './protocol/noise.js';
+
+const WORKER_URL = new URL('../workers/handshake-worker.js', import.meta.url);
+
+/** Initiations in one task: enough to amortise a task's ≈ 20-40 µs of main-thread cost, few enough to spread over the workers. */
+export const OFFLOAD_BATCH = 16;
+/**
+ * Messages waiting in the handshake queue from which initiations go to the workers. Below it the
+ * main thread keeps up and answers them itself: a task costs main a message and a wake-up (≈ 40-70
+ * µs on a 2-vCPU VM), more than the arithmetic it saves when batches are small, and adds the
+ * workers' wake-up to the handshake's latency. Once initiations are with the workers, the next
+ * ones follow them there until none are left, so they are finished in arrival order.
+ */
+export const OFFLOAD_MIN_BACKLOG = 8;
+/** Initiations with the workers per worker thread (four batches each), before the queue keeps the rest. */
+export const IN_FLIGHT_PER_WORKER = 4 * OFFLOAD_BATCH;
+
+interface Item { msg: Uint8Array; src: Endpoint }
+
+interface Batch {
+  items: Item[];
+  generation: number;
+  /** Set when the task settled: the prepared initiations, or null when it failed. */
+  results: (PreparedInitiation | null)[] | null | undefined;
+}
+
+export interface OffloadStats {
+  /** Tasks run by the workers. */
+  batches: number;
+  /** Initiations prepared by a worker. */
+  prepared: number;
+  /** Initiations processed on main because their task failed. */
+  fallback: number;
+}
+
+export interface HandshakeOffloadOptions {
+  engine: Engine;
+  /** Most worker threads (piscina starts them as tasks queue, and ends them after 60 s idle). */
+  threads: number;
+  /** An initiation was processed: `dropped` is its drop reason, null when it was answered. */
+  processed(msg: Uint8Array, dropped: DropReason | null): void;
+  /** Room for more: the handshake queue may drain again. */
+  resume(): void;
+  /** A task failed; its batch was processed on main. */
+  taskFailed?(err: unknown): void;
+  /** The task module (default: workers/handshake-worker.js). */
+  workerUrl?: URL;
+}
+
+export class HandshakeOffload {
+  readonly stats: OffloadStats = { batches: 0, prepared: 0, fallback: 0 };
+  private readonly pool: Piscina;
+  private readonly engine: Engine;
+  private readonly maxInFlight: number;
+  private readonly opts: HandshakeOffloadOptions;
+  /** Submitted batches, oldest first; the head is applied once it settled. */
+  private readonly pending: Batch[] = [];
+  private open: Batch | null = null;
+  private inFlight = 0;
+  private closed = false;
+
+  constructor(opts: HandshakeOffloadOptions) {
+    if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new RangeError(`handshake workers: ${opts.threads}`);
+    this.opts = opts;
+    this.engine = opts.engine;
+    this.maxInFlight = opts.threads * IN_FLIGHT_PER_WORKER;
+    this.pool = new Piscina({
+      filename: (opts.workerUrl ?? WORKER_URL).href,
+      minThreads: 1,
+      maxThreads: opts.threads,
+      idleTimeout: 60_000,
+      concurrentTasksPerWorker: 1,
+    });
+    this.pool.on('error', (err: unknown) => this.opts.taskFailed?.(err));
+  }
+
+  /** Whether the workers hold as many initiations as they may: take no more until resume(). */
+  get busy(): boolean {
+    return this.inFlight >= this.maxInFlight;
+  }
+
+  /** Initiations with the workers or waiting to be applied. */
+  get length(): number {
+    return this.inFlight;
+  }
+
+  /** The most initiations the workers may hold. */
+  get capacity(): number {
+    return this.maxInFlight;
+  }
+
+  /** Whether the next initiation goes to the workers, with `backlog` messages behind it in the handshake queue. */
+  wants(backlog: number): boolean {
+    return this.inFlight > 0 || backlog >= OFFLOAD_MIN_BACKLOG;
+  }
+
+  /** An initiation that passed Engine.admitInitiation: prepared on a worker, then finished on main in order. */
+  submit(msg: Uint8Array, src: Endpoint): void {
+    const key = this.engine.preparationKey;
+    if (this.closed || !key) { // no device key: receivePreparedInitiation says why it is dropped
+      this.opts.processed(msg, this.engine.receivePreparedInitiation(msg, src, undefined, -1));
+      return;
+    }
+    if (this.open && this.open.generation !== key.generation) this.flush();
+    if (!this.open) {
+      this.open = { items: [], generation: key.generation, results: undefined };
+      queueMicrotask(this.flush);
+    }
+    this.open.items.push({ msg, src });
+    this.inFlight++;
+    if (this.open.items.length >= OFFLOAD_BATCH) this.flush();
+  }
+
+  /** Sends the open batch as one task (at the end of the event-loop turn that filled it, or when full). */
+  private readonly flush = (): void => {
+    const b = this.open;
+    if (!b) return;
+    this.open = null;
+    const key = this.engine.preparationKey;
+    this.pending.push(b);
+    if (!key || key.generation !== b.generation) { // the device key changed in this turn: on main
+      b.results = null;
+      this.applySettled();
+      return;
+    }
+    const task = encodeTask(key.identity, b.items.map((i) => i.msg));
+    this.stats.batches++;
+    this.pool.run(task, { transferList: [task] }).then(
+      (result: ArrayBuffer) => {
+        try {
+          b.results = decodeResult(result, b.items.length);
+          this.stats.prepared += b.items.length;
+        } catch (err) {
+          b.results = null;
+          this.opts.taskFailed?.(err);
+        }
+        this.applySettled();
+      },
+      (err: unknown) => {
+        b.results = null;
+        if (!this.closed) this.opts.taskFailed?.(err);
+        this.applySettled();
+      },
+    );
+  };
+
+  /** Applies settled batches from the head, in submission order. */
+  private applySettled(): void {
+    if (this.closed) return;
+    let freed = false;
+    while (this.pending.length !== 0 && this.pending[0]!.results !== undefined) {
+      const b = this.pending.shift()!;
+      const results = b.results!;
+      if (results === null) this.stats.fallback += b.items.length;
+      b.items.forEach((it, i) => {
+        const prepared = results === null ? undefined : results[i];
+        this.opts.processed(it.msg, this.engine.receivePreparedInitiation(it.msg, it.src, prepared, b.generation));
+      });
+      this.inFlight -= b.items.length;
+      freed = true;
+    }
+    if (freed) this.opts.resume();
+  }
+
+  /** Stops the workers; what is in flight is dropped (the device is closing). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.open = null;
+    for (const b of this.pending) for (const r of b.results ?? []) if (r) clearPrepared(this.engine.crypto, r);
+    this.pending.length = 0;
+    await this.pool.destroy();
+  }
+}
