@@ -19,7 +19,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { type DataMode, type FloodKind, type FloodOptions, type GeneratorOptions, type GeneratorResult, runGenerator } from './harness/handshake-gen.js';
-import { type Impl, type PeerMemory, LoadTarget, MAX_SOURCES, measurePeerMemory } from './harness/load-target.js';
+import { type Impl, type PeerMemory, LoadTarget, MAX_SOURCES, TARGET_INNER, measurePeerMemory } from './harness/load-target.js';
+import { percentile } from './harness/stats.js';
 
 const USAGE = `usage:
   handshake-load --target ADDR:PORT --target-key PUBKEY --keys FILE [options]   (generator only, current netns)
@@ -32,6 +33,10 @@ options:
   --data MODE          none | keepalive | ping (echo through the session; default ping with a target
                        inner address, else keepalive)
   --inner-target IPV4  the target interface's inner address (for --data ping)
+  --legit-ping         (setup) an established wireguard-go peer pings the target every 10 ms during
+                       the run; its round-trip times are reported
+  --light              light generator (--data none only): first initiations made before the run,
+                       responses verified after it, so the target gets the machine (capacity)
   --cookie-retry-ms MS after a cookie reply, resend with mac2 after MS (default: at the retransmit
                        timer, 5 s + jitter, like real peers)
   --start-delay MS     start the initiators MS after time 0 (e.g. inside a flood)
@@ -39,6 +44,7 @@ options:
   --sources K          source addresses to create in the generator namespace (setup; default
                        min(count, ${MAX_SOURCES}))
   --workers N          wirepool --workers (setup)
+  --handshake-workers N  wirepool --handshake-workers (setup; 0 = initiations answered on main)
   --memory-peers N     also measure daemon RSS per peer and setconf time at N peers (setup default 0,
                        compare default 10000; 0 = skip)
   --flood KIND         junk | replay: also flood valid-mac1 initiations (junk: random, one per socket;
@@ -69,6 +75,9 @@ interface Args {
   bind: string[];
   sources: number | null;
   workers: number | undefined;
+  handshakeWorkers: number | undefined;
+  light: boolean;
+  legitPing: boolean;
   memoryPeers: number | null;
   flood: FloodKind | null;
   floodRate: number;
@@ -87,7 +96,7 @@ class UsageError extends Error {}
 function parseArgs(argv: string[]): Args {
   const a: Args = {
     mode: 'generate', impl: 'wirepool', target: null, targetKey: null, keys: null, count: null, rate: 0, deadlineS: 60,
-    data: null, innerTarget: null, cookieRetryMs: null, startDelayMs: 0, bind: [], sources: null, workers: undefined,
+    data: null, innerTarget: null, cookieRetryMs: null, startDelayMs: 0, bind: [], sources: null, workers: undefined, handshakeWorkers: undefined, light: false, legitPing: false,
     memoryPeers: null, flood: null, floodRate: 20_000, floodMs: 3_000, floodAfterMs: 0, floodSockets: 64, floodBind: null,
     json: false, jsonOut: null, quiet: false, rounds: 1,
   };
@@ -120,6 +129,8 @@ function parseArgs(argv: string[]): Args {
         break;
       }
       case '--compare': a.mode = 'compare'; break;
+      case '--light': a.light = true; break;
+      case '--legit-ping': a.legitPing = true; break;
       case '--count': a.count = int(f, v(), 0); break;
       case '--rate': a.rate = num(f, v()); break;
       case '--deadline': a.deadlineS = num(f, v(), 0.001); break;
@@ -135,6 +146,7 @@ function parseArgs(argv: string[]): Args {
       case '--bind': a.bind = list(f, v()); break;
       case '--sources': a.sources = int(f, v(), 1); break;
       case '--workers': a.workers = int(f, v(), 1); break;
+      case '--handshake-workers': a.handshakeWorkers = int(f, v()); break;
       case '--memory-peers': a.memoryPeers = int(f, v()); break;
       case '--flood': {
         const k = v();
@@ -204,6 +216,7 @@ async function generate(a: Args): Promise<void> {
     ...(a.innerTarget !== null ? { innerTarget: a.innerTarget } : {}),
     innerAddresses: inner,
     cookieRetryMs: a.cookieRetryMs,
+    light: a.light,
     ...(flood !== undefined ? { flood } : {}),
     ...(a.quiet ? {} : { progress: (l: string) => process.stderr.write(`[generator] ${l}\n`) }),
   };
@@ -221,6 +234,8 @@ interface ImplRun {
   setconfMs?: number;
   peers?: number;
   memory?: PeerMemory;
+  /** --legit-ping: the established peer's pings during the run. */
+  ping?: { sent: number; rtts: number[] };
 }
 
 const fmtNum = (v: number | null | undefined, digits = 0): string =>
@@ -247,9 +262,14 @@ function formatTable(runs: ImplRun[]): string {
     ['target CPU per initiator (µs)', (r) => (r.targetCpuMs !== undefined && r.gen.connected > 0 && r.gen.flood === null ? (r.targetCpuMs * 1000) / r.gen.connected : undefined), 0, true],
     ['target main-thread CPU per initiator (µs)', (r) => (r.targetMainCpuMs !== undefined && r.gen.connected > 0 && r.gen.flood === null ? (r.targetMainCpuMs * 1000) / r.gen.connected : undefined), 0, false],
     ['generator CPU (ms)', (r) => r.gen.generatorCpuMs, 0, false],
+    ['established peer: pings sent / lost', (r) => (r.ping ? r.ping.sent - r.ping.rtts.length : undefined), 0, false],
+    ['established peer: ping p50 (ms)', (r) => (r.ping ? percentile(r.ping.rtts, 50) : undefined), 2, true],
+    ['established peer: ping p99 (ms)', (r) => (r.ping ? percentile(r.ping.rtts, 99) : undefined), 2, true],
+    ['established peer: ping max (ms)', (r) => (r.ping ? percentile(r.ping.rtts, 100) : undefined), 2, true],
     ['wg setconf, run peers (ms)', (r) => r.setconfMs, 0, true],
     ['memory: peers configured', (r) => r.memory?.peers, 0, false],
     ['memory: wg setconf (ms)', (r) => r.memory?.setconfMs, 0, true],
+    ['memory: wg show dump (ms, median of 5)', (r) => r.memory?.dumpMs, 0, true],
     ['memory: RSS before (MiB)', (r) => (r.memory ? r.memory.rssBefore / 2 ** 20 : undefined), 1, true],
     ['memory: RSS after (MiB)', (r) => (r.memory ? r.memory.rssAfter / 2 ** 20 : undefined), 1, true],
     ['memory: bytes per peer', (r) => r.memory?.bytesPerPeer, 0, true],
@@ -288,20 +308,47 @@ function generatorArgs(a: Args, count: number): string[] {
       '--flood-after', String(a.floodAfterMs), '--flood-sockets', String(a.floodSockets));
   }
   if (a.quiet) out.push('--quiet');
+  if (a.light) out.push('--light');
   return out;
+}
+
+/** The established peer (LoadTarget legitPeer) reaches the target within 15 s. */
+async function legitPingUp(lt: LoadTarget): Promise<boolean> {
+  for (const end = Date.now() + 15_000; Date.now() < end;) {
+    if ((await lt.nsG.exec('ping', ['-n', '-c', '1', '-W', '1', TARGET_INNER], { timeoutMs: 5_000 })).code === 0) return true;
+  }
+  return false;
+}
+
+/** `count` pings 10 ms apart from the established peer; the round-trip times of those answered. */
+async function legitPings(lt: LoadTarget, count: number): Promise<{ sent: number; rtts: number[] }> {
+  const r = await lt.nsG.exec('ping', ['-n', '-c', String(count), '-i', '0.01', '-W', '1', TARGET_INNER], { timeoutMs: 10_000 + count * 20 });
+  return { sent: count, rtts: [...r.stdout.matchAll(/time=([0-9.]+) ms/g)].map((m) => Number(m[1])) };
 }
 
 async function runOne(a: Args, impl: Impl, log: (s: string) => void): Promise<ImplRun> {
   const count = a.count ?? 1000;
   const sources = a.sources ?? Math.max(1, Math.min(count, MAX_SOURCES));
   log(`${impl}: setting up ${count} peers, ${sources} source addresses`);
-  const lt = await LoadTarget.create({ impl, peers: count, sources, ...(a.workers !== undefined ? { workers: a.workers } : {}), prefix: `hs-${impl === 'wirepool' ? 'wp' : 'wg'}` });
+  const lt = await LoadTarget.create({
+    impl, peers: count, sources, ...(a.workers !== undefined ? { workers: a.workers } : {}), prefix: `hs-${impl === 'wirepool' ? 'wp' : 'wg'}`,
+    ...(a.handshakeWorkers !== undefined ? { wirepoolArgs: ['--handshake-workers', String(a.handshakeWorkers)] } : {}),
+    legitPeer: a.legitPing,
+  });
   let run: ImplRun;
   try {
     log(`${impl}: wg setconf of ${count} peers took ${lt.setconfMs.toFixed(0)} ms; running the generator`);
+    let pings: Promise<{ sent: number; rtts: number[] }> | null = null;
+    if (a.legitPing) {
+      if (!(await legitPingUp(lt))) throw new Error(`${impl}: the established peer cannot ping the target`);
+      // Every 10 ms for the expected length of the run (count / rate, or 3 s as fast as possible).
+      const ms = (a.rate > 0 ? (count * 1000) / a.rate : 3000) + 500;
+      pings = legitPings(lt, Math.ceil(ms / 10));
+    }
     const r = await lt.runGenerator({ args: generatorArgs(a, count), onProgress: (l) => log(`${impl}: ${l}`) });
+    const ping = pings !== null ? await pings : undefined;
     if (!lt.alive()) throw new Error(`${impl} exited during the run:\n${lt.daemon.stderr.slice(-2000)}`);
-    run = { label: impl, gen: r.result, targetCpuMs: r.targetCpuMs, ...(impl === 'wirepool' ? { targetMainCpuMs: r.targetMainCpuMs } : {}), setconfMs: lt.setconfMs, peers: count };
+    run = { label: impl, gen: r.result, ...(ping !== undefined ? { ping } : {}), targetCpuMs: r.targetCpuMs, ...(impl === 'wirepool' ? { targetMainCpuMs: r.targetMainCpuMs } : {}), setconfMs: lt.setconfMs, peers: count };
   } finally {
     await lt.destroy();
   }
@@ -341,7 +388,7 @@ async function setupMode(a: Args): Promise<void> {
     `handshake load: ${runs[0]!.gen.initiators} initiators, ${a.rate > 0 ? `${a.rate}/s` : 'as fast as possible'}, ` +
       `deadline ${a.deadlineS} s, data ${a.data ?? 'ping'}, cookie retry ${a.cookieRetryMs === null ? 'at retransmit' : `${a.cookieRetryMs} ms`}` +
       (a.flood !== null ? `, flood ${a.flood} ${a.floodRate}/s for ${a.floodMs} ms` : ''),
-    `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, Node ${process.version}, wirepool --workers ${a.workers ?? 'default'}`,
+    `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, Node ${process.version}, wirepool --workers ${a.workers ?? 'default'} --handshake-workers ${a.handshakeWorkers ?? 'default'}`,
   ];
   if (a.rounds > 1) header.push(`${a.rounds} rounds, alternating; the table shows each implementation's median round by handshakes/s`);
   let text = header.join('\n') + '\n\n' + formatTable(runs) + '\n';

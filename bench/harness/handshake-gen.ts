@@ -72,6 +72,13 @@ export interface GeneratorOptions {
   /** 'ping': echo request resend interval. Default 1000 ms. */
   dataRetryMs?: number;
   flood?: FloodOptions;
+  /**
+   * Light generator (data 'none' only): every initiator's first initiation is made before time 0
+   * and responses are verified after the run, so during it the generator spends CPU only on its
+   * sockets (and on the initiations a cookie or a retransmit needs) and the target gets the
+   * machine: the target's capacity, not the generator's, is measured on a small host.
+   */
+  light?: boolean;
   /** Called about once a second with a one-line status. */
   progress?: (line: string) => void;
   /**
@@ -223,6 +230,10 @@ export async function runGenerator(opts: GeneratorOptions): Promise<GeneratorRes
   const target = { publicKey: opts.targetPublicKey };
 
   const initiators = opts.privateKeys.map((k) => new Initiator(c, init, k, target));
+  const light = opts.light === true;
+  if (light && opts.data !== 'none') throw new Error("a light generator needs data 'none'");
+  /** light: the first initiation of each initiator, made before time 0 (mac1 only; no cookie yet). */
+  const premade: (Uint8Array | null)[] = initiators.map((ini) => (light ? ini.createInitiation(performance.now(), Date.now()) : null));
   const sockets = await bindAll(n, opts.sources, opts.targetAddress);
   const flood = opts.flood;
   const floodSockets = flood !== undefined ? await bindAll(flood.sockets, flood.sources, opts.targetAddress) : [];
@@ -265,7 +276,8 @@ export async function runGenerator(opts: GeneratorOptions): Promise<GeneratorRes
 
   const sendInitiation = (s: Slot): void => {
     if (stopped || s.ini.connected) return;
-    const pkt = s.ini.createInitiation(now(), Date.now());
+    const pkt = premade[s.index] ?? s.ini.createInitiation(now(), Date.now());
+    premade[s.index] = null;
     if (s.index === 0 && replayPacket === null) replayPacket = pkt.slice();
     if (s.firstSentAt < 0) s.firstSentAt = now();
     stats.initiations++;
@@ -304,7 +316,7 @@ export async function runGenerator(opts: GeneratorOptions): Promise<GeneratorRes
       return;
     }
     const t = now();
-    switch (s.ini.receive(msg, t)) {
+    switch (s.ini.receive(msg, t, light)) {
       case Received.Connected:
         s.connectedAt = t;
         stats.connected++;
@@ -458,6 +470,15 @@ export async function runGenerator(opts: GeneratorOptions): Promise<GeneratorRes
   if (floodTimer !== null) clearTimeout(floodTimer);
   for (const s of slots) if (s.timer !== null) clearTimeout(s.timer);
   const cpu = process.cpuUsage(cpu0);
+  if (light) { // now the responses taken during the run: one that does not authenticate un-connects its initiator
+    for (const s of slots) {
+      if (s.connectedAt < 0 || s.ini.verifyDeferred()) continue;
+      s.connectedAt = -1;
+      stats.connected--;
+      stats.doneCount--;
+      stats.invalidReplies++;
+    }
+  }
   await Promise.all([...sockets, ...floodSockets].map((s) => new Promise<void>((r) => s.close(() => r()))));
   for (const ini of initiators) ini.destroy();
   for (const k of opts.privateKeys) k.fill(0);

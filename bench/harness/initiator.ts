@@ -40,6 +40,8 @@ export class Initiator {
   private readonly hs: Handshake;
   private readonly cookies: CookieGenerator;
   private keys: DerivedKeys | null = null;
+  /** A response taken without consuming it (receive(…, deferred = true)); verifyDeferred() consumes it. */
+  private deferred: Uint8Array | null = null;
   private sendCounter = 0;
   /** Every local index this initiator has used (a late response may name an earlier one). */
   private readonly usedIndices = new Set<number>();
@@ -61,7 +63,7 @@ export class Initiator {
   }
 
   get connected(): boolean {
-    return this.keys !== null;
+    return this.keys !== null || this.deferred !== null;
   }
 
   /** Our index for the pending handshake, or for the session once connected. */
@@ -86,15 +88,23 @@ export class Initiator {
     return out;
   }
 
-  /** Handles a datagram from the target (already known to come from our socket's peer). */
-  receive(msg: Uint8Array, nowMs: number): Received {
+  /**
+   * Handles a datagram from the target (already known to come from our socket's peer).
+   * `deferResponse`: a response to the pending initiation is kept, not consumed (its two X25519
+   * are left for verifyDeferred(), after the measurement), and counts as Connected.
+   */
+  receive(msg: Uint8Array, nowMs: number, deferResponse = false): Received {
     if (msg.length < 4 || msg[1] !== 0 || msg[2] !== 0 || msg[3] !== 0) return Received.Invalid;
     switch (msg[0]) {
       case 2: {
         if (msg.length !== MESSAGE_RESPONSE_SIZE) return Received.Invalid;
         const receiver = readU32(msg, Response.RECEIVER);
-        if (this.keys !== null || receiver !== this.hs.localIndex) {
+        if (this.connected || receiver !== this.hs.localIndex) {
           return this.usedIndices.has(receiver) ? Received.Stale : Received.Invalid;
+        }
+        if (deferResponse) {
+          this.deferred = msg.slice();
+          return Received.Connected;
         }
         if (!consumeResponse(this.c, this.identity, this.hs, msg)) return Received.Invalid;
         this.keys = deriveKeys(this.c, this.hs);
@@ -103,7 +113,7 @@ export class Initiator {
       case 3: {
         if (msg.length !== MESSAGE_COOKIE_REPLY_SIZE) return Received.Invalid;
         const receiver = readU32(msg, CookieReply.RECEIVER);
-        if (this.keys !== null || receiver !== this.hs.localIndex) {
+        if (this.connected || receiver !== this.hs.localIndex) {
           return this.usedIndices.has(receiver) ? Received.Stale : Received.Invalid;
         }
         return this.cookies.consumeReply(msg, nowMs) ? Received.Cookie : Received.Invalid;
@@ -123,6 +133,16 @@ export class Initiator {
       default:
         return Received.Invalid;
     }
+  }
+
+  /** Consumes a response kept by receive(…, true): whether it authenticates and gives the session keys. */
+  verifyDeferred(): boolean {
+    const msg = this.deferred;
+    if (msg === null) return this.keys !== null;
+    this.deferred = null;
+    if (!consumeResponse(this.c, this.identity, this.hs, msg)) return false;
+    this.keys = deriveKeys(this.c, this.hs);
+    return this.keys !== null;
   }
 
   /**
