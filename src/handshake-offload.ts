@@ -6,7 +6,8 @@
 //        (workers/handshake-worker.ts: prepareInitiation, all four X25519 but the precomputed one)
 //     ─▶ results applied on main in the order the batches were submitted, whatever order the
 //        workers finish in: Engine.receivePreparedInitiation (peer lookup, timestamp, replay and
-//        flood rules, the response's KDFs and seal, the keypair, the send).
+//        flood rules, the response's KDFs and seal, the keypair, the send), at most 2 ms of it per
+//        event-loop turn, like the queue's drain, so a flood of results cannot starve the data plane.
 //
 // Back-pressure: at most `maxInFlight` initiations are with the workers; while that many are,
 // `busy` is true and the handshake queue keeps its messages, so its length still says when the
@@ -42,6 +43,8 @@ interface Batch {
   generation: number;
   /** Set when the task settled: the prepared initiations, or null when it failed. */
   results: (PreparedInitiation | null)[] | null | undefined;
+  /** Items already finished on main (a batch may be finished over several event-loop turns). */
+  applied: number;
 }
 
 export interface OffloadStats {
@@ -65,6 +68,12 @@ export interface HandshakeOffloadOptions {
   taskFailed?(err: unknown): void;
   /** The task module (default: workers/handshake-worker.js). */
   workerUrl?: URL;
+  /**
+   * Milliseconds of finishing work per event-loop turn before yielding to I/O (default 2, as the
+   * handshake queue's drain): results of several batches, or a failed batch answered on main
+   * from scratch, may not hold the data plane up for longer.
+   */
+  budgetMs?: number;
 }
 
 export class HandshakeOffload {
@@ -78,12 +87,15 @@ export class HandshakeOffload {
   private open: Batch | null = null;
   private inFlight = 0;
   private closed = false;
+  private applyScheduled = false;
+  private readonly budgetMs: number;
 
   constructor(opts: HandshakeOffloadOptions) {
     if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new RangeError(`handshake workers: ${opts.threads}`);
     this.opts = opts;
     this.engine = opts.engine;
     this.maxInFlight = opts.threads * IN_FLIGHT_PER_WORKER;
+    this.budgetMs = opts.budgetMs ?? 2;
     this.pool = new Piscina({
       filename: (opts.workerUrl ?? WORKER_URL).href,
       minThreads: 1,
@@ -123,7 +135,7 @@ export class HandshakeOffload {
     }
     if (this.open && this.open.generation !== key.generation) this.flush();
     if (!this.open) {
-      this.open = { items: [], generation: key.generation, results: undefined };
+      this.open = { items: [], generation: key.generation, results: undefined, applied: 0 };
       queueMicrotask(this.flush);
     }
     this.open.items.push({ msg, src });
@@ -140,7 +152,7 @@ export class HandshakeOffload {
     this.pending.push(b);
     if (!key || key.generation !== b.generation) { // the device key changed in this turn: on main
       b.results = null;
-      this.applySettled();
+      this.kickApply();
       return;
     }
     const task = encodeTask(key.identity, b.items.map((i) => i.msg));
@@ -154,33 +166,53 @@ export class HandshakeOffload {
           b.results = null;
           this.opts.taskFailed?.(err);
         }
-        this.applySettled();
+        this.kickApply();
       },
       (err: unknown) => {
         b.results = null;
         if (!this.closed) this.opts.taskFailed?.(err);
-        this.applySettled();
+        this.kickApply();
       },
     );
   };
 
-  /** Applies settled batches from the head, in submission order. */
-  private applySettled(): void {
+  /** A batch settled: finish what can be finished now, unless a turn is already scheduled for it. */
+  private kickApply(): void {
+    if (!this.applyScheduled) this.applySettled();
+  }
+
+  /**
+   * Finishes settled batches from the head, in submission order, for at most budgetMs per
+   * event-loop turn (at least one initiation); the rest in the next turn.
+   */
+  private readonly applySettled = (): void => {
+    this.applyScheduled = false;
     if (this.closed) return;
+    const clock = this.engine.clock;
+    const deadline = clock.now() + this.budgetMs;
     let freed = false;
+    let first = true;
     while (this.pending.length !== 0 && this.pending[0]!.results !== undefined) {
-      const b = this.pending.shift()!;
+      const b = this.pending[0]!;
       const results = b.results!;
-      if (results === null) this.stats.fallback += b.items.length;
-      b.items.forEach((it, i) => {
-        const prepared = results === null ? undefined : results[i];
+      if (results === null && b.applied === 0) this.stats.fallback += b.items.length;
+      for (; b.applied < b.items.length; b.applied++, this.inFlight--, freed = true, first = false) {
+        if (!first && clock.now() >= deadline) {
+          if (!this.applyScheduled) {
+            this.applyScheduled = true;
+            setImmediate(this.applySettled);
+          }
+          if (freed) this.opts.resume();
+          return;
+        }
+        const it = b.items[b.applied]!;
+        const prepared = results === null ? undefined : results[b.applied];
         this.opts.processed(it.msg, this.engine.receivePreparedInitiation(it.msg, it.src, prepared, b.generation));
-      });
-      this.inFlight -= b.items.length;
-      freed = true;
+      }
+      this.pending.shift();
     }
     if (freed) this.opts.resume();
-  }
+  };
 
   /** Stops the workers; what is in flight is dropped (the device is closing). */
   async close(): Promise<void> {

@@ -57,12 +57,12 @@ interface Run {
   processedCount(n: number): Promise<void>;
 }
 
-function offloadFor(r: Node, threads: number, workerUrl?: URL, resume: () => void = () => {}): Run {
+function offloadFor(r: Node, threads: number, workerUrl?: URL, resume: () => void = () => {}, budgetMs?: number): Run {
   const done: Run['done'] = [];
   const failures: unknown[] = [];
   const waiters: { n: number; resolve: () => void }[] = [];
   const offload = new HandshakeOffload({
-    engine: r.engine, threads, workerUrl, resume,
+    engine: r.engine, threads, workerUrl, resume, ...(budgetMs !== undefined ? { budgetMs } : {}),
     processed: (msg, dropped) => {
       done.push({ sender: readU32(msg, Initiation.SENDER), dropped });
       for (const w of waiters.splice(0)) if (done.length >= w.n) w.resolve(); else waiters.push(w);
@@ -188,4 +188,21 @@ t.test('back-pressure: the handshake queue keeps what the workers cannot take, a
   now += 2000;
   t.notOk(queue.isUnderLoad());
   checkSessions(t, net, r, inits.slice(0, 3));
+});
+
+t.test('finishing is bounded per event-loop turn: with no time budget, one initiation per turn', async (t) => {
+  const { net, r, inits } = star(3);
+  const run = offloadFor(r, 1, undefined, () => {}, 0);
+  t.teardown(() => run.offload.close());
+  const msgs = initiations(net, inits);
+  for (const m of msgs) run.offload.submit(m.msg, m.src);
+  await run.processedCount(1);
+  t.equal(run.done.length, 1, 'one finished in the turn the results came back');
+  t.equal(run.offload.length, 2, 'the other two still count as with the workers');
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(run.done.length, 2, 'the next one in the next turn');
+  await run.processedCount(3);
+  t.same(run.done.map((d) => d.dropped), [null, null, null]);
+  t.same(run.done.map((d) => d.sender), msgs.map((m) => readU32(m.msg, Initiation.SENDER)), 'in submission order');
+  checkSessions(t, net, r, inits);
 });
