@@ -29,8 +29,8 @@ import { Keypair } from './keypair.js';
 import { Initiation, Response, readU32 } from './messages.js';
 import {
   type NoiseInitialState, type PreparedInitiation, type ResponderEphemeral, type StaticIdentity, HandshakeState, InitiationVerdict,
-  checkInitiation, clearPrepared, clearResponderEphemeral as clearResponder, commitInitiation, consumeInitiation, consumeResponse, createInitiation, createResponse, deriveKeys,
-  initialState, openStatic, precomputeStaticStatic,
+  checkInitiation, clearPrepared, clearResponderEphemeral, commitInitiation, consumeInitiation, consumeResponse, createInitiation,
+  createResponse, deriveKeys, initialState, openStatic, precomputeStaticStatic,
 } from './noise.js';
 import { Peer, Stat, STATS_PER_PEER } from './peer.js';
 import { RateLimiter } from './ratelimiter.js';
@@ -368,7 +368,7 @@ export class Engine {
     opened?.hash.fill(0);
     const responder = prepared === undefined ? undefined : prepared?.responder ?? null;
     if (!res) {
-      if (responder) clearResponder(c, responder);
+      if (responder) clearResponderEphemeral(c, responder);
       const reason = unknownPeer ? 'unknown_peer' : 'decrypt_failed';
       if (this.verbose) this.logInvalid(INVALID_INITIATION, reason, src, unknownPeer);
       return this.drop(reason);
@@ -376,7 +376,7 @@ export class Engine {
     const peer = this.peersByKey.get(toHex(res.consumed.remoteStatic))!;
     const verdict = checkInitiation(res.hs, res.consumed, now, HANDSHAKE_INITIATION_RATE);
     if (verdict !== InitiationVerdict.Accept) {
-      if (responder) clearResponder(c, responder);
+      if (responder) clearResponderEphemeral(c, responder);
       res.consumed.chainKey.fill(0);
       const reason = verdict === InitiationVerdict.Replay ? 'replay' : 'handshake_flood';
       if (this.verbose) this.logInvalid(INVALID_INITIATION, reason, src, peer);
