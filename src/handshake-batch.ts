@@ -10,7 +10,7 @@
 import { KEY_LEN } from './constants.js';
 import { type Crypto } from './crypto/crypto.js';
 import { Initiation } from './protocol/messages.js';
-import { type NoiseInitialState, type PreparedInitiation, type StaticIdentity, prepareInitiation } from './protocol/noise.js';
+import { type NoiseInitialState, type PreparedInitiation, type StaticIdentity, clearPrepared, prepareInitiation } from './protocol/noise.js';
 
 const TASK_HEADER = 2 * KEY_LEN;
 const RESULT_SIZE = 4 + 7 * KEY_LEN;
@@ -45,13 +45,7 @@ export function runTask(c: Crypto, init: NoiseInitialState, task: ArrayBuffer): 
     const fields = [opened.remoteStatic, opened.chainKey, opened.hash];
     if (responder) fields.push(responder.privateKey, responder.publicKey, responder.ee, responder.se);
     fields.forEach((f, k) => res.set(f, o + 4 + k * KEY_LEN));
-    opened.chainKey.fill(0);
-    opened.hash.fill(0);
-    if (responder) {
-      c.zeroPrivateKey(responder.privateKey);
-      responder.ee.fill(0);
-      responder.se.fill(0);
-    }
+    clearPrepared(c, p);
   }
   u8.fill(0);
   return out;

@@ -190,14 +190,13 @@ export class HandshakeOffload {
     if (this.closed) return;
     const clock = this.engine.clock;
     const deadline = clock.now() + this.budgetMs;
-    let freed = false;
-    let first = true;
+    let freed = false; // at least one finished in this turn
     while (this.pending.length !== 0 && this.pending[0]!.results !== undefined) {
       const b = this.pending[0]!;
       const results = b.results!;
       if (results === null && b.applied === 0) this.stats.fallback += b.items.length;
-      for (; b.applied < b.items.length; b.applied++, this.inFlight--, freed = true, first = false) {
-        if (!first && clock.now() >= deadline) {
+      for (; b.applied < b.items.length; b.applied++, this.inFlight--, freed = true) {
+        if (freed && clock.now() >= deadline) {
           if (!this.applyScheduled) {
             this.applyScheduled = true;
             setImmediate(this.applySettled);

@@ -63,6 +63,15 @@ export function usage(): string {
 
 const fail = (message: string): ParsedArgs => ({ ok: false, message });
 
+/** A thread-count option's value (v: null when none was given): the count, or why it is refused. */
+function threadCount(option: string, v: string | null, min: number, max: number): number | string {
+  if (v === null) return `${option} needs a value`;
+  if (!/^[0-9]+$/.test(v) || Number(v) < min || Number(v) > max) {
+    return `${option} must be an integer from ${min} to ${max}, not ${JSON.stringify(v)}`;
+  }
+  return Number(v);
+}
+
 /** Parses argv without the node and script entries (process.argv.slice(2)). */
 export function parseArgs(argv: string[]): ParsedArgs {
   let foreground = false;
@@ -109,21 +118,15 @@ export function parseArgs(argv: string[]): ParsedArgs {
         help = true;
         break;
       case '--workers': {
-        const v = takeValue();
-        if (v === null) return fail('--workers needs a value');
-        if (!/^[0-9]+$/.test(v) || Number(v) < 1 || Number(v) > MAX_WORKERS) {
-          return fail(`--workers must be an integer from 1 to ${MAX_WORKERS}, not ${JSON.stringify(v)}`);
-        }
-        workers = Number(v);
+        const n = threadCount(option, takeValue(), 1, MAX_WORKERS);
+        if (typeof n === 'string') return fail(n);
+        workers = n;
         break;
       }
       case '--handshake-workers': {
-        const v = takeValue();
-        if (v === null) return fail('--handshake-workers needs a value');
-        if (!/^[0-9]+$/.test(v) || Number(v) > MAX_HANDSHAKE_WORKERS) {
-          return fail(`--handshake-workers must be an integer from 0 to ${MAX_HANDSHAKE_WORKERS}, not ${JSON.stringify(v)}`);
-        }
-        handshakeWorkers = Number(v);
+        const n = threadCount(option, takeValue(), 0, MAX_HANDSHAKE_WORKERS);
+        if (typeof n === 'string') return fail(n);
+        handshakeWorkers = n;
         break;
       }
       case '--config': {

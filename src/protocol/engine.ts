@@ -29,7 +29,7 @@ import { Keypair } from './keypair.js';
 import { Initiation, Response, readU32 } from './messages.js';
 import {
   type NoiseInitialState, type PreparedInitiation, type ResponderEphemeral, type StaticIdentity, HandshakeState, InitiationVerdict,
-  checkInitiation, clearPrepared, clearResponderEphemeral, commitInitiation, consumeInitiation, consumeResponse, createInitiation,
+  checkInitiation, clearOpened, clearPrepared, clearResponderEphemeral, commitInitiation, consumeInitiation, consumeResponse, createInitiation,
   createResponse, deriveKeys, initialState, openStatic, precomputeStaticStatic,
 } from './noise.js';
 import { Peer, Stat, STATS_PER_PEER } from './peer.js';
@@ -364,8 +364,7 @@ export class Engine {
       return peer?.handshake;
     }, opened);
     // What consumeInitiation needed of `opened` it has copied; the responder's part goes on to the response.
-    opened?.chainKey.fill(0);
-    opened?.hash.fill(0);
+    if (opened) clearOpened(opened);
     const responder = prepared === undefined ? undefined : prepared?.responder ?? null;
     if (!res) {
       if (responder) clearResponderEphemeral(c, responder);

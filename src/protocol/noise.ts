@@ -173,9 +173,14 @@ export function prepareInitiation(c: Crypto, init: NoiseInitialState, id: Static
 
 /** Zeroes the secrets of a prepared initiation that was not (or no longer will be) used. */
 export function clearPrepared(c: Crypto, p: PreparedInitiation): void {
-  p.opened.chainKey.fill(0);
-  p.opened.hash.fill(0);
+  clearOpened(p.opened);
   if (p.responder) clearResponderEphemeral(c, p.responder);
+}
+
+/** Zeroes the chain key and hash of an opened initiation once they are used (or will not be). */
+export function clearOpened(o: OpenedStatic): void {
+  o.chainKey.fill(0);
+  o.hash.fill(0);
 }
 
 /** Zeroes a responder ephemeral that will not be used. */
