@@ -262,7 +262,7 @@ function formatTable(runs: ImplRun[]): string {
     ['target CPU per initiator (µs)', (r) => (r.targetCpuMs !== undefined && r.gen.connected > 0 && r.gen.flood === null ? (r.targetCpuMs * 1000) / r.gen.connected : undefined), 0, true],
     ['target main-thread CPU per initiator (µs)', (r) => (r.targetMainCpuMs !== undefined && r.gen.connected > 0 && r.gen.flood === null ? (r.targetMainCpuMs * 1000) / r.gen.connected : undefined), 0, false],
     ['generator CPU (ms)', (r) => r.gen.generatorCpuMs, 0, false],
-    ['established peer: pings sent / lost', (r) => (r.ping ? r.ping.sent - r.ping.rtts.length : undefined), 0, false],
+    ['established peer: pings lost', (r) => (r.ping ? r.ping.sent - r.ping.rtts.length : undefined), 0, false],
     ['established peer: ping p50 (ms)', (r) => (r.ping ? percentile(r.ping.rtts, 50) : undefined), 2, true],
     ['established peer: ping p99 (ms)', (r) => (r.ping ? percentile(r.ping.rtts, 99) : undefined), 2, true],
     ['established peer: ping max (ms)', (r) => (r.ping ? percentile(r.ping.rtts, 100) : undefined), 2, true],
