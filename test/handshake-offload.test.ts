@@ -168,7 +168,6 @@ t.test('back-pressure: the handshake queue keeps what the workers cannot take, a
   const { net, r, inits } = star(n);
   const msgs = initiations(net, inits);
   let now = 0;
-  // eslint-disable-next-line prefer-const
   let queue: HandshakeQueue;
   const run = offloadFor(r, 1, undefined, () => queue.resume());
   t.teardown(() => run.offload.close());
