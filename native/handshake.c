@@ -23,6 +23,10 @@
 //                                              0^4 || (hi:lo) as u64 LE; seal: ciphertext || tag
 //   xaeadSeal(adLen, len) / xaeadOpen(adLen, len) -> bool
 //                                              key(32) || nonce(24) || ad || data -> XChaCha20-Poly1305
+//   random(len)                                -> io[0, len) = random bytes from OpenSSL's private
+//                                              generator (RAND_priv_bytes: ephemeral keys come from
+//                                              it); node's randomFillSync costs ≈ 2.4 µs a call, this
+//                                              ≈ 0.9 for 32 bytes
 //   backend() -> { x25519, x25519Base }        which X25519 code is in use ('ossl' or 'evp')
 //
 // Choices (measured on a 2-vCPU Xeon: thread CPU time per call in a C loop, and per call from JS with
@@ -57,6 +61,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <openssl/rand.h>
 
 #define KEY_SIZE 32
 #define TAG_SIZE 16
@@ -546,6 +551,18 @@ static napi_value js_x25519_base(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// random(len): io[0, len) = random bytes from the private generator.
+static napi_value js_random(napi_env env, napi_callback_info info) {
+  ARGS(1, UINT32_MAX);
+  uint32_t len = a[0];
+  CHECK_USED(len);
+  if (len > INT32_MAX || RAND_priv_bytes(io, (int)len) != 1) {
+    OPENSSL_cleanse(io, len);
+    napi_throw_error(env, NULL, "wirepool_handshake: the random generator failed");
+  }
+  return NULL;
+}
+
 // blake2s(outLen, keyLen, dataLen): io = key || data -> io[0, outLen) = BLAKE2s-outLen (keyed when keyLen > 0).
 static napi_value js_blake2s(napi_env env, napi_callback_info info) {
   ARGS(3, UINT32_MAX);
@@ -685,6 +702,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"aeadOpen", NULL, js_aead_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"xaeadSeal", NULL, js_xaead_seal, NULL, NULL, NULL, napi_enumerable, NULL},
       {"xaeadOpen", NULL, js_xaead_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"random", NULL, js_random, NULL, NULL, NULL, napi_enumerable, NULL},
       {"backend", NULL, js_backend, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;

@@ -305,6 +305,21 @@ t.test('X25519: node = noble on random keys; key generation', async (t) => {
     t.not(toHex(k), toHex(c.generatePrivateKey()), `${name} keys differ`);
     t.equal(c.randomBytes(7).length, 7);
   }
+  // nativeCrypto draws from a pool it refills 512 bytes at a time: every draw is fresh across refills.
+  const seen = new Set<string>();
+  let sum = 0;
+  let n = 0;
+  for (let i = 0; i < 200; i++) {
+    const b = i % 3 === 0 ? nodeCrypto.randomBytes(4) : nodeCrypto.generatePrivateKey(); // 36 bytes a handshake
+    t.notOk(seen.has(toHex(b)) && b.length === 32, 'no key repeats');
+    seen.add(toHex(b));
+    for (const x of b) sum += x;
+    n += b.length;
+  }
+  t.ok(Math.abs(sum / n - 127.5) < 8, `random bytes average ≈ 127.5 over ${n} (${(sum / n).toFixed(1)})`);
+  const big = nodeCrypto.randomBytes(5000);
+  t.equal(big.length, 5000, 'a request larger than the pool');
+  t.ok(big.some((x) => x !== 0) && big.subarray(4000).some((x) => x !== 0), 'filled to the end');
   const k = new Uint8Array(32).fill(0xff);
   t.equal(clampPrivateKey(k), k, 'clamp works in place');
   t.equal(toHex(k), 'f8' + 'ff'.repeat(30) + '7f');

@@ -30,3 +30,20 @@ t.test('main gives the input back on a large batch or a short gap', async (t) =>
   t.ok(i.busy(1, 1020 + IDLE_GAP_MS / 2), 'packets coming faster than the gap: back to the thread');
   t.ok(i.busy(HAND_TO_THREAD_MIN, 2000), 'a large batch: back to the thread');
 });
+
+t.test('handshake messages are not load: only what the workers would open is', async (t) => {
+  // The UDP input passes the transport messages of a batch as its load; the rest main handles
+  // whoever reads them, so a thread that reads them only adds a wake-up.
+  const k = new Idleness();
+  k.handOver(1, 0, 0, 1);
+  t.ok(k.handOver(1, 0, IDLE_GAP_MS / 4, 0), 'a lone initiation right after a data packet: to main');
+  t.ok(k.handOver(2, 0, IDLE_GAP_MS / 2, 0), 'initiations arriving faster than the gap: to main');
+  t.notOk(k.handOver(2, 0, IDLE_GAP_MS * 0.75, 1), 'a data packet within the gap of the last one: stays');
+  t.notOk(k.handOver(HAND_TO_MAIN_MAX + 1, 0, 100, 0), 'a larger batch, even of handshakes: stays');
+
+  const m = new Idleness();
+  t.notOk(m.busy(1, 1000, 1), 'a ping: main keeps it');
+  for (let i = 1; i <= 5; i++) t.notOk(m.busy(1, 1000 + i * IDLE_GAP_MS / 4, 0), `initiation ${i}, ${i / 4} gap after it: main keeps it`);
+  t.ok(m.busy(1, 1000 + IDLE_GAP_MS / 2, 1), 'a second data packet within the gap of the first: back to the thread');
+  t.ok(m.busy(HAND_TO_THREAD_MIN, 3000, 0), 'a large batch of handshakes: back to the thread (it reads in batches)');
+});

@@ -74,7 +74,7 @@ function routineReceive(): void {
     }
     const got = intake.receive(fd4, fd6, wd.wakeFd, POLL_MS, seq, free);
     seq = (seq + got) | 0;
-    if (idleness.handOver(got, intake.pending, performance.now()) && Atomics.load(ctl, CTL_SHUTDOWN) === 0) {
+    if (idleness.handOver(got, intake.pending, performance.now(), intake.load) && Atomics.load(ctl, CTL_SHUTDOWN) === 0) {
       handToMain(ctl, CTL_UDP_OWNER); // idle: main reads until load returns
       handedOver = true;
     }

@@ -28,6 +28,8 @@ export interface NativeHandshake {
   x25519(): boolean;
   /** priv(32) → X25519(priv, 9): the public key. */
   x25519Base(): void;
+  /** → len random bytes from OpenSSL's private generator. */
+  random(len: number): void;
   /** key || data → BLAKE2s with digest length outLen (1..32), keyed when keyLen > 0 (1..32). */
   blake2s(outLen: number, keyLen: number, len: number): void;
   /** key || data → HMAC-BLAKE2s (32 bytes). */

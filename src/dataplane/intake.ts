@@ -48,11 +48,16 @@ export const IDLE_GAP_MS = 1;
 export class Idleness {
   private last = -Infinity;
 
-  /** A batch of `got` packets was read at `now` (ms), `pending` pieces kept: may the input go to main? */
-  handOver(got: number, pending: number, now: number): boolean {
+  /**
+   * A batch of `got` packets was read at `now` (ms), `pending` pieces kept: may the input go to
+   * main? `load`: how many of them the workers would process (default all). Only those count as
+   * load: the rest (handshake messages) main handles whoever reads them, so a thread that reads
+   * them only adds a wake-up; gaps are measured between batches with load.
+   */
+  handOver(got: number, pending: number, now: number, load = got): boolean {
     const gap = now - this.last;
-    if (got > 0) this.last = now;
-    return got <= HAND_TO_MAIN_MAX && pending === 0 && (got === 0 || gap >= IDLE_GAP_MS);
+    if (load > 0) this.last = now;
+    return got <= HAND_TO_MAIN_MAX && pending === 0 && (load === 0 || gap >= IDLE_GAP_MS);
   }
 
   /** The input came back to the thread: its gaps count from now (a first small batch is not idleness). */
@@ -60,11 +65,13 @@ export class Idleness {
     this.last = now;
   }
 
-  /** Main read a batch of `got` at `now` (ms): is this load (give the input back)? */
-  busy(got: number, now: number): boolean {
+  /** Main read a batch of `got` at `now` (ms), `load` of them for the workers (default all): is this load (give the input back)? */
+  busy(got: number, now: number, load = got): boolean {
+    if (got >= HAND_TO_THREAD_MIN) return true;
+    if (load === 0) return false;
     const gap = now - this.last;
     this.last = now;
-    return got >= HAND_TO_THREAD_MIN || gap < IDLE_GAP_MS;
+    return gap < IDLE_GAP_MS;
   }
 }
 
@@ -91,6 +98,8 @@ export interface MainIntakeOptions {
   read: ReadBatch;
   /** Pieces main's addon state keeps for its next read (TunIntake / UdpIntake `pending`). */
   pending: () => number;
+  /** Of the packets the last read published, how many are for the workers (Idleness: load); default all. */
+  load?: () => number;
   /** Main's stats row and its cells counting take-overs (thread → main) and hand-backs (main → thread). */
   stats: Float64Array;
   takenCell: number;
@@ -115,6 +124,7 @@ export class MainIntake {
   private readonly batch: number;
   private readonly read: ReadBatch;
   private readonly pending: () => number;
+  private readonly load: (() => number) | null;
   private readonly stats: Float64Array;
   private readonly takenCell: number;
   private readonly givenCell: number;
@@ -125,6 +135,7 @@ export class MainIntake {
 
   constructor(o: MainIntakeOptions) {
     ({ ctl: this.ctl, ownerWord: this.ownerWord, ring: this.ring, batch: this.batch, read: this.read, pending: this.pending } = o);
+    this.load = o.load ?? null;
     ({ stats: this.stats, takenCell: this.takenCell, givenCell: this.givenCell, onReadable: this.onReadable } = o);
   }
 
@@ -179,6 +190,7 @@ export class MainIntake {
     const ring = this.ring;
     let seq = Atomics.load(this.ctl, ring.iProduced);
     let total = 0;
+    let load = 0;
     let roomy = true;
     let failed = false;
     do {
@@ -191,13 +203,14 @@ export class MainIntake {
       }
       seq = (seq + got) | 0;
       total += got;
+      load += this.load === null ? got : this.load();
     } while (this.pending() !== 0);
     if (!failed && this.pending() !== 0) {
       this.retry ??= setTimeout(() => {
         this.retry = null;
         if (!this.closed) this.onReadable(this);
       }, 1);
-    } else if (this.pace.busy(total, performance.now()) || failed || !roomy) {
+    } else if (this.pace.busy(total, performance.now(), load) || failed || !roomy) {
       this.handBack();
     }
   }

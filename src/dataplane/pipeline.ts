@@ -389,6 +389,7 @@ export class Pipeline {
         ctl: this.ctl, ownerWord: CTL_UDP_OWNER, ring: this.rings[RING_RECV]!, batch: UDP_INTAKE_BATCH,
         read: (seq, max) => this.udpIntake!.receive(Atomics.load(this.ctl, CTL_UDP_FD4), Atomics.load(this.ctl, CTL_UDP_FD6), -1, 0, seq, max),
         pending: () => this.udpIntake!.pending,
+        load: () => this.udpIntake!.load,
         stats: this.stats, takenCell: STAT_MAIN + MAIN_UDP_TAKEN, givenCell: STAT_MAIN + MAIN_UDP_GIVEN,
         onReadable: this.onInputReadable,
       });

@@ -34,6 +34,7 @@ export class UdpIntake {
   private readonly openList = new Int32Array(INLINE_OPEN_MAX);
   private readonly openOk = new Uint8Array(INLINE_OPEN_MAX);
   private readonly out = new Int32Array(8);
+  private lastLoad = 0;
 
   constructor(
     private readonly ring: RingView,
@@ -51,6 +52,11 @@ export class UdpIntake {
     return this.out[RECV_OUT_PENDING]!;
   }
 
+  /** Of the datagrams the last receive published, the transport messages to open (the rest are main's: intake.ts Idleness). */
+  get load(): number {
+    return this.lastLoad;
+  }
+
   /**
    * Receive (waiting up to timeoutMs for the sockets or wakeFd) at most `max` datagrams into the
    * slots from `seq` on, which the caller owns (free, and it is the RECV ring's only producer);
@@ -65,6 +71,7 @@ export class UdpIntake {
     const got = this.native.recvSlots(fd4, fd6, wakeFd, timeoutMs, data, slotBytes, meta, slotList, n, out);
     stats[STAT_UDP_READER + U_TOO_BIG]! += out[RECV_OUT_TOO_BIG]!;
     stats[STAT_UDP_READER + U_ERRORS]! += out[RECV_OUT_ERRORS]!;
+    this.lastLoad = 0;
     if (got <= 0) return 0;
     let bytes = 0;
     let fast = 0;
@@ -89,6 +96,7 @@ export class UdpIntake {
       for (let i = 0; i < fast; i++) meta[this.openList[i]! * META_WORDS + M_STATE] = this.openOk[i] === 1 ? SlotState.DONE : SlotState.FAILED;
       stats[STAT_UDP_READER + U_INLINE_OPENED]! += fast;
     }
+    this.lastLoad = fast;
     const next = (seq + got) | 0;
     Atomics.store(ring.ctl, ring.iProduced, next);
     Atomics.store(ring.ctl, ring.iReady, next); // publish (release): states and data above are visible with it

@@ -357,11 +357,12 @@ export class Engine {
     const id = this.identity!;
     const c = this.crypto;
     let unknownPeer: Uint8Array | null = null;
+    let found: Peer | undefined;
     const opened = prepared === undefined ? openStatic(c, this.init, id, msg) : prepared?.opened ?? null;
     const res = consumeInitiation(c, this.init, id, msg, (pub) => {
-      const peer = this.peersByKey.get(toHex(pub));
-      if (!peer) unknownPeer = pub;
-      return peer?.handshake;
+      found = this.peersByKey.get(toHex(pub));
+      if (!found) unknownPeer = pub;
+      return found?.handshake;
     }, opened);
     // What consumeInitiation needed of `opened` it has copied; the responder's part goes on to the response.
     if (opened) clearOpened(opened);
@@ -372,7 +373,7 @@ export class Engine {
       if (this.verbose) this.logInvalid(INVALID_INITIATION, reason, src, unknownPeer);
       return this.drop(reason);
     }
-    const peer = this.peersByKey.get(toHex(res.consumed.remoteStatic))!;
+    const peer = found!; // consumeInitiation succeeds only with the handshake state of the peer it looked up
     const verdict = checkInitiation(res.hs, res.consumed, now, HANDSHAKE_INITIATION_RATE);
     if (verdict !== InitiationVerdict.Accept) {
       if (responder) clearResponderEphemeral(c, responder);
