@@ -45,6 +45,8 @@ options:
                        min(count, ${MAX_SOURCES}))
   --workers N          wirepool --workers (setup)
   --handshake-workers N  wirepool --handshake-workers (setup; 0 = initiations answered on main)
+  --warm-up N          (setup) first the same run from N other initiators, unmeasured: the target
+                       as a long-running daemon meets a storm (wirepool's JIT has compiled its path)
   --memory-peers N     also measure daemon RSS per peer and setconf time at N peers (setup default 0,
                        compare default 10000; 0 = skip)
   --flood KIND         junk | replay: also flood valid-mac1 initiations (junk: random, one per socket;
@@ -78,6 +80,7 @@ interface Args {
   handshakeWorkers: number | undefined;
   light: boolean;
   legitPing: boolean;
+  warmUp: number;
   memoryPeers: number | null;
   flood: FloodKind | null;
   floodRate: number;
@@ -96,7 +99,7 @@ class UsageError extends Error {}
 function parseArgs(argv: string[]): Args {
   const a: Args = {
     mode: 'generate', impl: 'wirepool', target: null, targetKey: null, keys: null, count: null, rate: 0, deadlineS: 60,
-    data: null, innerTarget: null, cookieRetryMs: null, startDelayMs: 0, bind: [], sources: null, workers: undefined, handshakeWorkers: undefined, light: false, legitPing: false,
+    data: null, innerTarget: null, cookieRetryMs: null, startDelayMs: 0, bind: [], sources: null, workers: undefined, handshakeWorkers: undefined, light: false, legitPing: false, warmUp: 0,
     memoryPeers: null, flood: null, floodRate: 20_000, floodMs: 3_000, floodAfterMs: 0, floodSockets: 64, floodBind: null,
     json: false, jsonOut: null, quiet: false, rounds: 1,
   };
@@ -131,6 +134,7 @@ function parseArgs(argv: string[]): Args {
       case '--compare': a.mode = 'compare'; break;
       case '--light': a.light = true; break;
       case '--legit-ping': a.legitPing = true; break;
+      case '--warm-up': a.warmUp = int(f, v(), 0); break;
       case '--count': a.count = int(f, v(), 0); break;
       case '--rate': a.rate = num(f, v()); break;
       case '--deadline': a.deadlineS = num(f, v(), 0.001); break;
@@ -331,13 +335,19 @@ async function runOne(a: Args, impl: Impl, log: (s: string) => void): Promise<Im
   const sources = a.sources ?? Math.max(1, Math.min(count, MAX_SOURCES));
   log(`${impl}: setting up ${count} peers, ${sources} source addresses`);
   const lt = await LoadTarget.create({
-    impl, peers: count, sources, ...(a.workers !== undefined ? { workers: a.workers } : {}), prefix: `hs-${impl === 'wirepool' ? 'wp' : 'wg'}`,
+    impl, peers: count + a.warmUp, sources, ...(a.workers !== undefined ? { workers: a.workers } : {}), prefix: `hs-${impl === 'wirepool' ? 'wp' : 'wg'}`,
     ...(a.handshakeWorkers !== undefined ? { wirepoolArgs: ['--handshake-workers', String(a.handshakeWorkers)] } : {}),
-    legitPeer: a.legitPing,
+    legitPeer: a.legitPing, // the warm-up's initiators are peers too, after the run's: count .. count + warmUp - 1
   });
   let run: ImplRun;
   try {
-    log(`${impl}: wg setconf of ${count} peers took ${lt.setconfMs.toFixed(0)} ms; running the generator`);
+    log(`${impl}: wg setconf of ${count + a.warmUp} peers took ${lt.setconfMs.toFixed(0)} ms; running the generator`);
+    if (a.warmUp > 0) {
+      // A long-running daemon has handshaken before: the same work from other peers first, unmeasured.
+      const indices = Array.from({ length: a.warmUp }, (_, i) => count + i);
+      const w = await lt.runGenerator({ indices, args: generatorArgs(a, a.warmUp), onProgress: (l) => log(`${impl} warm-up: ${l}`) });
+      log(`${impl}: warm-up: ${w.result.connected} of ${a.warmUp} connected`);
+    }
     let pings: Promise<{ sent: number; rtts: number[] }> | null = null;
     if (a.legitPing) {
       if (!(await legitPingUp(lt))) throw new Error(`${impl}: the established peer cannot ping the target`);
@@ -345,7 +355,7 @@ async function runOne(a: Args, impl: Impl, log: (s: string) => void): Promise<Im
       const ms = (a.rate > 0 ? (count * 1000) / a.rate : 3000) + 500;
       pings = legitPings(lt, Math.ceil(ms / 10));
     }
-    const r = await lt.runGenerator({ args: generatorArgs(a, count), onProgress: (l) => log(`${impl}: ${l}`) });
+    const r = await lt.runGenerator({ indices: Array.from({ length: count }, (_, i) => i), args: generatorArgs(a, count), onProgress: (l) => log(`${impl}: ${l}`) });
     const ping = pings !== null ? await pings : undefined;
     if (!lt.alive()) throw new Error(`${impl} exited during the run:\n${lt.daemon.stderr.slice(-2000)}`);
     run = { label: impl, gen: r.result, ...(ping !== undefined ? { ping } : {}), targetCpuMs: r.targetCpuMs, ...(impl === 'wirepool' ? { targetMainCpuMs: r.targetMainCpuMs } : {}), setconfMs: lt.setconfMs, peers: count };
