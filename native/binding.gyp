@@ -7,7 +7,7 @@
     { "target_name": "wirepool_aead", "sources": ["aead.c"] },
     { "target_name": "wirepool_tun", "sources": ["tun.c"] },
     { "target_name": "wirepool_udp", "sources": ["udp.c"] },
-    { "target_name": "wirepool_handshake", "sources": ["handshake.c"] },
+    { "target_name": "wirepool_handshake", "sources": ["handshake.c", "x25519_base.c"] },
     { "target_name": "wirepool_fdwatch", "sources": ["fdwatch.c"] }
   ]
 }

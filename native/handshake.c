@@ -27,15 +27,18 @@
 //                                              generator (RAND_priv_bytes: ephemeral keys come from
 //                                              it); node's randomFillSync costs ≈ 2.4 µs a call, this
 //                                              ≈ 0.9 for 32 bytes
-//   backend() -> { x25519, x25519Base }        which X25519 code is in use ('ossl' or 'evp')
+//   backend() -> { x25519, x25519Base }        which X25519 code is in use: x25519 'ossl' or
+//                                              'evp', x25519Base 'comb' (x25519_base.c)
 //
 // Choices (measured on a 2-vCPU Xeon: thread CPU time per call in a C loop, and per call from JS with
 // bench/handshake-crypto.ts; table in bench/HANDSHAKES.md):
-// - X25519: OpenSSL's own raw-key functions ossl_x25519 / ossl_x25519_public_from_private (~35 /
-//   ~31 µs) when the node binary exports them (Node 20 does); they are internal OpenSSL symbols, so
-//   they are declared weak and, when absent, the EVP_PKEY path (raw key import + derive, ~80 µs:
-//   the private-key import also computes the public key) is used instead. Both refuse an all-zero
-//   result. No key object survives a call.
+// - X25519: OpenSSL's own raw-key function ossl_x25519 (~29–35 µs, 64-bit assembly) when the node
+//   binary exports it (Node 20 does); it is an internal OpenSSL symbol, so it is declared weak and,
+//   when absent, the EVP_PKEY path (raw key import + derive, ~80 µs: the private-key import also
+//   computes the public key) is used instead. Both refuse an all-zero result. No key object
+//   survives a call. Public keys come from x25519_base.c, a fixed-base comb on 51-bit limbs
+//   (~14 µs; OpenSSL's ossl_x25519_public_from_private runs the same comb on ref10's ten-limb field
+//   elements, ~21–31 µs).
 // - BLAKE2s: RFC 7693 in C below (~165 ns per 64-byte block against ~195 ns through EVP_Digest and
 //   ~370 ns for a keyed 16-byte MAC through EVP_MAC BLAKE2SMAC; HMAC through EVP_MAC HMAC ~1.2 µs
 //   against ~0.7 µs here). The KDF compresses the HMAC pads of its PRK once and reuses them for
@@ -63,6 +66,8 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include "x25519_base.h"
+
 #define KEY_SIZE 32
 #define TAG_SIZE 16
 #define HASH_SIZE 32
@@ -71,8 +76,6 @@
 // OpenSSL internals (crypto/ec/curve25519.c), exported by the node binary; weak, so a binary
 // without them leaves these NULL and the EVP path is used.
 extern int ossl_x25519(uint8_t out_shared_key[32], const uint8_t private_key[32], const uint8_t peer_public_value[32])
-    __attribute__((weak));
-extern void ossl_x25519_public_from_private(uint8_t out_public_value[32], const uint8_t private_key[32])
     __attribute__((weak));
 
 // ---- BLAKE2s (RFC 7693) -------------------------------------------------------------------------
@@ -379,15 +382,6 @@ static int x25519_evp(uint8_t out[32], const uint8_t priv[32], const uint8_t pub
   return ok;
 }
 
-static int x25519_base_evp(uint8_t out[32], const uint8_t priv[32]) {
-  size_t outlen = 32;
-  EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, 32);
-  int ok = k != NULL && EVP_PKEY_get_raw_public_key(k, out, &outlen) == 1 && outlen == 32;
-  EVP_PKEY_free(k);
-  ERR_clear_error();
-  return ok;
-}
-
 // 1 when out is a usable shared secret; else 0 and out all zero.
 static int do_x25519(uint8_t out[32], const uint8_t priv[32], const uint8_t pub[32]) {
   int ok = ossl_x25519 != NULL ? ossl_x25519(out, priv, pub) : x25519_evp(out, priv, pub);
@@ -543,11 +537,8 @@ static napi_value js_x25519(napi_env env, napi_callback_info info) {
 static napi_value js_x25519_base(napi_env env, napi_callback_info info) {
   ARGS0();
   uint8_t r[32];
-  int ok = 1;
-  if (ossl_x25519_public_from_private != NULL) ossl_x25519_public_from_private(r, io);
-  else ok = x25519_base_evp(r, io);
+  x25519_base(r, io);
   finish(st, 32, r, 32);
-  if (!ok) napi_throw_error(env, NULL, "X25519 public key derivation failed");
   return NULL;
 }
 
@@ -668,7 +659,7 @@ static napi_value js_backend(napi_env env, napi_callback_info info) {
   napi_create_object(env, &obj);
   napi_create_string_utf8(env, ossl_x25519 != NULL ? "ossl" : "evp", NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, obj, "x25519", v);
-  napi_create_string_utf8(env, ossl_x25519_public_from_private != NULL ? "ossl" : "evp", NAPI_AUTO_LENGTH, &v);
+  napi_create_string_utf8(env, "comb", NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, obj, "x25519Base", v);
   return obj;
 }
@@ -686,6 +677,7 @@ static napi_value init(napi_env env, napi_value exports) {
     return NULL;
   }
   EVP_CIPHER_free(cipher); // the context keeps its own reference
+  x25519_base_init();
   if (napi_set_instance_data(env, st, state_free, NULL) != napi_ok) {
     state_free(env, st, NULL);
     napi_throw_error(env, NULL, "wirepool_handshake: napi_set_instance_data failed");

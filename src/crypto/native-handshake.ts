@@ -43,8 +43,8 @@ export interface NativeHandshake {
   /** key(32) || nonce(24) || ad || plaintext → XChaCha20-Poly1305 ciphertext || tag. */
   xaeadSeal(adLen: number, len: number): void;
   xaeadOpen(adLen: number, len: number): boolean;
-  /** Which X25519 code runs: 'ossl' (OpenSSL's raw-key functions) or 'evp' (EVP_PKEY import + derive). */
-  backend(): { x25519: 'ossl' | 'evp'; x25519Base: 'ossl' | 'evp' };
+  /** Which X25519 code runs: 'ossl' (OpenSSL's raw-key function) or 'evp' (EVP_PKEY import + derive); public keys: 'comb' (x25519_base.c). */
+  backend(): { x25519: 'ossl' | 'evp'; x25519Base: 'comb' };
 }
 
 /** Bytes of this thread's I/O area (inputs of one call; larger ones take crypto.ts's node:crypto path). */
