@@ -14,7 +14,9 @@
 // mac2 and is accepted (wireguard-go as the concentrator: 5.0–5.1 s) — and E loses ≤ 1 % of its
 // pings. wirepool runs with one handshake worker (src/handshake-offload.ts; the default on this
 // 2-vCPU host is none): in phase B the queue backs up and initiations are prepared there, none
-// left to the main thread by a failed task. Everything is bounded: the flood by count and time,
+// left to the main thread by a failed task. The flood always puts the device under load (cookie
+// replies); 1,000 real handshakes do on a slow or busy host and not on a fast one, so phase B asks
+// instead that no initiation goes unanswered (a retransmit only after a cookie reply). Everything is bounded: the flood by count and time,
 // the generator by its deadline.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -167,13 +169,16 @@ t.test('a legitimate peer gets through a handshake flood', { skip, timeout: 150_
       );
       t.ok(handshakeMs !== null && handshakeMs <= HANDSHAKE_LIMIT_MS, `F's fresh handshake completed within ${HANDSHAKE_LIMIT_MS} ms`);
       t.ok(p.loss <= 0.01, 'E lost at most 1 % of its pings');
-      t.ok(delta(after, before, 'cookie_required') > 0, 'the load brought cookies into play');
       t.equal(delta(after, before, 'queue_full'), 0, 'no handshake message dropped for a full queue');
       if (f !== null) {
+        t.ok(delta(after, before, 'cookie_required') > 0, 'the load brought cookies into play');
         t.ok(f.sent > 0 && f.cookieReplies > 0, 'the flood was sent and answered with cookie replies');
         t.equal(f.cookieRepliesValid, f.cookieReplies, 'every cookie reply decrypts with the cookie key and the mac1 sent');
       } else {
         t.equal(r.connected, REAL_HANDSHAKES, 'the real handshakes complete too');
+        // Whether 1,000 at once put the device under load depends on how fast this host answers them
+        // (cookies for most of them, or none); either way no initiation may go unanswered.
+        t.ok(r.retransmits <= r.cookieReplies, `every retransmit followed a cookie reply (${r.retransmits} retransmits, ${r.cookieReplies} cookies)`);
         t.ok(delta(after, before, 'prepared:worker') > 0, 'initiations were prepared by the handshake worker');
         t.equal(delta(after, before, 'prepared:main_fallback'), 0, 'no worker task failed');
       }
