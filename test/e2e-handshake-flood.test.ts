@@ -16,8 +16,8 @@
 // 2-vCPU host is none): in phase B the queue backs up and initiations are prepared there, none
 // left to the main thread by a failed task. The flood always puts the device under load (cookie
 // replies); 1,000 real handshakes do on a slow or busy host and not on a fast one, so phase B asks
-// instead that no initiation goes unanswered (a retransmit only after a cookie reply). Everything is bounded: the flood by count and time,
-// the generator by its deadline.
+// instead that no initiation goes unanswered (a retransmit only after a cookie reply). Everything
+// is bounded: the flood by count and time, the generator by its deadline.
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
