@@ -25,9 +25,10 @@
 // them (cursors, slot states, notifying workers), and the rest (doorbell wake-ups through
 // Atomics.waitAsync, the event loop, timers, GC). The pipeline's own counters give main's
 // wake-ups and worker notifications per 1000 packets (the goal is far fewer than one per
-// packet), and a counting wrapper on bind.sendTo in the first window how many messages main had
-// to send itself, one sendto each, instead of in a worker's sendmmsg batch (no worker had
-// flushed them when main's release stage reached them, or a worker's send failed). The
+// packet), a counting wrapper on bind.sendTo in the first window how many messages main had to
+// send itself, one sendto each (no socket, or a worker's send failed), and the pipeline's
+// MAIN_FLUSHED how many it sent in sendmmsg batches as a worker would (sealed slots no worker had
+// sent when main's release stage reached them with the flush lock free). The
 // injection standing in for the TUN reader costs main-thread time the daemon does not spend: it
 // is timed and subtracted. In the daemon the TUN reader also rings main for each batch it
 // publishes; here main schedules one drain per injected burst instead, so the send path's
@@ -40,7 +41,7 @@ import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { nodeCrypto } from '../src/crypto/crypto.js';
-import { CW_SEND_FALLBACKS, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, STAT_MAIN, statWorker } from '../src/dataplane/layout.js';
+import { CW_SEND_FALLBACKS, MAIN_FLUSHED, MAIN_INLINE_SEALED, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, STAT_MAIN, statWorker } from '../src/dataplane/layout.js';
 import { Device } from '../src/device.js';
 import { createLogger } from '../src/log.js';
 import { type Peer, Stat, STATS_PER_PEER } from '../src/protocol/peer.js';
@@ -247,11 +248,14 @@ function stages(device: Device): { send: object; receive: object; bind: object }
 }
 
 /** Main-thread counters of A's pipeline (summed over workers where per worker). */
-function pipelineCounters(device: Device, workers: number): { wakeups: number; notifies: number; fallbacks: number } {
+function pipelineCounters(device: Device, workers: number): { wakeups: number; notifies: number; fallbacks: number; inlineSealed: number; flushed: number } {
   const s = device.dataplane.stats;
   let fallbacks = 0;
   for (let id = 0; id < workers; id++) fallbacks += s[statWorker(id) + CW_SEND_FALLBACKS]!;
-  return { wakeups: s[STAT_MAIN + MAIN_WAKEUPS]!, notifies: s[STAT_MAIN + MAIN_WORKER_NOTIFIES]!, fallbacks };
+  return {
+    wakeups: s[STAT_MAIN + MAIN_WAKEUPS]!, notifies: s[STAT_MAIN + MAIN_WORKER_NOTIFIES]!, fallbacks, inlineSealed: s[STAT_MAIN + MAIN_INLINE_SEALED]!,
+    flushed: s[STAT_MAIN + MAIN_FLUSHED]!,
+  };
 }
 
 interface Window {
@@ -263,6 +267,8 @@ interface Window {
   wakeups: number;
   notifies: number;
   fallbacks: number;
+  inlineSealed: number;
+  flushed: number;
   probes: Map<string, Acc>;
 }
 
@@ -295,6 +301,8 @@ async function measureWindow(a: Device, workers: number, peer: Peer, path: 'send
     wakeups: pc1.wakeups - pc0.wakeups,
     notifies: pc1.notifies - pc0.notifies,
     fallbacks: pc1.fallbacks - pc0.fallbacks,
+    inlineSealed: pc1.inlineSealed - pc0.inlineSealed,
+    flushed: pc1.flushed - pc0.flushed,
     probes: new Map([...accs].map(([k, v]) => [k, { ...v }])),
   };
   await load.done;
@@ -357,8 +365,10 @@ async function parentMain(): Promise<void> {
         // The plain window only counts main's own sends (the wrapper costs nothing on messages the
         // workers send, and little next to a sendto syscall).
         const mainSends: Probe = { key: 'sendTo', obj: st.bind, name: 'sendTo' };
+        // Main's send flush of sealed slots no worker sent (pipeline.ts releaseStage): sendmmsg batches.
+        const mainBatches: Probe = { key: 'sendBatch', obj: A.device.dataplane, name: 'sendBatch', optional: true };
         const probes: Probe[] = path === 'send'
-          ? [{ key: 'route', obj: st.send, name: 'route' }, { key: 'onSealed', obj: st.send, name: 'onSealed' }, mainSends, pump]
+          ? [{ key: 'route', obj: st.send, name: 'route' }, { key: 'onSealed', obj: st.send, name: 'onSealed' }, mainSends, mainBatches, pump]
           : [{ key: 'classify', obj: st.receive, name: 'classify' }, { key: 'onOpened', obj: st.receive, name: 'onOpened' }, pump];
         const during = (): { done: Promise<void>; injector?: Injector } => {
           if (path === 'send') {
@@ -391,7 +401,8 @@ async function parentMain(): Promise<void> {
           `${title}: ${Math.round(pps).toLocaleString('en-US')} packets/s, ` +
             `main thread ${total.toFixed(2)} µs of CPU per packet (event-loop active ${usPer(plain.eluMs - plain.injectMs, plain.packets).toFixed(2)})`,
           `    per 1000 packets: ${perK(plain.wakeups)} main wake-ups, ${perK(plain.notifies)} worker notifications` +
-            (path === 'send' ? `, ${perK(mainSent)} sent by main itself (${plain.fallbacks} after a failed worker write)` : ''),
+            (path === 'send' ? `, ${perK(mainSent)} sent by main itself (${perK(plain.inlineSealed)} sealed by main at idle, ` +
+              `${plain.fallbacks} after a failed worker write), ${perK(plain.flushed)} sent by main in sendmmsg batches` : ''),
         ];
         const sendToMs = inst.probes.get('sendTo')?.ms ?? 0;
         const hooks: [string, number][] = path === 'send'
@@ -400,6 +411,7 @@ async function parentMain(): Promise<void> {
               // bind.sendTo runs inside onSealed (a message no worker sent): reported net of it.
               ['onSealed(): counters, timers (net of main sends)', share('onSealed', sendToMs)],
               [`main's own UDP sends (bind.sendTo, one per message; ${inst.probes.get('sendTo')?.calls ?? 0} calls)`, share('sendTo')],
+              [`main's flush of slots no worker sent (sendmmsg; ${inst.probes.get('sendBatch')?.calls ?? 0} batches)`, share('sendBatch')],
             ]
           : [
               ['classify(): type filter, receiver index → keypair', share('classify')],

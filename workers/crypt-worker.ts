@@ -138,10 +138,6 @@ function sendBatch(ring: RingView, fd: number, list: Int32Array, n: number): num
   return sent;
 }
 
-/** Send what this ring has finished, in order (ring.ts "send flush"); ring main if a send failed and the slot became main's. */
-function flushSends(ring: RingView): void {
-  if (!ring.flushSends(lockOwner, sendList, sendBatch)) ringMainBell(ctl);
-}
 
 // Crypt scratch: the slots one batch claimed, and their results.
 const cryptList = new Int32Array(BATCH);
@@ -162,6 +158,12 @@ function cryptSome(ring: RingView, crypt: CryptBatch, doneStat: number): number 
   }
   if (n === 0) return 0;
   crypt(ring, cryptList, n, cryptOk);
+  // A send ring's flush lock is taken before the results are published: otherwise main, awake and
+  // draining, finds the slots DONE before this worker's flush and sends them itself, one sendto
+  // each (8–30 % of all packets on the 2-vCPU host, bench/mainthread.ts). If another flusher holds
+  // it, the results are published all the same and that holder's re-check sends them.
+  const send = ring.id !== RING_RECV;
+  const locked = send && ring.tryLockSend(lockOwner);
   let owes = false;
   let done = 0;
   for (let i = 0; i < n; i++) {
@@ -171,7 +173,10 @@ function cryptSome(ring: RingView, crypt: CryptBatch, doneStat: number): number 
   }
   stats[row + doneStat]! += done;
   stats[row + CW_FAILED]! += n - done;
-  if (ring.id !== RING_RECV) flushSends(ring); // before any ring of main: it then finds the slots sent
+  // Send what this ring has finished, in order (ring.ts "send flush"), before any ring of main: it
+  // then finds the slots sent. Main is owed a ring when a send failed (that slot is main's now) or
+  // when it sleeps and the flush gave it slots to release.
+  if (send && !ring.flushSends(lockOwner, sendList, sendBatch, locked)) owes = true;
   if (owes) ringMainBell(ctl);
   return n;
 }

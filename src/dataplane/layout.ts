@@ -250,7 +250,7 @@ export const W_PACKETS = 0;
 export const W_BYTES = 1;
 export const W_ERRORS = 2;
 export const W_WRITES = 3; // write() calls (packets / writes = GRO coalescing)
-/** Row written by main. */
+/** Two rows written by main. */
 export const STAT_MAIN = row(RING_COUNT + 2);
 export const MAIN_WAKEUPS = 0; // waitAsync resolutions
 export const MAIN_WORKER_RESTARTS = 1;
@@ -260,8 +260,15 @@ export const MAIN_TUN_TAKEN = 4; // times main took over reading the TUN device 
 export const MAIN_TUN_GIVEN = 5; // times main gave it back (load)
 export const MAIN_UDP_TAKEN = 6; // the same for the UDP sockets
 export const MAIN_UDP_GIVEN = 7;
+/**
+ * Send-ring slots main sent in a sendmmsg batch as a worker would: sealed for a worker to send, but
+ * no worker did (one that finished while another flusher held the lock left them to it; main sealed
+ * them at idle). pipeline.ts releaseStage. Those main sends one at a time (no socket, a worker's
+ * failed write) are the onSealed(sent=false) calls.
+ */
+export const MAIN_FLUSHED = 8;
 /** Row written by the UDP reader (workers/udp-reader.ts). */
-export const STAT_UDP_READER = row(RING_COUNT + 3);
+export const STAT_UDP_READER = row(RING_COUNT + 4);
 export const U_DATAGRAMS = 0;
 export const U_BYTES = 1;
 export const U_FULL_WAITS = 2; // times it had to wait for free RECV slots (backpressure: the socket buffer holds the rest)
@@ -272,7 +279,7 @@ export const U_FAST = 6; // transport messages the reader found the key for (fas
 export const U_INLINE_OPENED = 7; // of those, opened by the reader itself (small batches)
 /** Rows written by crypto worker `id` (a replacement continues its predecessor's row). */
 export function statWorker(id: number): number {
-  return row(RING_COUNT + 4 + id);
+  return row(RING_COUNT + 5 + id);
 }
 export const CW_BUSY_NS = 0; // time spent between wake-up and going back to sleep
 export const CW_SEALED = 1;
@@ -282,7 +289,7 @@ export const CW_WAKEUPS = 4; // returns from Atomics.wait
 export const CW_SENT = 5; // sealed messages this worker wrote to a UDP socket itself
 export const CW_SEND_FALLBACKS = 6; // writes that failed (EAGAIN, …) and were left for main to send
 export const CW_SEND_CALLS = 7; // sendSlots calls (sent / calls = batch size)
-export const STATS_LENGTH = row(RING_COUNT + 4 + MAX_WORKERS);
+export const STATS_LENGTH = row(RING_COUNT + 5 + MAX_WORKERS);
 
 // ---- key table ------------------------------------------------------------------------------------
 

@@ -117,7 +117,7 @@ import {
   CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_OWNER, CTL_UDP_READER_WAITING, CTL_TUN_MTU, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_OWNER,
   CTL_TUN_GONE_ERRNO, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CTL_WRITER_WAITING, DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS,
   DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS, Drop, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_KEYPAIR,
-  M_LENGTH, M_PEER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_INLINE_SEALED, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
+  M_LENGTH, M_PEER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_FLUSHED, MAIN_INLINE_SEALED, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
   META_WORDS, RING_COUNT, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
   SlotState, STAT_WRITER, TunGoneCause, VIRTIO_NET_HDR_LEN, W_BYTES, W_PACKETS, cryptingState, slotBytesFor, statDrop,
 } from './layout.js';
@@ -333,6 +333,15 @@ export class Pipeline {
   /** Main's seal function for inline seals (INLINE_SEAL_MAX); null: workers seal everything. */
   private readonly inlineSeal: SlotsFn | null;
   private readonly inlineList = new Int32Array(INLINE_SEAL_MAX);
+  /** Main's send flush: the slots of one sendSlots batch, and the call's out words. */
+  private readonly flushList = new Int32Array(64);
+  private readonly flushOut = new Int32Array(8);
+  /** One batch of main's send flush (ring.ts sendFinished): sendmmsg of list[0, n), like a crypto worker's. */
+  private readonly sendBatch = (ring: RingView, fd: number, list: Int32Array, n: number): number => {
+    const sent = udpNative().sendSlots(fd, fd, ring.data, ring.slotBytes, ring.meta, list, n, true, this.flushOut);
+    this.stats[STAT_MAIN + MAIN_FLUSHED]! += sent;
+    return sent;
+  };
   private readonly inlineOk = new Uint8Array(INLINE_SEAL_MAX);
   /** Bytes written in front of an inner packet on TUN: 10 (a zero virtio_net_hdr) or 0. */
   private readonly tunHeader: number;
@@ -755,9 +764,18 @@ export class Pipeline {
       const ring = this.rings[r]!;
       const head = this.retired[r]!;
       if (head === this.ready[r]) continue;
-      const st = Atomics.load(ring.meta, (head & ring.mask) * META_WORDS + M_STATE);
-      if (st === SlotState.DONE || st === SlotState.FAILED || st === SlotState.DEAD || st === SlotState.SKIP
-        || (r !== RING_RECV ? st === SlotState.SENT : st === SlotState.FILLED)) return true;
+      const m = (head & ring.mask) * META_WORDS;
+      const st = Atomics.load(ring.meta, m + M_STATE);
+      if (r === RING_RECV) {
+        if (st === SlotState.DONE || st === SlotState.FAILED || st === SlotState.DEAD || st === SlotState.FILLED) return true;
+        continue;
+      }
+      // Send rings: slots a flusher passed are main's to release. A finished slot at the flush head
+      // is main's to send only while no flusher holds the lock (that one sends it, and rings main
+      // if it moved C_SENT while main sleeps: ring.ts flushSends), or when it is main's (fd −1).
+      if (head !== Atomics.load(this.ctl, ring.iSent)) return true;
+      if (st === SlotState.DONE && ring.meta[m + M_FD]! < 0) return true;
+      if (finishedSend(st) && Atomics.load(this.ctl, ring.iSendLock) === 0) return true;
     }
     return !this.tunGoneReported && Atomics.load(this.ctl, CTL_TUN_GONE) !== 0;
   }
@@ -919,7 +937,9 @@ export class Pipeline {
       this.releaseSlot(r, s, Atomics.load(meta, s * META_WORDS + M_STATE));
       seq = (seq + 1) | 0;
     }
-    if (seq !== ready && ring.tryLockSend(SEND_LOCK_MAIN)) {
+    // Only for a finished head: holding the lock for nothing makes a worker that finishes meanwhile
+    // leave its batch to main (which then sends it, below).
+    if (seq !== ready && finishedSend(Atomics.load(meta, (seq & ring.mask) * META_WORDS + M_STATE)) && ring.tryLockSend(SEND_LOCK_MAIN)) {
       // The lock holder before us may have moved C_SENT on since we read it.
       for (const to = Atomics.load(this.ctl, ring.iSent); seq !== to; seq = (seq + 1) | 0) {
         const s = seq & ring.mask;
@@ -928,8 +948,18 @@ export class Pipeline {
       while (seq !== ready) {
         const s = seq & ring.mask;
         const st = Atomics.load(meta, s * META_WORDS + M_STATE);
-        // SENT above C_SENT: a worker that died after marking its batch SENT, before storing C_SENT.
-        if (st !== SlotState.DONE && st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP && st !== SlotState.SENT) break;
+        if (st === SlotState.DONE && meta[s * META_WORDS + M_FD]! >= 0) {
+          // Sealed for a worker to send, but no worker did (one that finished while a flusher held
+          // the lock left it to that flusher; main sealed it at idle): sent as a worker would, in
+          // batches, then released as SENT. A slot whose send failed comes back with fd −1.
+          const to = ring.sendFinished(seq, ready, this.flushList, this.sendBatch);
+          for (; seq !== to; seq = (seq + 1) | 0) {
+            const t = seq & ring.mask;
+            this.releaseSlot(r, t, Atomics.load(meta, t * META_WORDS + M_STATE)); // never held: nothing here was sent by main's hook
+          }
+          continue;
+        }
+        if (!finishedSend(st)) break;
         if (!this.releaseSlot(r, s, st)) break; // held: C_SENT stays here, so nothing overtakes it
         seq = (seq + 1) | 0;
       }
@@ -1136,4 +1166,12 @@ function wakeEventFd(fd: number): void {
   try {
     fs.writeSync(fd, EVENTFD_ONE);
   } catch { /* closed already: nobody waits on it */ }
+}
+
+/**
+ * A send-ring slot that needs no more crypto work: sealed (DONE), failed, dead, skipped, or SENT
+ * (above C_SENT only when a worker died after marking its batch SENT, before storing C_SENT).
+ */
+function finishedSend(st: number): boolean {
+  return st === SlotState.DONE || st === SlotState.FAILED || st === SlotState.DEAD || st === SlotState.SKIP || st === SlotState.SENT;
 }

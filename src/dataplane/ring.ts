@@ -26,16 +26,23 @@
 //   send flush  (send rings) sealed messages leave in ring order, sent to their UDP endpoint (the
 //               slot's endpoint words and socket fd) by whichever thread holds the ring's flush lock
 //               (C_SEND_LOCK, one CAS): it walks from C_SENT over finished slots, sends the DONE ones
-//               in batches (one sendmmsg each, RingView.flushSends; → SENT) and passes
+//               in batches (one sendmmsg each, RingView.sendFinished; → SENT) and passes
 //               FAILED/DEAD/SKIP and SENT (a flusher that died after marking its batch SENT but
-//               before storing C_SENT leaves SENT slots above C_SENT), stops at the first slot still being sealed (or, for a worker, one
-//               it cannot send: no fd, or the send stopped there), stores C_SENT and unlocks. A
+//               before storing C_SENT leaves SENT slots above C_SENT), stops at the first slot
+//               still being sealed (or, for a worker, one it cannot send: no fd, or the send
+//               stopped there), stores C_SENT and unlocks. A crypto worker takes the lock before it
+//               publishes its batch's results, so no other thread finds them DONE but unsent. A
 //               thread that finished a slot but lost the CAS just leaves: the holder re-reads the
 //               slot at C_SENT after unlocking and goes round again if it became flushable (the
 //               finisher's state store precedes its failed CAS, which precedes the holder's unlock,
-//               so the re-read sees it). Main is a flusher too (pipeline.ts releaseStage: it sends
-//               what a worker could not), so a slot a worker had to leave is never stranded: the
-//               worker rings main.
+//               so the re-read sees it). Main is a flusher too (pipeline.ts releaseStage), but only
+//               for a finished slot at C_SENT while the lock is free: it sends what a worker could
+//               not (fd −1, one message at a time through the hooks) and, in batches like a
+//               worker's, what no worker sent (a worker that lost the CAS to main; main's own
+//               inline seals). Main re-checks in its pump loop, so a slot a worker had to leave is
+//               never stranded; a worker whose send failed rings main. Main does not count a
+//               finished slot at C_SENT as work while another thread holds the lock, so a flusher
+//               that moved C_SENT while main sleeps rings main (it has slots to release).
 //   worker bell a crypto worker sets its bit in CTL_WORKER_SLEEPERS, reads CTL_WORKER_BELL, re-checks
 //               every ring for claimable work, then Atomics.wait(bell, value read). Main publishes
 //               (cursor store), then if any sleeper bit is set bumps the bell and notifies.
@@ -44,6 +51,9 @@ import {
   C_CLAIM, C_FREED, C_HEAD_WAIT, C_PRODUCED, C_READY, C_RETIRED, C_SEND_LOCK, C_SENT, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_SHUTDOWN, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS,
   M_FD, M_SEQ, M_STATE, META_WORDS, type RingId, type RingShared, SlotState, ringCtl,
 } from './layout.js';
+
+/** Sends list[0, n) (slots of `ring` naming socket `fd`) in order; returns how many went. */
+export type SendBatch = (ring: RingView, fd: number, list: Int32Array, n: number) => number;
 
 export class RingView {
   readonly slots: number;
@@ -142,60 +152,80 @@ export class RingView {
    * returns how many went (in order). FAILED/DEAD/SKIP slots are passed (nothing to send). The walk
    * stops at a slot still being sealed, at a slot main is to send (fd −1; main is woken for it
    * like for any finished head slot), or where a send stopped: that slot becomes main's (fd −1)
-   * and the call returns false (the caller must ring main). Never blocks. True otherwise.
+   * and the call returns false (the caller must ring main). It also returns false when it moved
+   * C_SENT while main sleeps: main then has slots to release, and it does not count a finished
+   * head slot as work while another thread holds the flush lock (pipeline.ts hasWork), so the
+   * flusher wakes it. Never blocks. True otherwise.
+   * `locked`: the caller already holds the lock as `owner` (it took it before publishing its
+   * batch's results, so no other flusher finds those slots finished but not yet sent).
    */
-  flushSends(owner: number, list: Int32Array, send: (ring: RingView, fd: number, list: Int32Array, n: number) => number): boolean {
+  flushSends(owner: number, list: Int32Array, send: SendBatch, locked = false): boolean {
     const meta = this.meta;
     const ctl = this.ctl;
-    for (;;) {
-      if (!this.tryLockSend(owner)) return true; // the holder re-checks after unlocking
-      let seq = Atomics.load(ctl, this.iSent);
-      const ready = Atomics.load(ctl, this.iReady);
-      let failed = false;
-      while (seq !== ready) {
-        // Gather one batch: the DONE slots naming one socket, passing those with nothing to send.
-        let n = 0;
-        let fd = -1;
-        let walked = seq;
-        const max = Math.min(list.length, this.flushSeqs.length);
-        while (walked !== ready && n < max) {
-          const s = walked & this.mask;
-          const m = s * META_WORDS;
-          const st = Atomics.load(meta, m + M_STATE);
-          if (st === SlotState.DONE) {
-            const f = meta[m + M_FD]!;
-            if (f < 0 || (n !== 0 && f !== fd)) break; // main sends it / the next batch's socket
-            fd = f;
-            this.flushSeqs[n] = walked;
-            list[n++] = s;
-          } else if (st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP && st !== SlotState.SENT) {
-            break; // still PENDING or being sealed, or HELD by main
-          }
-          walked = (walked + 1) | 0;
-        }
-        if (n === 0) {
-          seq = walked;
-          break;
-        }
-        const sent = send(this, fd, list, n);
-        for (let i = 0; i < sent; i++) Atomics.store(meta, list[i]! * META_WORDS + M_STATE, SlotState.SENT);
-        if (sent < n) {
-          seq = this.flushSeqs[sent]!;
-          meta[list[sent]! * META_WORDS + M_FD] = -1; // main's now: later flushers stop here without trying again
-          failed = true;
-          break;
-        }
-        seq = walked;
-      }
-      this.unlockSend(seq);
-      if (failed) return false;
+    let wakeMain = false;
+    for (let first = true; ; first = false) {
+      if (!(first && locked) && !this.tryLockSend(owner)) return !wakeMain; // the holder re-checks after unlocking
+      const from = Atomics.load(ctl, this.iSent);
+      const to = this.sendFinished(from, Atomics.load(ctl, this.iReady), list, send);
+      this.unlockSend(to);
+      if (this.sendStopped) return false;
+      // Main, asleep, has slots to release (it does not wait on a head slot a flusher holds).
+      if (to !== from && Atomics.load(ctl, CTL_MAIN_ARMED) !== 0) wakeMain = true;
       // Re-check the slot now at C_SENT: flushable by us (a racer finished it while we held the lock)?
       const head = Atomics.load(ctl, this.iSent);
-      if (head === Atomics.load(ctl, this.iReady)) return true;
+      if (head === Atomics.load(ctl, this.iReady)) return !wakeMain;
       const hm = (head & this.mask) * META_WORDS;
       const st = Atomics.load(meta, hm + M_STATE);
-      if (st === SlotState.DONE ? meta[hm + M_FD]! < 0 : st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP && st !== SlotState.SENT) return true;
+      if (st === SlotState.DONE ? meta[hm + M_FD]! < 0 : st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP && st !== SlotState.SENT) return !wakeMain;
     }
+  }
+
+  /** Set by sendFinished(): its walk ended where a send stopped (that slot is main's now, fd −1). */
+  sendStopped = false;
+
+  /**
+   * Send rings, the flush lock held: from `seq` towards `ready`, send the DONE slots in order, in
+   * batches of up to list.length slots naming the same socket (`send` sends list[0, n) and returns
+   * how many went), passing FAILED/DEAD/SKIP/SENT slots (nothing to send). Stops at a slot still
+   * being sealed or HELD, at a DONE slot main is to send (fd −1), or where a send stopped (that slot
+   * becomes main's: fd −1, and sendStopped is set). Returns the seq reached; marks the sent slots
+   * SENT. The caller stores C_SENT (unlockSend) or, being main, releases the slots passed.
+   */
+  sendFinished(seq: number, ready: number, list: Int32Array, send: SendBatch): number {
+    const meta = this.meta;
+    this.sendStopped = false;
+    const max = Math.min(list.length, this.flushSeqs.length);
+    while (seq !== ready) {
+      // Gather one batch: the DONE slots naming one socket, passing those with nothing to send.
+      let n = 0;
+      let fd = -1;
+      let walked = seq;
+      while (walked !== ready && n < max) {
+        const s = walked & this.mask;
+        const m = s * META_WORDS;
+        const st = Atomics.load(meta, m + M_STATE);
+        if (st === SlotState.DONE) {
+          const f = meta[m + M_FD]!;
+          if (f < 0 || (n !== 0 && f !== fd)) break; // main sends it / the next batch's socket
+          fd = f;
+          this.flushSeqs[n] = walked;
+          list[n++] = s;
+        } else if (st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP && st !== SlotState.SENT) {
+          break; // still PENDING or being sealed, or HELD by main
+        }
+        walked = (walked + 1) | 0;
+      }
+      if (n === 0) return walked;
+      const sent = send(this, fd, list, n);
+      for (let i = 0; i < sent; i++) Atomics.store(meta, list[i]! * META_WORDS + M_STATE, SlotState.SENT);
+      if (sent < n) {
+        meta[list[sent]! * META_WORDS + M_FD] = -1; // main's now: later flushers stop here without trying again
+        this.sendStopped = true;
+        return this.flushSeqs[sent]!;
+      }
+      seq = walked;
+    }
+    return seq;
   }
 
   /**
