@@ -10,7 +10,8 @@ t.test('a thread hands over only a small batch after a gap, with nothing kept', 
   const k = new Idleness();
   k.handOver(HAND_TO_MAIN_MAX, 0, 0);
   t.notOk(k.handOver(1, 0, IDLE_GAP_MS / 2), 'a small batch right after another (a stream of ACKs): stays');
-  t.ok(k.handOver(1, 0, IDLE_GAP_MS / 2 + IDLE_GAP_MS), 'the same after a gap: to main');
+  t.notOk(k.handOver(1, 0, IDLE_GAP_MS / 2 + IDLE_GAP_MS), 'the same after one gap (the stream paused): stays');
+  t.ok(k.handOver(1, 0, IDLE_GAP_MS / 2 + 2 * IDLE_GAP_MS), 'after a second gap in a row: to main');
   t.notOk(k.handOver(HAND_TO_MAIN_MAX + 1, 0, 100), 'a larger batch: stays');
   t.notOk(k.handOver(1, 3, 200), 'pieces of a super-packet kept by this thread: stays');
 });
@@ -20,7 +21,8 @@ t.test('a thread that got its input back counts gaps from then', async (t) => {
   i.handOver(1, 0, 0);
   i.resume(50);
   t.notOk(i.handOver(1, 0, 50 + IDLE_GAP_MS / 2), 'main gave it back for load: the next small batch is not idleness');
-  t.ok(i.handOver(1, 0, 60), 'a real gap later: to main again');
+  t.notOk(i.handOver(1, 0, 60), 'one gap after that: not yet');
+  t.ok(i.handOver(1, 0, 70), 'a second gap in a row: to main again');
 });
 
 t.test('main gives the input back on a large batch or a short gap', async (t) => {
