@@ -138,7 +138,6 @@ function sendBatch(ring: RingView, fd: number, list: Int32Array, n: number): num
   return sent;
 }
 
-
 // Crypt scratch: the slots one batch claimed, and their results.
 const cryptList = new Int32Array(BATCH);
 const cryptOk = new Uint8Array(BATCH);
@@ -160,7 +159,7 @@ function cryptSome(ring: RingView, crypt: CryptBatch, doneStat: number): number 
   crypt(ring, cryptList, n, cryptOk);
   // A send ring's flush lock is taken before the results are published: otherwise main, awake and
   // draining, finds the slots DONE before this worker's flush and sends them itself, one sendto
-  // each (8–30 % of all packets on the 2-vCPU host, bench/mainthread.ts). If another flusher holds
+  // each (4–31 % of all packets on the 2-vCPU host, bench/mainthread.ts). If another flusher holds
   // it, the results are published all the same and that holder's re-check sends them.
   const send = ring.id !== RING_RECV;
   const locked = send && ring.tryLockSend(lockOwner);
