@@ -107,16 +107,23 @@ export class Supervisor {
 
   /** Start every thread and wait (≤ startTimeoutMs) until all report 'ready'. Rejects on the first failure. */
   async start(): Promise<void> {
+    // Each thread by name, so a timeout says which ones never reported.
+    const pending = new Set<string>();
     const ready: Promise<void>[] = [];
-    for (let id = 0; id < this.cfg.workers; id++) ready.push(this.spawnCrypto(id));
+    const track = (name: string, p: Promise<void>): void => {
+      pending.add(name);
+      ready.push(p.then(() => { pending.delete(name); }));
+    };
+    for (let id = 0; id < this.cfg.workers; id++) track(`crypto worker ${id}`, this.spawnCrypto(id));
     if (this.cfg.tunFd !== null) {
-      ready.push(this.spawnReader());
-      ready.push(this.spawnWriter());
+      track('TUN reader', this.spawnReader());
+      track('TUN writer', this.spawnWriter());
     }
-    if (this.cfg.udpWakeFd >= 0) ready.push(this.spawnUdpReader());
+    if (this.cfg.udpWakeFd >= 0) track('UDP reader', this.spawnUdpReader());
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`dataplane threads did not attach within ${this.cfg.startTimeoutMs} ms`)), this.cfg.startTimeoutMs);
+      timer = setTimeout(() => reject(new Error(`dataplane threads did not attach within ${this.cfg.startTimeoutMs} ms (still starting: ${[...pending].join(', ')})`)),
+        this.cfg.startTimeoutMs);
     });
     try {
       await Promise.race([Promise.all(ready), timeout]);
