@@ -25,7 +25,8 @@
 //               the worker that sealed a batch sends it and every following finished slot with
 //               sendmmsg (runs to one endpoint as UDP GSO messages; → SENT), C_SENT moves. A slot a
 //               worker cannot send (fd -1, EAGAIN, any error) is left DONE, and main sends it:
-//               hooks.onSealed() with sent=false.
+//               hooks.onSealed() with sent=false. Sealed slots no worker sent (one that lost the
+//               lock to main; main's inline seals) main sends in sendmmsg batches like a worker.
 //   5 released  main, in order, below C_SENT: hooks.onSealed() with sent=true for SENT slots (counters,
 //               timers), then FREE, C_RETIRED = C_FREED moves, notify the reader if it waits.
 // LOCAL send ring (RING_LOCAL), main → UDP (keepalives, staged packets, anything main originates):
@@ -121,7 +122,7 @@ import {
   META_WORDS, RING_COUNT, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
   SlotState, STAT_WRITER, TunGoneCause, VIRTIO_NET_HDR_LEN, W_BYTES, W_PACKETS, cryptingState, slotBytesFor, statDrop,
 } from './layout.js';
-import { RingView, SEND_LOCK_MAIN, allocRing, ringMainBell, sendLockOwner, wakeWorkers } from './ring.js';
+import { RingView, SEND_LOCK_MAIN, allocRing, finishedSend, ringMainBell, sendLockOwner, wakeWorkers } from './ring.js';
 import { Supervisor, TUN_READER_ID, TUN_WRITER_ID, UDP_READER_ID } from './supervisor.js';
 import { TUN_INTAKE_BATCH, TunIntake } from './tun-intake.js';
 import { UDP_INTAKE_BATCH, UdpIntake } from './udp-intake.js';
@@ -1166,12 +1167,4 @@ function wakeEventFd(fd: number): void {
   try {
     fs.writeSync(fd, EVENTFD_ONE);
   } catch { /* closed already: nobody waits on it */ }
-}
-
-/**
- * A send-ring slot that needs no more crypto work: sealed (DONE), failed, dead, skipped, or SENT
- * (above C_SENT only when a worker died after marking its batch SENT, before storing C_SENT).
- */
-function finishedSend(st: number): boolean {
-  return st === SlotState.DONE || st === SlotState.FAILED || st === SlotState.DEAD || st === SlotState.SKIP || st === SlotState.SENT;
 }

@@ -176,7 +176,7 @@ export class RingView {
       if (head === Atomics.load(ctl, this.iReady)) return !wakeMain;
       const hm = (head & this.mask) * META_WORDS;
       const st = Atomics.load(meta, hm + M_STATE);
-      if (st === SlotState.DONE ? meta[hm + M_FD]! < 0 : st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP && st !== SlotState.SENT) return !wakeMain;
+      if (st === SlotState.DONE ? meta[hm + M_FD]! < 0 : !finishedSend(st)) return !wakeMain;
     }
   }
 
@@ -210,7 +210,7 @@ export class RingView {
           fd = f;
           this.flushSeqs[n] = walked;
           list[n++] = s;
-        } else if (st !== SlotState.FAILED && st !== SlotState.DEAD && st !== SlotState.SKIP && st !== SlotState.SENT) {
+        } else if (!finishedSend(st)) {
           break; // still PENDING or being sealed, or HELD by main
         }
         walked = (walked + 1) | 0;
@@ -238,6 +238,14 @@ export class RingView {
     Atomics.store(this.meta, m + M_STATE, state);
     return Atomics.load(this.ctl, CTL_MAIN_ARMED) !== 0 && Atomics.load(this.ctl, this.iHeadWait) === this.meta[m + M_SEQ];
   }
+}
+
+/**
+ * A send-ring slot that needs no more crypto work: sealed (DONE), failed, dead, skipped, or SENT
+ * (above C_SENT only when a worker died after marking its batch SENT, before storing C_SENT).
+ */
+export function finishedSend(st: number): boolean {
+  return st === SlotState.DONE || st === SlotState.FAILED || st === SlotState.DEAD || st === SlotState.SKIP || st === SlotState.SENT;
 }
 
 /** Flush-lock owner value of crypto worker `workerId`; main uses SEND_LOCK_MAIN. */
