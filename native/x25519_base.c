@@ -12,10 +12,12 @@
 //
 // Constant time in the scalar: no branch and no memory index depends on it (table entries are
 // chosen by masks over all eight of a row, a negative digit by a mask); the table itself is public.
-// The clamped scalar, its digits and the point are wiped before returning.
+// The clamped scalar, its digits and the point are wiped (OPENSSL_cleanse, as in handshake.c)
+// before returning.
 
 #include "x25519_base.h"
 
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -326,11 +328,6 @@ static void select_entry(ge_precomp *t, int j, int8_t b) {
   fe_cmov(t->xy2d, minus.xy2d, negative);
 }
 
-static void wipe(void *p, size_t n) {
-  volatile uint8_t *v = p;
-  while (n-- > 0) *v++ = 0;
-}
-
 void x25519_base(uint8_t out[32], const uint8_t priv[32]) {
   x25519_base_init();
   uint8_t a[32];
@@ -383,12 +380,12 @@ void x25519_base(uint8_t out[32], const uint8_t priv[32]) {
   fe_invert(den, den);
   fe_mul(num, num, den);
   fe_tobytes(out, num);
-  wipe(a, sizeof a);
-  wipe(e, sizeof e);
-  wipe(&h, sizeof h);
-  wipe(&r, sizeof r);
-  wipe(&s, sizeof s);
-  wipe(&t, sizeof t);
-  wipe(num, sizeof num);
-  wipe(den, sizeof den);
+  OPENSSL_cleanse(a, sizeof a);
+  OPENSSL_cleanse(e, sizeof e);
+  OPENSSL_cleanse(&h, sizeof h);
+  OPENSSL_cleanse(&r, sizeof r);
+  OPENSSL_cleanse(&s, sizeof s);
+  OPENSSL_cleanse(&t, sizeof t);
+  OPENSSL_cleanse(num, sizeof num);
+  OPENSSL_cleanse(den, sizeof den);
 }
