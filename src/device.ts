@@ -34,6 +34,7 @@ import { endpointFromBytes, formatEndpoint, withoutSource } from './protocol/end
 import { type Clock, Engine, type EngineHooks } from './protocol/engine.js';
 import { type Keypair } from './protocol/keypair.js';
 import { type Peer, Stat, STATS_PER_PEER } from './protocol/peer.js';
+import { DrainClock } from './drain-clock.js';
 import { ReceivePath } from './receive.js';
 import { SendPath } from './send.js';
 import { type UapiDevice, type UapiDeviceState, UapiError } from './uapi/protocol.js';
@@ -85,6 +86,8 @@ export class Device implements UapiDevice, MetricsSource {
   /** The rules of each direction (src/send.ts, src/receive.ts). */
   private readonly send: SendPath;
   private readonly receive: ReceivePath;
+  /** The engine's clock: one reading per dataplane drain pass. */
+  private readonly clock = new DrainClock();
 
   private constructor(opts: DeviceOptions) {
     this.ifname = opts.ifname;
@@ -108,7 +111,7 @@ export class Device implements UapiDevice, MetricsSource {
     const maxPeers = 1 << 17;
     this.engine = new Engine({
       crypto: nodeCrypto,
-      clock: monotonicClock,
+      clock: this.clock,
       hooks,
       maxPeers,
       stats: new Float64Array(new SharedArrayBuffer(maxPeers * STATS_PER_PEER * 8)),
@@ -138,11 +141,8 @@ export class Device implements UapiDevice, MetricsSource {
       const offload = this.offload;
       this.handshakes.blocked = () => offload.busy;
     }
-    const scheduleTimers = (): void => this.scheduleTimers();
-    this.send = new SendPath({
-      engine: this.engine, bind: this.udp, pipeline: () => this.pipeline, mtu: () => this.mtu, scheduleTimers,
-    });
-    this.receive = new ReceivePath(this.engine, this.handshakes, scheduleTimers, (id) => this.keypairById[id]);
+    this.send = new SendPath({ engine: this.engine, bind: this.udp, pipeline: () => this.pipeline, mtu: () => this.mtu });
+    this.receive = new ReceivePath(this.engine, this.handshakes, (id) => this.keypairById[id]);
   }
 
   static async create(opts: DeviceOptions): Promise<Device> {
@@ -185,6 +185,11 @@ export class Device implements UapiDevice, MetricsSource {
       classify: (slot, data, len, meta) => this.receive.classify(slot, data, len, meta),
       onSealed: (slot, data, msgLen, ok, meta, sent) => this.send.onSealed(slot, data, msgLen, ok, meta, sent),
       onOpened: (slot, data, plen, ok, meta) => this.receive.onOpened(slot, data, plen, ok, meta),
+      drainPass: () => this.clock.pass(),
+      drained: () => {
+        this.clock.release();
+        this.scheduleTimers(); // once for every deadline the drain's packets moved
+      },
       onTunMtu: (mtu) => this.onTunMtu(mtu),
       onTunGone: () => { for (const cb of this.tunGoneCallbacks) cb(); },
       onWorkerError: (id, err) => this.log.error('dataplane thread failed; restarting it', { worker: id, error: err instanceof Error ? err.message : String(err) }),

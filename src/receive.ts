@@ -36,7 +36,6 @@ export class ReceivePath {
   constructor(
     private readonly engine: Engine,
     private readonly handshakes: HandshakeQueue,
-    private readonly scheduleTimers: () => void,
     /** Installed keypair by key-table id (the UDP reader keyed the slot itself: fast path). */
     private readonly keypairById: (keyId: number) => Keypair | undefined,
   ) {}
@@ -89,7 +88,6 @@ export class ReceivePath {
     }
     const counter = meta.counterLo + meta.counterHi * 0x1_0000_0000;
     const peer = e.receiveTransport(kp, counter, meta.length, plen, this.source.at(meta));
-    this.scheduleTimers();
     if (!peer || plen === 0) return -1; // dropped (counted), or a keepalive
     const version = data[16]! >> 4;
     let innerLen: number;
@@ -124,13 +122,21 @@ export class ReceivePath {
 class RecvSlotSource implements PacketSource {
   private words!: Int32Array;
   private base = 0;
+  /** The endpoint last compared, and its words: a stream's packets come from one peer (no cache lookup each). */
+  private lastEndpoint: Endpoint | null = null;
+  private lastWords: Int32Array | null = null;
   at(meta: SlotMeta): this {
     this.words = meta.metaWords;
     this.base = meta.base + M_EP_FAMILY;
     return this;
   }
   isEndpoint(ep: Endpoint | null): boolean {
-    return ep !== null && endpointWordsEqual(this.words, this.base, endpointWordsOf(ep));
+    if (ep === null) return false;
+    if (ep !== this.lastEndpoint) {
+      this.lastEndpoint = ep;
+      this.lastWords = endpointWordsOf(ep);
+    }
+    return endpointWordsEqual(this.words, this.base, this.lastWords!);
   }
   endpoint(): Endpoint | null {
     return endpointFromWords(this.words, this.base);

@@ -14,7 +14,7 @@
 //               the message: per-peer counters and timers; a message no worker could send is
 //               tried once more from here; a failed seal or a dead worker is counted.
 import { type Pipeline, RING_TUN, type SlotMeta, SlotState } from './dataplane/pipeline.js';
-import { M_EP_FAMILY, M_EP_SRC, META_WORDS } from './dataplane/layout.js';
+import { EP_WORDS, M_EP_FAMILY, M_EP_SRC, META_WORDS } from './dataplane/layout.js';
 import { type NativeBind } from './io/bind.js';
 import { endpointWordsOf } from './io/endpoint-words.js';
 import { Direction } from './protocol/drops.js';
@@ -30,8 +30,6 @@ export interface SendPathContext {
   pipeline(): Pipeline;
   /** The interface MTU now (padding never goes past it). */
   mtu(): number;
-  /** Re-arm the engine's timer after something that may have moved its deadline. */
-  scheduleTimers(): void;
 }
 
 export class SendPath {
@@ -41,6 +39,10 @@ export class SendPath {
   private readonly localSlotPeer: (Peer | undefined)[] = [];
   private readonly tunSlotEndpoint: (Endpoint | undefined)[] = [];
   private readonly localSlotEndpoint: (Endpoint | undefined)[] = [];
+
+  /** The endpoint route() last copied into a slot, and its words. */
+  private lastEndpoint: Endpoint | null = null;
+  private lastWords: Int32Array = new Int32Array(EP_WORDS);
 
   constructor(private readonly ctx: SendPathContext) {}
 
@@ -63,7 +65,6 @@ export class SendPath {
     const ep = peer.endpoint;
     if (!kp || !ep || kp.keyId < 0) {
       e.stage(peer, data.subarray(16, 16 + len));
-      this.ctx.scheduleTimers();
       return false;
     }
     const padded = paddedLength(len, this.ctx.mtu());
@@ -73,9 +74,15 @@ export class SendPath {
     }
     const counter = kp.sendCounter++;
     writeTransportHeader(data, kp.remoteIndex, counter);
-    data.fill(0, 16 + len, 16 + padded);
+    for (let i = 16 + len; i < 16 + padded; i++) data[i] = 0; // < 16 bytes: a loop beats fill()'s call
     meta.setSeal(padded, kp.keyId, counter >>> 0, Math.floor(counter / 0x1_0000_0000), peer.id);
-    meta.metaWords.set(endpointWordsOf(ep), meta.base + M_EP_FAMILY);
+    if (ep !== this.lastEndpoint) { // consecutive packets mostly go to one peer: skip the cache lookup
+      this.lastEndpoint = ep;
+      this.lastWords = endpointWordsOf(ep);
+    }
+    const words = this.lastWords;
+    const w = meta.metaWords;
+    for (let i = 0, b = meta.base + M_EP_FAMILY; i < EP_WORDS; i++) w[b + i] = words[i]!;
     meta.sendFd = this.ctx.bind.fdFor(ep.family);
     this.tunSlotPeer[slot] = peer;
     this.tunSlotEndpoint[slot] = ep;
@@ -138,10 +145,7 @@ export class SendPath {
       }
     }
     else if (slotEp !== undefined && slotEp.src !== undefined && slotEp === peer.endpoint) this.checkSourceKept(peer, meta);
-    if (fromTun) {
-      e.transportSent(peer, msgLen, true);
-      this.ctx.scheduleTimers();
-    }
+    if (fromTun) e.transportSent(peer, msgLen, true);
     return false;
   }
 

@@ -1,12 +1,15 @@
 // The send flush of a ring (src/dataplane/ring.ts RingView.flushSends), on the ring buffers alone:
 // in ring order, DONE slots are sent in batches per socket and become SENT, finished slots with
-// nothing to send are passed, and C_SENT moves past all of them. In particular, SENT slots above
+// nothing to send are passed, and C_SENT moves past all of them; and when the flusher or the TUN
+// reader wakes main (tunMainWanted). In particular, SENT slots above
 // C_SENT — a worker that died after marking its batch SENT but before storing C_SENT, its flush
 // lock then freed by the supervisor — are passed too: before, every later flusher stopped there
 // and the ring stayed jammed for good.
 import t from 'tap';
-import { C_SENT, CONTROL_WORDS, CTL_MAIN_ARMED, M_FD, M_STATE, META_WORDS, RING_TUN, SlotState, ringCtl } from '../src/dataplane/layout.js';
-import { RingView, SEND_LOCK_MAIN, allocRing, sendLockOwner } from '../src/dataplane/ring.js';
+import {
+  C_SENT, CONTROL_WORDS, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, M_FD, M_STATE, META_WORDS, RING_TUN, SlotState, ringCtl,
+} from '../src/dataplane/layout.js';
+import { ROUTE_LOW_WATER, RingView, SEND_LOCK_MAIN, allocRing, sendLockOwner } from '../src/dataplane/ring.js';
 
 function ring(states: number[], fds: number[] = []): { r: RingView; ctl: Int32Array } {
   const ctl = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
@@ -72,4 +75,65 @@ t.test('sendFinished (main under the lock): sends the DONE runs, passes the rest
   t.same(batches, [[0, 2]]);
   t.notOk(r.sendStopped);
   t.equal(state(r, 1), SlotState.FAILED, 'passed, untouched');
+});
+
+// Lazy wake-ups of main on the TUN ring (ring.ts "TUN ring wake-ups"): a 1024-slot ring, so the
+// marks are ROUTE_LOW_WATER (64) routed-but-unsent slots and a quarter of the ring (256).
+function cursors(o: { produced: number; ready: number; sent: number; retired: number; armed?: boolean }): { r: RingView; ctl: Int32Array } {
+  const ctl = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
+  const r = new RingView(RING_TUN, ctl, allocRing(1024, 64));
+  Atomics.store(ctl, r.iProduced, o.produced);
+  Atomics.store(ctl, r.iReady, o.ready);
+  Atomics.store(ctl, r.iSent, o.sent);
+  Atomics.store(ctl, r.iRetired, o.retired);
+  Atomics.store(ctl, CTL_MAIN_ARMED, o.armed === false ? 0 : 1);
+  return { r, ctl };
+}
+
+t.test('the TUN reader wakes main to route only when the workers run low on routed slots or many wait', async (t) => {
+  t.notOk(cursors({ produced: 45, ready: 0, sent: 0, retired: 0, armed: false }).r.tunMainWanted(), 'main awake: it sees the store itself');
+  t.ok(cursors({ produced: 45, ready: 0, sent: 0, retired: 0 }).r.tunMainWanted(), 'nothing routed is left: route now');
+  t.ok(cursors({ produced: 245, ready: 200, sent: 137, retired: 137 }).r.tunMainWanted(), '63 routed slots left: below the low mark');
+  t.notOk(cursors({ produced: 245, ready: 200, sent: 136, retired: 136 }).r.tunMainWanted(), '64 routed slots left: the workers are busy, routing can wait');
+  t.ok(cursors({ produced: 556, ready: 300, sent: 0, retired: 0 }).r.tunMainWanted(), 'a quarter of the ring waits to be routed');
+  t.notOk(ROUTE_LOW_WATER > 256, 'the low mark is below the high one');
+});
+
+t.test('a flusher wakes main to release only when a quarter of the ring is sent, or everything read is', async (t) => {
+  t.notOk(cursors({ produced: 400, ready: 400, sent: 100, retired: 0 }).r.tunMainWanted(), '100 sent, 300 routed in flight: later');
+  t.ok(cursors({ produced: 400, ready: 400, sent: 256, retired: 0 }).r.tunMainWanted(), 'a quarter of the ring sent');
+  t.ok(cursors({ produced: 40, ready: 40, sent: 40, retired: 0 }).r.tunMainWanted(), 'all the ring holds is sent: nothing else would wake main');
+  t.notOk(cursors({ produced: 40, ready: 40, sent: 40, retired: 40 }).r.tunMainWanted(), 'nothing to release');
+});
+
+t.test('the flush decides main\'s wake-up by those rules, and always asks for main at a slot that is main\'s to send', async (t) => {
+  // 100 routed slots, the first 40 sealed: after sending them, 60 routed are left (below the low
+  // mark) while 10 read slots wait to be routed: main is wanted.
+  const { r, ctl } = cursors({ produced: 110, ready: 100, sent: 0, retired: 0 });
+  for (let s = 0; s < 100; s++) {
+    r.meta[s * META_WORDS + M_FD] = 7;
+    Atomics.store(r.meta, s * META_WORDS + M_STATE, s < 40 ? SlotState.DONE : SlotState.PENDING);
+  }
+  t.notOk(r.flushSends(sendLockOwner(0), new Int32Array(64), (_ring, _fd, _list, n) => n), 'routing wanted: ring main');
+  t.equal(Atomics.load(ctl, r.iSent), 40);
+  // Main routed them; 70 routed slots are left after the next batch: no wake-up.
+  Atomics.store(ctl, r.iReady, 110);
+  for (let s = 40; s < 110; s++) Atomics.store(r.meta, s * META_WORDS + M_STATE, s < 40 + 30 ? SlotState.DONE : SlotState.PENDING);
+  Atomics.store(ctl, r.iRetired, 40);
+  t.ok(r.flushSends(sendLockOwner(0), new Int32Array(64), (_ring, _fd, _list, n) => n), '40 routed left and nothing unrouted, 30 unreleased: main may sleep on');
+  // A sealed slot main is to send (fd -1) at the flush head: main is asked for even while awake.
+  Atomics.store(ctl, CTL_MAIN_ARMED, 0);
+  r.meta[70 * META_WORDS + M_FD] = -1;
+  Atomics.store(r.meta, 70 * META_WORDS + M_STATE, SlotState.DONE);
+  t.notOk(r.flushSends(sendLockOwner(0), new Int32Array(64), () => t.fail('main sends that one') as never), 'main\'s slot at the head: ring main');
+});
+
+t.test('a reader that finds the ring full rings a sleeping main before it waits', async (t) => {
+  const { r, ctl } = cursors({ produced: 1024, ready: 1024, sent: 1000, retired: 0 });
+  const bell = Atomics.load(ctl, CTL_MAIN_BELL);
+  t.equal(r.room(1024, CTL_READER_WAITING, 1), 0, 'no room');
+  t.equal(Atomics.load(ctl, CTL_MAIN_BELL), bell + 1, 'main was rung');
+  Atomics.store(ctl, CTL_MAIN_ARMED, 0);
+  t.equal(r.room(1024, CTL_READER_WAITING, 1), 0);
+  t.equal(Atomics.load(ctl, CTL_MAIN_BELL), bell + 1, 'not while it is awake');
 });

@@ -172,10 +172,10 @@ function cryptSome(ring: RingView, crypt: CryptBatch, doneStat: number): number 
   }
   stats[row + doneStat]! += done;
   stats[row + CW_FAILED]! += n - done;
-  // Send what this ring has finished, in order (ring.ts "send flush"), before any ring of main: it
-  // then finds the slots sent. Main is owed a ring when a send failed (that slot is main's now) or
-  // when it sleeps and the flush gave it slots to release.
-  if (send && !ring.flushSends(lockOwner, sendList, sendBatch, locked)) owes = true;
+  // Send what this ring has finished, in order (ring.ts "send flush"). For a send ring the flush
+  // alone decides whether main is owed a ring (ring.ts "TUN ring wake-ups"): when a slot is main's
+  // to send (fd −1, a failed send), or when main sleeps and is wanted to route or release.
+  if (send) owes = !ring.flushSends(lockOwner, sendList, sendBatch, locked);
   if (owes) ringMainBell(ctl);
   return n;
 }

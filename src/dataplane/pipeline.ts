@@ -200,6 +200,10 @@ export interface PipelineHooks {
   onOpened(slot: number, data: Uint8Array, plaintextLen: number, ok: boolean, meta: SlotMeta): number;
   /** Test mode only (tunFd null): RECV ring stage 4, a packet at data[16, 16+len) that would be written to TUN. */
   deliver?(slot: number, data: Uint8Array, len: number, meta: SlotMeta): void;
+  /** A drain pass starts; the per-packet hooks of that pass follow (at most a ring's worth each): e.g. read the clock once for them all. */
+  drainPass?(): void;
+  /** A drain ended (no stage moves any more), before main sleeps: e.g. re-arm timers once for everything the hooks did. */
+  drained?(): void;
   /** The TUN interface's MTU changed (as the TUN reader read it): called on main before the packets read after the change are routed. */
   onTunMtu?(mtu: number): void;
   /** The TUN reader or writer found the device gone (read error/EOF, EBADF on write). Called once. */
@@ -726,6 +730,7 @@ export class Pipeline {
       for (;;) {
         Atomics.store(ctl, CTL_MAIN_ARMED, 0);
         while (this.drainOnce()) { /* until no stage moves */ }
+        this.hooks.drained?.();
         if (this.stopping) return;
         Atomics.store(ctl, CTL_MAIN_ARMED, 1);
         for (let r = 0; r < RING_COUNT; r++) Atomics.store(ctl, this.rings[r]!.iHeadWait, this.retired[r]!);
@@ -782,6 +787,7 @@ export class Pipeline {
   }
 
   private drainOnce(): boolean {
+    this.hooks.drainPass?.();
     const mtu = Atomics.load(this.ctl, CTL_TUN_MTU);
     if (mtu !== this.tunMtuSeen && mtu !== 0) { // before routing what was read after the change
       this.tunMtuSeen = mtu;
@@ -813,7 +819,9 @@ export class Pipeline {
     const meta = ring.meta;
     const views = this.views[RING_TUN]!;
     const sm = this.metas[RING_TUN]!;
+    const start = seq;
     let unpublished = 0;
+    let first = true;
     while (seq !== produced) {
       const s = seq & ring.mask;
       const m = s * META_WORDS;
@@ -826,16 +834,21 @@ export class Pipeline {
       }
       if (!seal) this.stats[statDrop(RING_TUN, Drop.SKIPPED)]! += 1;
       else if (((seq - this.retired[RING_TUN]!) | 0) >= this.workerSendDepth) meta[m + M_FD] = -1; // loaded: main sends
-      Atomics.store(meta, m + M_STATE, seal ? SlotState.PENDING : SlotState.SKIP);
+      // A plain store: no other thread reads the slot before the C_READY store that publishes it
+      // (an Atomics.store per slot was main's costliest builtin on this path).
+      meta[m + M_STATE] = seal ? SlotState.PENDING : SlotState.SKIP;
       seq = (seq + 1) | 0;
       if (++unpublished === ROUTE_PUBLISH_BATCH) {
-        this.publishRouted(seq, unpublished);
+        // Sleeping workers are woken at the first publish (they start while main routes the rest)
+        // and once more at the end: a notify per publish mostly found the same worker not yet
+        // running (bench/mainthread.ts: ~1.5 notifies per wake-up of main).
+        this.publishRouted(seq, first ? unpublished : 0);
+        first = false;
         unpublished = 0;
       }
     }
-    if (unpublished === 0) return true;
-    if (this.inlineSeal !== null && ((seq - this.retired[RING_TUN]!) | 0) <= INLINE_SEAL_MAX) this.sealInline(ring, seq);
-    else this.publishRouted(seq, unpublished);
+    if (first && this.inlineSeal !== null && ((seq - this.retired[RING_TUN]!) | 0) <= INLINE_SEAL_MAX) this.sealInline(ring, seq);
+    else this.publishRouted(seq, (seq - start) | 0);
     return true;
   }
 
@@ -913,10 +926,11 @@ export class Pipeline {
     this.pump();
   };
 
+  /** Publish the routed slots below `seq`; wake up to `n` sleeping workers (0: none). */
   private publishRouted(seq: number, n: number): void {
     this.ready[RING_TUN] = seq;
     Atomics.store(this.ctl, this.rings[RING_TUN]!.iReady, seq);
-    this.wakeWorkers(n);
+    if (n > 0) this.wakeWorkers(n);
   }
 
   /**
@@ -996,7 +1010,7 @@ export class Pipeline {
         return false;
       }
     }
-    Atomics.store(meta, m + M_STATE, SlotState.FREE);
+    meta[m + M_STATE] = SlotState.FREE; // published with C_FREED (the producer reuses slots below it)
     return true;
   }
 
@@ -1036,23 +1050,24 @@ export class Pipeline {
       }
       if (ok && Number.isInteger(n) && n >= 0 && n <= plain) {
         meta[m + M_RESULT] = n;
+        // Verdicts are plain stores: the writer reads a slot only below C_RETIRED, stored after them.
         if (direct && this.writeDirect(ring, s, n)) {
-          Atomics.store(meta, m + M_STATE, SlotState.DROP); // written: the writer only frees it
+          meta[m + M_STATE] = SlotState.DROP; // written: the writer only frees it
         } else {
           direct = false; // from here on the writer writes, in order
           handed = !this.testMode;
           this.deliverMark = (seq + 1) | 0;
-          Atomics.store(meta, m + M_STATE, SlotState.DELIVER);
+          meta[m + M_STATE] = SlotState.DELIVER;
         }
       } else {
         if (!ok) this.stats[statDrop(RING_RECV, st === SlotState.DEAD ? Drop.DEAD : Drop.CRYPTO_FAILED)]! += 1;
         else if (n === -1) this.stats[statDrop(RING_RECV, Drop.REJECTED)]! += 1;
         else if (n !== -2) this.hookError('onOpened', new RangeError(`onOpened returned ${n} for a ${plain}-byte plaintext`), RING_RECV);
-        Atomics.store(meta, m + M_STATE, SlotState.DROP);
+        meta[m + M_STATE] = SlotState.DROP;
       }
       seq = (seq + 1) | 0;
       if (this.testMode) {
-        if (Atomics.load(meta, m + M_STATE) === SlotState.DELIVER) {
+        if (meta[m + M_STATE] === SlotState.DELIVER) {
           try {
             this.hooks.deliver?.(s, views[s]!, n, sm.at(s));
           } catch (err) {

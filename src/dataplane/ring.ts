@@ -40,17 +40,40 @@
 //               not (fd −1, one message at a time through the hooks) and, in batches like a
 //               worker's, what no worker sent (a worker that lost the CAS to main; main's own
 //               inline seals). Main re-checks in its pump loop, so a slot a worker had to leave is
-//               never stranded; a worker whose send failed rings main. Main does not count a
-//               finished slot at C_SENT as work while another thread holds the lock, so a flusher
-//               that moved C_SENT while main sleeps rings main (it has slots to release).
+//               never stranded; a worker whose send failed, or whose walk stopped at a slot main is
+//               to send, rings main. Main does not count a finished slot at C_SENT as work while
+//               another thread holds the lock, so a flusher that moved C_SENT while main sleeps
+//               decides whether main is wanted (below).
+//   TUN ring  main is woken lazily (RingView.tunMainWanted): under load a wake-up costs main 16–24 µs
+//   wake-ups  of CPU on a small VM, more than routing a TUN read's ~45 packets, so the reader (after
+//               storing C_PRODUCED) and a flusher (after moving C_SENT) ring main only when it is
+//               needed soon: read slots wait to be routed and the workers are running low on routed
+//               ones (fewer than ROUTE_LOW_WATER routed but unsent) or many wait (a quarter of the
+//               ring); sent slots wait to be released and they are many (a quarter of the ring) or
+//               all the ring holds (nothing else will wake main for them). No strand: main sleeps
+//               only with nothing to route or release (pipeline.ts hasWork), so unrouted slots
+//               exist only after a reader store, and every later C_SENT move re-evaluates the rule
+//               after its own store (SC atomics: the reader's store precedes its load of C_SENT, the
+//               flusher's store precedes its load of C_PRODUCED, so one of them sees the other); the
+//               routed backlog drains by itself, so "running low" comes. A send-ring result never
+//               rings main through C_HEAD_WAIT: the flusher that sends it decides, and a slot it
+//               must leave to main (fd −1, a failed send) makes flushSends ask for main. A reader
+//               that finds the ring full rings main before it waits (RingView.room).
 //   worker bell a crypto worker sets its bit in CTL_WORKER_SLEEPERS, reads CTL_WORKER_BELL, re-checks
 //               every ring for claimable work, then Atomics.wait(bell, value read). Main publishes
 //               (cursor store), then if any sleeper bit is set bumps the bell and notifies.
 
 import {
   C_CLAIM, C_FREED, C_HEAD_WAIT, C_PRODUCED, C_READY, C_RETIRED, C_SEND_LOCK, C_SENT, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_SHUTDOWN, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS,
-  M_FD, M_SEQ, M_STATE, META_WORDS, type RingId, type RingShared, SlotState, ringCtl,
+  M_FD, M_SEQ, M_STATE, META_WORDS, RING_TUN, type RingId, type RingShared, SlotState, ringCtl,
 } from './layout.js';
+
+/**
+ * TUN ring: with fewer routed-but-unsent slots than this left, the workers are running low and a
+ * store of C_PRODUCED or C_SENT wakes main to route (tunMainWanted). Two worker batches: main's
+ * wake-up (50–70 µs on a small VM) takes about as long as sealing them.
+ */
+export const ROUTE_LOW_WATER = 64;
 
 /** Sends list[0, n) (slots of `ring` naming socket `fd`) in order; returns how many went. */
 export type SendBatch = (ring: RingView, fd: number, list: Int32Array, n: number) => number;
@@ -89,6 +112,8 @@ export class RingView {
     this.iHeadWait = ringCtl(id, C_HEAD_WAIT);
     this.iSent = ringCtl(id, C_SENT);
     this.iSendLock = ringCtl(id, C_SEND_LOCK);
+    this.routeLowWater = Math.min(ROUTE_LOW_WATER, this.slots >> 3);
+    this.highWater = this.slots >> 2;
   }
 
   /** Worker: is there possibly a slot to claim? (Cheap; SKIP slots also count until a claim passes them.) */
@@ -127,6 +152,7 @@ export class RingView {
     const ctl = this.ctl;
     const free = this.slots - ((seq - Atomics.load(ctl, this.iFreed)) | 0);
     if (free > 0) return free;
+    ringMainIfArmed(ctl); // the slots may be waiting for main (lazy wake-ups: tunMainWanted)
     Atomics.store(ctl, waitingWord, 1);
     const freed = Atomics.load(ctl, this.iFreed);
     if (((seq - freed) | 0) >= this.slots && Atomics.load(ctl, CTL_SHUTDOWN) === 0) Atomics.wait(ctl, this.iFreed, freed, timeoutMs);
@@ -150,34 +176,65 @@ export class RingView {
    * `owner`, walk from C_SENT over finished slots and send the DONE ones, in order, in batches of
    * up to list.length slots naming the same socket: `send(this, fd, list, n)` sends list[0, n) and
    * returns how many went (in order). FAILED/DEAD/SKIP slots are passed (nothing to send). The walk
-   * stops at a slot still being sealed, at a slot main is to send (fd −1; main is woken for it
-   * like for any finished head slot), or where a send stopped: that slot becomes main's (fd −1)
-   * and the call returns false (the caller must ring main). It also returns false when it moved
-   * C_SENT while main sleeps: main then has slots to release, and it does not count a finished
-   * head slot as work while another thread holds the flush lock (pipeline.ts hasWork), so the
-   * flusher wakes it. Never blocks. True otherwise.
+   * stops at a slot still being sealed, at a slot main is to send (fd −1), or where a send stopped
+   * (that slot becomes main's: fd −1); at either of the last two the call returns false (the
+   * caller must ring main). It also returns false when it moved C_SENT and main, asleep, is wanted
+   * ("TUN ring wake-ups" above: main does not count a finished head slot as work while another
+   * thread holds the flush lock, pipeline.ts hasWork, so the flusher decides). Never blocks. True
+   * otherwise.
    * `locked`: the caller already holds the lock as `owner` (it took it before publishing its
    * batch's results, so no other flusher finds those slots finished but not yet sent).
    */
   flushSends(owner: number, list: Int32Array, send: SendBatch, locked = false): boolean {
     const meta = this.meta;
     const ctl = this.ctl;
-    let wakeMain = false;
+    let moved = false;
     for (let first = true; ; first = false) {
-      if (!(first && locked) && !this.tryLockSend(owner)) return !wakeMain; // the holder re-checks after unlocking
+      if (!(first && locked) && !this.tryLockSend(owner)) return !(moved && this.mainWantedAfterSend()); // the holder re-checks after unlocking
       const from = Atomics.load(ctl, this.iSent);
       const to = this.sendFinished(from, Atomics.load(ctl, this.iReady), list, send);
       this.unlockSend(to);
       if (this.sendStopped) return false;
-      // Main, asleep, has slots to release (it does not wait on a head slot a flusher holds).
-      if (to !== from && Atomics.load(ctl, CTL_MAIN_ARMED) !== 0) wakeMain = true;
+      if (to !== from) moved = true;
       // Re-check the slot now at C_SENT: flushable by us (a racer finished it while we held the lock)?
       const head = Atomics.load(ctl, this.iSent);
-      if (head === Atomics.load(ctl, this.iReady)) return !wakeMain;
+      if (head === Atomics.load(ctl, this.iReady)) return !(moved && this.mainWantedAfterSend());
       const hm = (head & this.mask) * META_WORDS;
       const st = Atomics.load(meta, hm + M_STATE);
-      if (st === SlotState.DONE ? meta[hm + M_FD]! < 0 : !finishedSend(st)) return !wakeMain;
+      if (st === SlotState.DONE && meta[hm + M_FD]! < 0) return false; // main is to send it
+      if (!finishedSend(st)) return !(moved && this.mainWantedAfterSend());
     }
+  }
+
+  /**
+   * Send rings, after this thread moved C_SENT: should main, asleep, be woken? The TUN ring asks
+   * tunMainWanted(); the LOCAL ring (keepalives, staged packets: rare) always wakes it.
+   */
+  private mainWantedAfterSend(): boolean {
+    return this.id === RING_TUN ? this.tunMainWanted() : Atomics.load(this.ctl, CTL_MAIN_ARMED) !== 0;
+  }
+
+  /** Routed-but-unsent TUN slots below which the workers are running low (tunMainWanted). */
+  private readonly routeLowWater: number;
+  /** Unrouted, or sent-but-unreleased, TUN slots that want main whatever else (a quarter of the ring). */
+  private readonly highWater: number;
+
+  /**
+   * TUN ring, after the reader stored C_PRODUCED or a flusher moved C_SENT ("TUN ring wake-ups"
+   * above): main sleeps and is needed now, to route (read slots wait and the workers have fewer
+   * than routeLowWater routed ones left, or a quarter of the ring waits) or to release (a quarter
+   * of the ring is sent, or everything read is).
+   */
+  tunMainWanted(): boolean {
+    const ctl = this.ctl;
+    if (Atomics.load(ctl, CTL_MAIN_ARMED) === 0) return false;
+    const produced = Atomics.load(ctl, this.iProduced);
+    const ready = Atomics.load(ctl, this.iReady);
+    const sent = Atomics.load(ctl, this.iSent);
+    const unrouted = (produced - ready) | 0;
+    if (unrouted > 0 && (unrouted >= this.highWater || ((ready - sent) | 0) < this.routeLowWater)) return true;
+    const unreleased = (sent - Atomics.load(ctl, this.iRetired)) | 0;
+    return unreleased >= this.highWater || (unreleased > 0 && sent === produced);
   }
 
   /** Set by sendFinished(): its walk ended where a send stopped (that slot is main's now, fd −1). */

@@ -7,14 +7,14 @@
 // headers and checksums fixed up, one per slot, so one read() feeds dozens of slots (segments
 // that found no slot stay in this thread's addon state and go first next time: `pending`).
 // A batch is published with one Atomics store of C_PRODUCED (slots FILLED) and at most one ring
-// of main's bell (if it sleeps). The interface MTU is read once per batch and published in
+// of main's bell (if it sleeps and is wanted soon: ring.ts "TUN ring wake-ups"). The interface MTU is read once per batch and published in
 // CTL_TUN_MTU before the batch, so an `ip link set mtu` applies from the next packet read.
 import { TUN_READ_OUT, TUN_READ_OUT_LEN, type TunNative } from '../io/tun.js';
 import {
   CTL_TUN_MTU, M_RESULT, M_SEQ, M_STATE, META_WORDS, R_BYTES, R_PACKETS, R_READS, R_SUPER, R_TOO_BIG, R_TRANSIENT_ERRORS,
   STAT_READER, SlotState,
 } from './layout.js';
-import { type RingView, ringMainIfArmed } from './ring.js';
+import { type RingView, ringMainBell } from './ring.js';
 
 /** Most slots one readSlots call fills (a 64 KiB super-packet at MSS 1380 is 48 segments). */
 export const TUN_INTAKE_BATCH = 128;
@@ -75,7 +75,7 @@ export class TunIntake {
     Atomics.store(ring.ctl, ring.iProduced, (seq + got) | 0); // publish (release)
     stats[STAT_READER + R_PACKETS]! += got;
     stats[STAT_READER + R_BYTES]! += out[TUN_READ_OUT.BYTES]!;
-    ringMainIfArmed(ring.ctl);
+    if (ring.tunMainWanted()) ringMainBell(ring.ctl); // lazily: ring.ts "TUN ring wake-ups"
     return got;
   }
 }

@@ -4,8 +4,7 @@
 // reached). Addresses are raw network-order bytes laid in the words' memory, so the words are
 // built through a byte view of their own buffer, never by arithmetic.
 //
-// Main precomputes an endpoint's words once (endpointWords) and copies 12 Int32s per packet:
-// `meta.set(words, slot * META_WORDS + M_EP_FAMILY)`.
+// Main precomputes an endpoint's words once (endpointWordsOf) and copies 12 Int32s per packet.
 import { formatAddress } from '../protocol/ipaddr.js';
 import type { Endpoint } from '../protocol/endpoint.js';
 import { EP_WORDS, M_EP_ADDR, M_EP_FAMILY, M_EP_PORT, M_EP_SCOPE, M_EP_SRC, M_EP_SRC_IFINDEX } from '../dataplane/layout.js';
