@@ -1,7 +1,10 @@
 // Who reads an input (src/dataplane/intake.ts): the idleness rule that decides when an I/O thread
-// hands its input to main and when main gives it back, on a fake clock.
+// hands its input to main and when main gives it back, on a fake clock; and that main gives it
+// back while the other direction is busy.
 import t from 'tap';
-import { HAND_TO_MAIN_MAX, HAND_TO_THREAD_MIN, IDLE_GAP_MS, Idleness } from '../src/dataplane/intake.js';
+import { HAND_TO_MAIN_MAX, HAND_TO_THREAD_MIN, IDLE_GAP_MS, Idleness, MainIntake } from '../src/dataplane/intake.js';
+import { CONTROL_WORDS, CTL_UDP_OWNER, INTAKE_MAIN, RING_RECV, RING_TUN } from '../src/dataplane/layout.js';
+import { RingView, allocRing } from '../src/dataplane/ring.js';
 
 t.test('a thread hands over only a small batch after a gap, with nothing kept', async (t) => {
   const i = new Idleness();
@@ -48,4 +51,27 @@ t.test('handshake messages are not load: only what the workers would open is', a
   for (let i = 1; i <= 5; i++) t.notOk(m.busy(1, 1000 + i * IDLE_GAP_MS / 4, 0), `initiation ${i}, ${i / 4} gap after it: main keeps it`);
   t.ok(m.busy(1, 1000 + IDLE_GAP_MS / 2, 1), 'a second data packet within the gap of the first: back to the thread');
   t.ok(m.busy(HAND_TO_THREAD_MIN, 3000, 0), 'a large batch of handshakes: back to the thread (it reads in batches)');
+});
+
+t.test('main gives an input back while the other direction is busy: the ACKs of a stream are not idleness', async (t) => {
+  const ctl = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
+  const recv = new RingView(RING_RECV, ctl, allocRing(64, 64));
+  const tun = new RingView(RING_TUN, ctl, allocRing(64, 64));
+  recv.partner = tun;
+  // Each intake's first batch comes after an unbounded gap, so only the other direction decides.
+  const intake = (): MainIntake => new MainIntake({
+    ctl, ownerWord: CTL_UDP_OWNER, ring: recv, batch: 8, read: () => 1, pending: () => 0,
+    stats: new Float64Array(2), takenCell: 0, givenCell: 1, onReadable: () => {},
+  });
+  Atomics.store(ctl, CTL_UDP_OWNER, INTAKE_MAIN);
+  const quiet = intake();
+  quiet.readAll();
+  t.ok(quiet.owned(), 'a lone datagram, the TUN ring quiet: main keeps reading');
+  quiet.close();
+  Atomics.store(ctl, tun.iProduced, 30); // a stream goes out: 30 packets read, none sent yet
+  Atomics.store(ctl, tun.iReady, 30);
+  const busy = intake();
+  busy.readAll();
+  t.notOk(busy.owned(), 'the other direction is busy: the thread reads again');
+  busy.close();
 });

@@ -7,7 +7,8 @@
 // and the ring stayed jammed for good.
 import t from 'tap';
 import {
-  C_SENT, CONTROL_WORDS, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, M_FD, M_STATE, META_WORDS, RING_TUN, SlotState, ringCtl,
+  C_SENT, CONTROL_WORDS, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, M_FD, M_STATE, META_WORDS, RING_RECV, RING_TUN, SlotState,
+  cryptingState, ringCtl,
 } from '../src/dataplane/layout.js';
 import { ROUTE_LOW_WATER, RingView, SEND_LOCK_MAIN, allocRing, sendLockOwner } from '../src/dataplane/ring.js';
 
@@ -136,4 +137,46 @@ t.test('a reader that finds the ring full rings a sleeping main before it waits'
   Atomics.store(ctl, CTL_MAIN_ARMED, 0);
   t.equal(r.room(1024, CTL_READER_WAITING, 1), 0);
   t.equal(Atomics.load(ctl, CTL_MAIN_BELL), bell + 1, 'not while it is awake');
+});
+
+// Sharing a wake-up (ring.ts): a small batch of one direction waits for main's coming wake-up for
+// the other, when that wake-up is sure (it waits for nothing else).
+function recvRing(ctl: Int32Array, o: { produced: number; retired: number; headState?: number }): RingView {
+  const r = new RingView(RING_RECV, ctl, allocRing(1024, 64));
+  Atomics.store(ctl, r.iProduced, o.produced);
+  Atomics.store(ctl, r.iReady, o.produced);
+  Atomics.store(ctl, r.iRetired, o.retired);
+  if (o.headState !== undefined) Atomics.store(r.meta, (o.retired & r.mask) * META_WORDS + M_STATE, o.headState);
+  return r;
+}
+
+t.test('the TUN ring defers routing and release to a RECV head the workers are opening, never the quarter-ring marks', async (t) => {
+  const { r, ctl } = cursors({ produced: 1, ready: 0, sent: 0, retired: 0 });
+  r.partner = recvRing(ctl, { produced: 10, retired: 4, headState: cryptingState(0) });
+  t.ok(r.partner.headOpening(), 'the head is being opened: its worker rings main');
+  t.notOk(r.tunMainWanted(), 'an ACK read: routed when main wakes for the RECV head');
+  Atomics.store(r.partner.meta, 4 * META_WORDS + M_STATE, SlotState.DONE);
+  t.notOk(r.partner.headOpening(), 'opened: its ring happened (or main is awake)');
+  t.ok(r.tunMainWanted(), 'nothing to share: wake main');
+  Atomics.store(r.partner.meta, 4 * META_WORDS + M_STATE, SlotState.PENDING);
+  t.notOk(r.tunMainWanted(), 'a PENDING head counts too');
+  Atomics.store(ctl, r.iProduced, 256);
+  t.ok(r.tunMainWanted(), 'a quarter of the ring unrouted never waits');
+  const full = cursors({ produced: 300, ready: 300, sent: 300, retired: 0 });
+  full.r.partner = recvRing(full.ctl, { produced: 10, retired: 4, headState: SlotState.PENDING });
+  t.ok(full.r.tunMainWanted(), 'a quarter of the ring unreleased never waits');
+  const done = cursors({ produced: 40, ready: 40, sent: 40, retired: 0 });
+  done.r.partner = recvRing(done.ctl, { produced: 10, retired: 4, headState: SlotState.PENDING });
+  t.notOk(done.r.tunMainWanted(), 'everything read is sent: released when main wakes for the RECV head');
+  t.notOk(recvRing(ctl, { produced: 4, retired: 4 }).headOpening(), 'an empty RECV ring has no head');
+});
+
+t.test('sends in flight and quiet rings', async (t) => {
+  t.ok(cursors({ produced: 50, ready: 50, sent: 20, retired: 0 }).r.sendsInFlight(), 'routed slots with the workers');
+  t.notOk(cursors({ produced: 50, ready: 20, sent: 20, retired: 0 }).r.sendsInFlight(), 'all routed ones sent (30 unrouted wait for main)');
+  t.ok(cursors({ produced: 50, ready: 50, sent: 50, retired: 0 }).r.quiet(), 'TUN: everything read is sent (release is bookkeeping)');
+  t.notOk(cursors({ produced: 51, ready: 50, sent: 50, retired: 0 }).r.quiet());
+  const ctl = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
+  t.ok(recvRing(ctl, { produced: 9, retired: 9 }).quiet(), 'RECV: everything received is checked');
+  t.notOk(recvRing(ctl, { produced: 9, retired: 8 }).quiet());
 });

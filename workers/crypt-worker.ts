@@ -66,6 +66,7 @@ const keys = KeyTable.attach(wd.shared.keys);
 const tun = new RingView(RING_TUN, ctl, wd.shared.rings[RING_TUN]!);
 const local = new RingView(RING_LOCAL, ctl, wd.shared.rings[RING_LOCAL]!);
 const recv = new RingView(RING_RECV, ctl, wd.shared.rings[RING_RECV]!);
+tun.partner = recv; // ring.ts "sharing a wake-up"
 const crypting = cryptingState(id);
 const row = statWorker(id);
 const sleepWord = CTL_WORKER_SLEEPERS + (id >> 5);

@@ -16,7 +16,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Idleness, handToMain, parkWhileMainOwns } from '../src/dataplane/intake.js';
 import {
   CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_GONE_ERRNO, CTL_TUN_OWNER, type DataplaneShared,
-  INTAKE_MAIN, RING_TUN, R_FULL_WAITS, STAT_READER, TunGoneCause,
+  INTAKE_MAIN, RING_RECV, RING_TUN, R_FULL_WAITS, STAT_READER, TunGoneCause,
 } from '../src/dataplane/layout.js';
 import { RingView, ringMainBell } from '../src/dataplane/ring.js';
 import { TunIntake } from '../src/dataplane/tun-intake.js';
@@ -40,6 +40,8 @@ const wd = workerData as TunReaderData;
 const ctl = new Int32Array(wd.shared.control);
 const stats = new Float64Array(wd.shared.stats);
 const ring = new RingView(RING_TUN, ctl, wd.shared.rings[RING_TUN]!);
+const partner = new RingView(RING_RECV, ctl, wd.shared.rings[RING_RECV]!);
+ring.partner = partner; // ring.ts "sharing a wake-up"
 const intake = new TunIntake(ring, stats, tunNative(), wd.fd, wd.name, wd.vnetHdr);
 const idleness = new Idleness();
 
@@ -77,7 +79,7 @@ function routineReadFromTun(): void {
       return;
     }
     seq = (seq + got) | 0;
-    if (idleness.handOver(got, intake.pending, performance.now()) && Atomics.load(ctl, CTL_SHUTDOWN) === 0) {
+    if (idleness.handOver(got, intake.pending, performance.now()) && partner.quiet() && Atomics.load(ctl, CTL_SHUTDOWN) === 0) {
       handToMain(ctl, CTL_TUN_OWNER); // idle: main reads until load returns
       handedOver = true;
     }

@@ -20,7 +20,7 @@ import { Idleness, handToMain, parkWhileMainOwns } from '../src/dataplane/intake
 import { KeyTable } from '../src/dataplane/keytable.js';
 import {
   CTL_SHUTDOWN, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_OWNER, CTL_UDP_READER_WAITING, type DataplaneShared,
-  INTAKE_MAIN, RING_RECV, STAT_UDP_READER, U_FULL_WAITS,
+  INTAKE_MAIN, RING_RECV, RING_TUN, STAT_UDP_READER, U_FULL_WAITS,
 } from '../src/dataplane/layout.js';
 import { RingView, ringMainBell } from '../src/dataplane/ring.js';
 import { UdpIntake } from '../src/dataplane/udp-intake.js';
@@ -41,6 +41,8 @@ const wd = workerData as UdpReaderData;
 const ctl = new Int32Array(wd.shared.control);
 const stats = new Float64Array(wd.shared.stats);
 const ring = new RingView(RING_RECV, ctl, wd.shared.rings[RING_RECV]!);
+const partner = new RingView(RING_TUN, ctl, wd.shared.rings[RING_TUN]!);
+ring.partner = partner; // ring.ts "sharing a wake-up"
 const intake = new UdpIntake(ring, KeyTable.attach(wd.shared.keys), ReceiverIndexMap.attach(wd.indexMap), stats, udpNative());
 const idleness = new Idleness();
 
@@ -74,7 +76,7 @@ function routineReceive(): void {
     }
     const got = intake.receive(fd4, fd6, wd.wakeFd, POLL_MS, seq, free);
     seq = (seq + got) | 0;
-    if (idleness.handOver(got, intake.pending, performance.now(), intake.load) && Atomics.load(ctl, CTL_SHUTDOWN) === 0) {
+    if (idleness.handOver(got, intake.pending, performance.now(), intake.load) && partner.quiet() && Atomics.load(ctl, CTL_SHUTDOWN) === 0) {
       handToMain(ctl, CTL_UDP_OWNER); // idle: main reads until load returns
       handedOver = true;
     }

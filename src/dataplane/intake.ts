@@ -13,15 +13,19 @@
 //   thread → main  after a batch of at most HAND_TO_MAIN_MAX packets that came at least
 //                  IDLE_GAP_MS after the previous batch, which itself came at least IDLE_GAP_MS
 //                  after the one before it (or none: a poll timeout), with nothing
-//                  kept in its addon's per-thread state (Idleness.handOver), the thread stores
+//                  kept in its addon's per-thread state (Idleness.handOver), and while the other
+//                  direction's ring is quiet (RingView.quiet: the ACKs of a stream going the other
+//                  way are not idleness, and main reading them cost it a wake-up and a read call
+//                  each; the thread's batches share main's wake-ups instead, ring.ts), the thread stores
 //                  INTAKE_MAIN, rings main's bell and parks (Atomics.wait on the word). From that store on it
 //                  touches neither the input nor the ring's producer side.
 //   main           whenever it drains and owns an input, it watches its descriptors; each time one
 //                  is readable it reads (no waiting) into the ring until its addon keeps nothing
 //                  (MainIntake.readAll), then drains.
 //   main → thread  when a batch main read had at least HAND_TO_THREAD_MIN packets, or came less
-//                  than IDLE_GAP_MS after its previous one, or the ring lacks room for a batch, or
-//                  a read failed (load, or trouble), and its addon keeps nothing, main stops
+//                  than IDLE_GAP_MS after its previous one, or the other direction is not quiet, or
+//                  the ring lacks room for a batch, or a read failed (load, or trouble), and its
+//                  addon keeps nothing, main stops
 //                  watching, stores INTAKE_THREAD and notifies the word; the thread re-reads
 //                  C_PRODUCED (and its descriptors) and carries on.
 //   stop           CTL_SHUTDOWN and a notify of the word: a parked thread leaves.
@@ -222,7 +226,7 @@ export class MainIntake {
         this.retry = null;
         if (!this.closed) this.onReadable(this);
       }, 1);
-    } else if (this.pace.busy(total, performance.now(), load) || failed || !roomy) {
+    } else if (this.pace.busy(total, performance.now(), load) || failed || !roomy || !this.ring.partner!.quiet()) {
       this.handBack();
     }
   }

@@ -397,6 +397,8 @@ export class Pipeline {
     this.ctl[CTL_UDP_FD6] = -1;
     this.stats = new Float64Array(this.shared.stats);
     this.rings = [RING_TUN, RING_LOCAL, RING_RECV].map((r) => new RingView(r as RingId, this.ctl, this.shared.rings[r]!));
+    this.rings[RING_TUN]!.partner = this.rings[RING_RECV]!; // ring.ts "sharing a wake-up"; intake.ts: quiet()
+    this.rings[RING_RECV]!.partner = this.rings[RING_TUN]!;
     if (this.udpIndexMap !== null) {
       this.udpIntake = new UdpIntake(this.rings[RING_RECV]!, this.keys, ReceiverIndexMap.attach(this.udpIndexMap), this.stats, udpNative());
       this.udpMain = new MainIntake({

@@ -59,13 +59,27 @@
 //               rings main through C_HEAD_WAIT: the flusher that sends it decides, and a slot it
 //               must leave to main (fd −1, a failed send) makes flushSends ask for main. A reader
 //               that finds the ring full rings main before it waits (RingView.room).
+//   sharing a   a small batch need not wake main when main is sure to be woken soon for the other
+//   wake-up     direction and will handle it then (each drain runs every stage): the ACKs of a
+//               TCP stream going one way, read while its data goes the other way, cost main a
+//               wake-up each otherwise. Sure means a wake-up that does not itself wait for
+//               anything: on the RECV ring, a head slot with the workers (the worker that finishes
+//               it rings main through C_HEAD_WAIT: headOpening); on the TUN ring, routed slots with
+//               the workers (sendsInFlight: once they are sent the flusher's rule above fires, and
+//               it defers only to the RECV head). So the TUN ring's "workers running low" and
+//               "everything read is sent" defer to an opening RECV head (tunMainWanted), and the
+//               UDP reader's ring for slots main checks (handshake messages, unknown indices,
+//               small batches it opened itself) defers to TUN sends in flight (udp-intake.ts). The
+//               quarter-ring marks never defer. Both checks follow the deferring thread's own
+//               store, and main re-checks every ring after arming, so a main that drains the
+//               other ring meanwhile cannot sleep past the deferred slots.
 //   worker bell a crypto worker sets its bit in CTL_WORKER_SLEEPERS, reads CTL_WORKER_BELL, re-checks
 //               every ring for claimable work, then Atomics.wait(bell, value read). Main publishes
 //               (cursor store), then if any sleeper bit is set bumps the bell and notifies.
 
 import {
   C_CLAIM, C_FREED, C_HEAD_WAIT, C_PRODUCED, C_READY, C_RETIRED, C_SEND_LOCK, C_SENT, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_SHUTDOWN, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS,
-  M_FD, M_SEQ, M_STATE, META_WORDS, RING_TUN, type RingId, type RingShared, SlotState, ringCtl,
+  M_FD, M_SEQ, M_STATE, META_WORDS, RING_RECV, RING_TUN, type RingId, type RingShared, SlotState, isCrypting, ringCtl,
 } from './layout.js';
 
 /**
@@ -232,9 +246,46 @@ export class RingView {
     const ready = Atomics.load(ctl, this.iReady);
     const sent = Atomics.load(ctl, this.iSent);
     const unrouted = (produced - ready) | 0;
-    if (unrouted > 0 && (unrouted >= this.highWater || ((ready - sent) | 0) < this.routeLowWater)) return true;
     const unreleased = (sent - Atomics.load(ctl, this.iRetired)) | 0;
-    return unreleased >= this.highWater || (unreleased > 0 && sent === produced);
+    if (unrouted >= this.highWater || unreleased >= this.highWater) return true;
+    const wanted = (unrouted > 0 && ((ready - sent) | 0) < this.routeLowWater) || (unreleased > 0 && sent === produced);
+    return wanted && !(this.partner?.headOpening() ?? false);
+  }
+
+  /**
+   * The other direction's ring, whose coming wake-up of main a small batch of this one shares
+   * ("sharing a wake-up" above): for the TUN ring the RECV ring, and the other way round. Set by
+   * the threads that produce or flush this ring.
+   */
+  partner: RingView | null = null;
+
+  /**
+   * TUN ring: routed slots are with the workers (C_READY ≠ C_SENT). A flusher will wake main once
+   * they are sent (tunMainWanted: the routed ones run out, or everything read is sent).
+   */
+  sendsInFlight(): boolean {
+    return Atomics.load(this.ctl, this.iReady) !== Atomics.load(this.ctl, this.iSent);
+  }
+
+  /**
+   * RECV ring: the slot main checks next is with the workers (PENDING, or being opened). The worker
+   * that finishes it rings main if it sleeps (C_HEAD_WAIT: finish()), whatever else happens.
+   */
+  headOpening(): boolean {
+    const head = Atomics.load(this.ctl, this.iRetired);
+    if (head === Atomics.load(this.ctl, this.iReady)) return false;
+    const st = Atomics.load(this.meta, (head & this.mask) * META_WORDS + M_STATE);
+    return st === SlotState.PENDING || isCrypting(st);
+  }
+
+  /**
+   * Nothing of this ring waits for a stage: TUN, everything read has been sent; RECV, everything
+   * received has been checked. An input goes to main at idle only while the other direction is
+   * quiet too (intake.ts).
+   */
+  quiet(): boolean {
+    const done = this.id === RING_RECV ? this.iRetired : this.iSent;
+    return Atomics.load(this.ctl, this.iProduced) === Atomics.load(this.ctl, done);
   }
 
   /** Set by sendFinished(): its walk ended where a send stopped (that slot is main's now, fd −1). */

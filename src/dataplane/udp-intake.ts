@@ -105,8 +105,9 @@ export class UdpIntake {
     stats[STAT_UDP_READER + U_CALLS]! += 1;
     stats[STAT_UDP_READER + U_FAST]! += fast;
     if (fast !== 0 && !inline) wakeWorkers(ring.ctl, fast);
-    // Main can act now on what is FILLED or opened here; PENDING slots ring it from the workers.
-    if (inline || fast < got) ringMainIfArmed(ring.ctl);
+    // Main can act now on what is FILLED or opened here (PENDING slots ring it from the workers),
+    // unless it is about to be woken for the TUN ring's sends anyway (ring.ts "sharing a wake-up").
+    if ((inline || fast < got) && !(ring.partner?.sendsInFlight() ?? false)) ringMainIfArmed(ring.ctl);
     return got;
   }
 
