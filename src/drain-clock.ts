@@ -10,7 +10,9 @@ export class DrainClock implements Clock {
   /** The time read at the start of the current pass; −1 outside passes. */
   private held = -1;
 
-  readonly now = (): number => (this.held >= 0 ? this.held : performance.now());
+  now(): number {
+    return this.held >= 0 ? this.held : performance.now();
+  }
 
   wallNow(): number {
     return Date.now();

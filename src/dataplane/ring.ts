@@ -19,8 +19,9 @@
 //               thread sees ARMED=1 and bumps the bell (so waitAsync returns 'not-equal' or wakes).
 //               Ringing only for the awaited head means a worker that finishes slot k+1 before
 //               slot k never wakes main for nothing; while main drains (ARMED=0) nobody rings.
-//               Crypto workers defer that ring to the end of their batch (≤ RING_DEFER slots, or
-//               sooner when they run out of work): deferring changes when main is woken, never
+//               Crypto workers (RECV ring: a send-ring result leaves the ring to the flush, below)
+//               defer that ring while more is claimable, up to RECV_RING_DEFER slots
+//               (crypt-worker.ts; at once when they run out of work): deferring changes when main is woken, never
 //               whether, and it turns "main wakes per packet, chasing one busy worker" (~9 µs of
 //               main CPU each) into one wake per batch (bench/ring.ts measures both).
 //   send flush  (send rings) sealed messages leave in ring order, sent to their UDP endpoint (the
