@@ -20,6 +20,12 @@
 // with a wake eventfd, so they see the shutdown at once; should the TUN reader still be inside a
 // native call that does not return, terminate() cannot take effect before it does: stop() then
 // leaves it unref'd, and readerRunning stays true until it is gone.
+//
+// Node options: a thread inherits the process's execArgv except the module preloads and loader
+// hooks (--import, --require, --loader): those are for the main program (an APM agent, a
+// TypeScript loader, a test runner's instrumentation), and loaded again in every dataplane thread
+// they cost each one its own copy, ~0.8 s of CPU each for a TypeScript loader on a small VM,
+// before it can attach. The threads import only our compiled modules.
 
 import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
@@ -33,6 +39,22 @@ const CRYPT_WORKER_URL = new URL('../../workers/crypt-worker.js', import.meta.ur
 const TUN_READER_URL = new URL('../../workers/tun-reader.js', import.meta.url);
 const TUN_WRITER_URL = new URL('../../workers/tun-writer.js', import.meta.url);
 const UDP_READER_URL = new URL('../../workers/udp-reader.js', import.meta.url);
+
+/** Options that load code into a thread before its module: the main program's, not the dataplane's. */
+const PRELOAD_OPTIONS = ['--import', '--require', '-r', '--loader', '--experimental-loader'];
+
+/** `execArgv` without its module preloads and loader hooks (`--import=x` and `--import x` forms). */
+export function dataplaneExecArgv(execArgv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const arg = execArgv[i]!;
+    const eq = arg.indexOf('=');
+    const name = eq < 0 ? arg : arg.slice(0, eq);
+    if (!PRELOAD_OPTIONS.includes(name)) out.push(arg);
+    else if (eq < 0) i++; // its value is the next argument
+  }
+  return out;
+}
 
 const FAST_RESTART_MS = 1000;
 const MAX_RESTART_DELAY_MS = 5000;
@@ -170,7 +192,7 @@ export class Supervisor {
   /** Start a thread; `ready` resolves when it reports 'ready' and rejects if it fails first (during start). */
   private spawn(url: URL, workerData: unknown, id: number, prev: ThreadEntry | undefined,
     onExit: (entry: ThreadEntry, code: number) => void): { entry: ThreadEntry; ready: Promise<void> } {
-    const worker = new Worker(url, { workerData, name: threadName(id) });
+    const worker = new Worker(url, { workerData, name: threadName(id), execArgv: dataplaneExecArgv(process.execArgv) });
     let exitResolve!: (code: number) => void;
     const exited = new Promise<number>((res) => { exitResolve = res; });
     const entry: ThreadEntry = { worker, startedAt: performance.now(), fastRestarts: prev?.fastRestarts ?? 0, exited, errored: false };
