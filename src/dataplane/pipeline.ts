@@ -284,13 +284,25 @@ const DIRECT_WRITE_MAX = 2;
 const MAIN_CRYPTING = cryptingState(MAIN_CRYPT_ID);
 /**
  * Inline seals (latency): when the TUN ring holds at most this many routed slots and nothing else
- * (idle: a ping, an ACK), main seals them itself (the native batch call, ~1–2 µs each) and sends
- * them from the release stage, instead of waking a crypto worker (one cross-thread wake-up,
- * 50–70 µs on this host) and being woken again by it. Only with the native crypto module (a
- * substitute module, `cryptoModule`, runs in the workers alone). Under load the ring is deeper
- * and every seal goes to the workers.
+ * (idle: a ping, an ACK) and every crypto worker sleeps, main seals them itself (the native batch
+ * call, ~1–2 µs each) and sends them from the release stage, instead of waking a crypto worker
+ * (one cross-thread wake-up, 50–70 µs on this host) and being woken again by it. Only with the
+ * native crypto module (a substitute module, `cryptoModule`, runs in the workers alone). Under
+ * load the ring is deeper and every seal goes to the workers. While a worker is awake (the
+ * receiving end of a TCP stream: its ACKs, read one or two at a time while the workers open the
+ * data) the small batch is published without a notify: the awake worker re-checks every ring
+ * before it sleeps (ring.ts "worker bell": its sleeper bit is set after our C_READY store if we
+ * saw it clear), so it seals and sends them, and main makes neither the seal nor the sendmmsg
+ * (on the TCP receiver these were ≈ 15 % of main's CPU).
  */
 const INLINE_SEAL_MAX = 2;
+
+/** Set bits of a 32-bit word. */
+function bitCount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+}
 /**
  * Worker sends: the worker that seals a packet sends it (and every finished slot behind it) in
  * one sendmmsg batch, so main makes no send syscall per packet. (With one write() per datagram,
@@ -338,6 +350,8 @@ export class Pipeline {
   /** Main's seal function for inline seals (INLINE_SEAL_MAX); null: workers seal everything. */
   private readonly inlineSeal: SlotsFn | null;
   private readonly inlineList = new Int32Array(INLINE_SEAL_MAX);
+  /** Crypto workers configured (INLINE_SEAL_MAX: inline only while every one of them sleeps). */
+  private readonly workerCount: number;
   /** Main's send flush: the slots of one sendSlots batch, and the call's out words. */
   private readonly flushList = new Int32Array(64);
   private readonly flushOut = new Int32Array(8);
@@ -377,6 +391,7 @@ export class Pipeline {
     this.testMode = opts.tunFd === null;
     this.directWriteFd = opts.tunFd === null ? -1 : opts.tunWriteFd ?? opts.tunFd;
     this.inlineSeal = opts.cryptoModule === undefined ? nativeSealSlots : null;
+    this.workerCount = opts.workers;
     this.tunHeader = opts.tunVnetHdr === true ? VIRTIO_NET_HDR_LEN : 0;
     this.workerSendDepth = opts.workerSendDepth ?? WORKER_SEND_DEPTH;
     this.udpReader = opts.udp !== undefined;
@@ -849,9 +864,18 @@ export class Pipeline {
         unpublished = 0;
       }
     }
-    if (first && this.inlineSeal !== null && ((seq - this.retired[RING_TUN]!) | 0) <= INLINE_SEAL_MAX) this.sealInline(ring, seq);
-    else this.publishRouted(seq, (seq - start) | 0);
+    if (first && this.inlineSeal !== null && ((seq - this.retired[RING_TUN]!) | 0) <= INLINE_SEAL_MAX) {
+      if (this.sleepingWorkers() >= this.workerCount) this.sealInline(ring, seq);
+      else this.publishRouted(seq, 0); // a worker is awake: it seals and sends them (see INLINE_SEAL_MAX)
+    } else {
+      this.publishRouted(seq, (seq - start) | 0);
+    }
     return true;
+  }
+
+  /** Crypto workers whose sleeper bit is set (a dead one's is cleared: it counts as awake). */
+  private sleepingWorkers(): number {
+    return bitCount(Atomics.load(this.ctl, CTL_WORKER_SLEEPERS)) + bitCount(Atomics.load(this.ctl, CTL_WORKER_SLEEPERS + 1));
   }
 
   /**
