@@ -109,7 +109,7 @@ import type { Worker } from 'node:worker_threads';
 import { getSystemErrorName } from 'node:util';
 import { AEAD_TAG_LEN, MESSAGE_TRANSPORT_HEADER_SIZE, MESSAGE_TRANSPORT_MIN_SIZE } from '../constants.js';
 import { type SlotsFn, sealSlots as nativeSealSlots } from '../crypto/native-aead.js';
-import { tunNative } from '../io/tun.js';
+import { TUN_WRITE_OUT, TUN_WRITE_OUT_LEN, tunNative } from '../io/tun.js';
 import { udpNative } from '../io/udp-native.js';
 import { ReceiverIndexMap } from './indexmap.js';
 import { MainIntake } from './intake.js';
@@ -273,8 +273,8 @@ const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v
 const ROUTE_PUBLISH_BATCH = 32;
 /**
  * Direct TUN writes (latency): when a check-stage batch has at most this many slots and the TUN
- * writer has written everything handed to it, main writes the packets to TUN itself (blocking
- * writeSync, ~2.4 µs each; TUN writes do not block) instead of waking the writer thread (one
+ * writer has written everything handed to it, main writes the packets to TUN itself (the
+ * writer's native call, one packet each; TUN writes do not block) instead of waking the writer thread (one
  * cross-thread wake-up, 60–70 µs on this host, on every idle packet's path). Larger batches (load)
  * go to the writer, which keeps TUN I/O off main when main is the bottleneck. Order holds: main
  * writes only while nothing handed to the writer is unwritten, and hands over the rest of a batch
@@ -347,6 +347,10 @@ export class Pipeline {
   private readonly workerSendDepth: number;
   /** fd main writes to in direct mode (-1: none, test mode). */
   private readonly directWriteFd: number;
+  /** writeDirect's arguments to the native writeSlots: one slot, its length, the call's out words. */
+  private readonly directSlot = new Int32Array(1);
+  private readonly directLen = new Int32Array(1);
+  private readonly directOut = new Int32Array(TUN_WRITE_OUT_LEN);
   /** Main's seal function for inline seals (INLINE_SEAL_MAX); null: workers seal everything. */
   private readonly inlineSeal: SlotsFn | null;
   private readonly inlineList = new Int32Array(INLINE_SEAL_MAX);
@@ -1122,15 +1126,22 @@ export class Pipeline {
     this.recvFreedLocal = seq;
   }
 
-  /** Direct mode: write the packet at slot s to TUN from main. False (nothing written) on any error: the writer then retries it and classifies the error. */
+  /**
+   * Direct mode: write the packet at slot s to TUN from main, with the writer's own native call
+   * (one packet, no coalescing; the virtio header, a plain packet's, goes in front of it). False
+   * (nothing written) on any error: the writer then retries it and classifies the error.
+   */
   private writeDirect(ring: RingView, s: number, len: number): boolean {
+    const out = this.directOut;
+    this.directSlot[0] = s;
+    this.directLen[0] = len;
+    out[TUN_WRITE_OUT.WRITTEN] = 0;
     try {
-      const at = s * ring.slotBytes + SLOT_PAYLOAD_OFFSET - this.tunHeader;
-      ring.data.fill(0, at, at + this.tunHeader); // a plain packet: GSO none, no checksum to finish
-      fs.writeSync(this.directWriteFd, ring.data, at, this.tunHeader + len, null);
+      tunNative().writeSlots(this.directWriteFd, this.tunHeader !== 0, ring.data, ring.slotBytes, null, this.directSlot, this.directLen, 1, false, out);
     } catch {
       return false;
     }
+    if (out[TUN_WRITE_OUT.WRITTEN] !== 1) return false;
     // The writer is not writing now (it owes nothing), so these counters have one writer at a time.
     this.stats[STAT_WRITER + W_PACKETS]! += 1;
     this.stats[STAT_WRITER + W_BYTES]! += len;
