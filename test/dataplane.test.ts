@@ -20,8 +20,9 @@ import { endpointWords } from '../src/io/endpoint-words.js';
 import { endpointFromAddress } from '../src/protocol/endpoint.js';
 import { KeyTable } from '../src/dataplane/keytable.js';
 import {
-  CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAX_WORKERS, R_PACKETS, STAT_MAIN, STAT_READER, STAT_WRITER, W_PACKETS,
-  MAIN_FLUSHED, MAIN_WORKER_RESTARTS, M_EP_FAMILY, slotBytesFor, statDrop, statWorker,
+  CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAX_WORKERS, R_PACKETS, STAT_MAIN,
+  STAT_READER, STAT_WRITER, W_PACKETS, MAIN_FLUSHED, MAIN_INLINE_SEALED, MAIN_WORKER_NOTIFIES, MAIN_WORKER_RESTARTS, M_EP_FAMILY,
+  slotBytesFor, statDrop, statWorker,
 } from '../src/dataplane/layout.js';
 import {
   Pipeline, type PipelineHooks, type PipelineOptions, RING_LOCAL, RING_RECV, RING_TUN, type SlotMeta, SlotState,
@@ -624,6 +625,45 @@ async function udpPair(t: Test): Promise<{ got: Buffer[]; fd: number; onRx: (() 
   t.ok(fd >= 0, 'socketFd reads the connected socket\'s fd');
   return { got, fd, onRx, words: endpointWords(endpointFromAddress('127.0.0.1', rx.address().port)!) };
 }
+
+/** Polls a condition on shared memory that no hook reports (another thread's state word), bounded. */
+async function untilShared(cond: () => boolean, what: string, ms = WAIT_MS): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+t.test('a lone packet: main seals it while every worker sleeps; while one is awake it is left to that worker, without a wake-up', async (t) => {
+  const h = await Harness.start({ workers: 1 }, 1); // the native crypto module: main may seal inline
+  t.teardown(() => h.p.stop());
+  const ctl = (h.p as unknown as { ctl: Int32Array }).ctl; // the shared control words, as every thread sees them
+  const stat = (col: number): number => h.p.stats[STAT_MAIN + col]!;
+  await untilShared(() => Atomics.load(ctl, CTL_WORKER_SLEEPERS) === 1, 'the worker asleep');
+
+  await h.inject([packet(0, 100)]);
+  await h.progress.until(() => h.sealed.length === 1, 'the first packet sealed');
+  t.equal(stat(MAIN_INLINE_SEALED), 1, 'every worker asleep: main sealed it itself');
+  t.equal(h.sum(CW_SEALED), 0, 'the worker sealed nothing');
+
+  // The worker's bit cleared: to main it is awake (a worker between its last batch and its sleep).
+  Atomics.and(ctl, CTL_WORKER_SLEEPERS, ~1);
+  const notifies = stat(MAIN_WORKER_NOTIFIES);
+  await h.inject([packet(1, 100)]);
+  h.p.drain();
+  t.equal(stat(MAIN_INLINE_SEALED), 1, 'not sealed by main');
+  t.equal(stat(MAIN_WORKER_NOTIFIES), notifies, 'no worker was notified');
+  t.equal(h.sealed.length, 1, 'published and waiting for the worker');
+  // What the awake worker does before it sleeps: set its bit, re-check every ring. Waking it does both.
+  Atomics.or(ctl, CTL_WORKER_SLEEPERS, 1);
+  Atomics.add(ctl, CTL_WORKER_BELL, 1);
+  Atomics.notify(ctl, CTL_WORKER_BELL);
+  await h.progress.until(() => h.sealed.length === 2, 'the second packet sealed');
+  t.equal(h.sum(CW_SEALED), 1, 'the worker sealed it');
+  t.same(h.sealed.map((r) => [r.counterLo, r.ok]), [[0, true], [1, true]], 'both, in order');
+  t.equal(checkMessage(h.sealed[1]!.msg, h.peers[0]!.key, 0x1000, 1, 0, h.injected[1]!), null, 'the worker\'s seal checks out');
+});
 
 t.test('worker sends only while the TUN ring is shallow (workerSendDepth); deeper packets go through main, in order', async (t) => {
   const { got, fd, onRx, words } = await udpPair(t);
