@@ -7,10 +7,10 @@
 // and the ring stayed jammed for good.
 import t from 'tap';
 import {
-  C_SENT, CONTROL_WORDS, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, M_FD, M_STATE, META_WORDS, RING_RECV, RING_TUN, SlotState,
-  cryptingState, ringCtl,
+  C_SENT, CONTROL_WORDS, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_WORKER_SLEEPERS, M_FD, M_STATE, META_WORDS,
+  RING_RECV, RING_TUN, SlotState, cryptingState, ringCtl,
 } from '../src/dataplane/layout.js';
-import { ROUTE_LOW_WATER, RingView, SEND_LOCK_MAIN, allocRing, sendLockOwner } from '../src/dataplane/ring.js';
+import { ROUTE_LOW_WATER, RingView, SEND_LOCK_MAIN, allWorkersAsleep, allocRing, sendLockOwner } from '../src/dataplane/ring.js';
 
 function ring(states: number[], fds: number[] = []): { r: RingView; ctl: Int32Array } {
   const ctl = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
@@ -179,4 +179,22 @@ t.test('sends in flight and quiet rings', async (t) => {
   const ctl = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
   t.ok(recvRing(ctl, { produced: 9, retired: 9 }).quiet(), 'RECV: everything received is checked');
   t.notOk(recvRing(ctl, { produced: 9, retired: 8 }).quiet());
+});
+
+t.test('all workers asleep: every configured worker has its sleeper bit, in either word', async (t) => {
+  const ctl = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
+  const asleep = (low: number, high: number, workers: number): boolean => {
+    Atomics.store(ctl, CTL_WORKER_SLEEPERS, low);
+    Atomics.store(ctl, CTL_WORKER_SLEEPERS + 1, high);
+    return allWorkersAsleep(ctl, workers);
+  };
+  t.ok(asleep(1, 0, 1), 'the one worker sleeps');
+  t.notOk(asleep(0, 0, 1), 'the one worker is awake (or dead: its bit cleared)');
+  t.notOk(asleep(0b01, 0, 2), 'worker 1 of 2 awake');
+  t.ok(asleep(0b11, 0, 2));
+  t.ok(asleep(-1, 0, 32), '32 workers: the whole first word');
+  t.notOk(asleep(-1, 0, 33), 'worker 32 is in the second word');
+  t.ok(asleep(-1, 1, 33));
+  t.ok(asleep(-1, -1, 64), 'all 64');
+  t.notOk(asleep(-1, 0x7fff_ffff, 64), 'worker 63 awake');
 });

@@ -122,7 +122,7 @@ import {
   META_WORDS, RING_COUNT, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
   SlotState, STAT_WRITER, TunGoneCause, VIRTIO_NET_HDR_LEN, W_BYTES, W_PACKETS, cryptingState, slotBytesFor, statDrop,
 } from './layout.js';
-import { RingView, SEND_LOCK_MAIN, allocRing, finishedSend, ringMainBell, sendLockOwner, wakeWorkers } from './ring.js';
+import { RingView, SEND_LOCK_MAIN, allWorkersAsleep, allocRing, finishedSend, ringMainBell, sendLockOwner, wakeWorkers } from './ring.js';
 import { Supervisor, TUN_READER_ID, TUN_WRITER_ID, UDP_READER_ID } from './supervisor.js';
 import { TUN_INTAKE_BATCH, TunIntake } from './tun-intake.js';
 import { UDP_INTAKE_BATCH, UdpIntake } from './udp-intake.js';
@@ -297,12 +297,6 @@ const MAIN_CRYPTING = cryptingState(MAIN_CRYPT_ID);
  */
 const INLINE_SEAL_MAX = 2;
 
-/** Set bits of a 32-bit word. */
-function bitCount(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
-}
 /**
  * Worker sends: the worker that seals a packet sends it (and every finished slot behind it) in
  * one sendmmsg batch, so main makes no send syscall per packet. (With one write() per datagram,
@@ -869,17 +863,12 @@ export class Pipeline {
       }
     }
     if (first && this.inlineSeal !== null && ((seq - this.retired[RING_TUN]!) | 0) <= INLINE_SEAL_MAX) {
-      if (this.sleepingWorkers() >= this.workerCount) this.sealInline(ring, seq);
+      if (allWorkersAsleep(this.ctl, this.workerCount)) this.sealInline(ring, seq);
       else this.publishRouted(seq, 0); // a worker is awake: it seals and sends them (see INLINE_SEAL_MAX)
     } else {
       this.publishRouted(seq, (seq - start) | 0);
     }
     return true;
-  }
-
-  /** Crypto workers whose sleeper bit is set (a dead one's is cleared: it counts as awake). */
-  private sleepingWorkers(): number {
-    return bitCount(Atomics.load(this.ctl, CTL_WORKER_SLEEPERS)) + bitCount(Atomics.load(this.ctl, CTL_WORKER_SLEEPERS + 1));
   }
 
   /**
@@ -1135,7 +1124,6 @@ export class Pipeline {
     const out = this.directOut;
     this.directSlot[0] = s;
     this.directLen[0] = len;
-    out[TUN_WRITE_OUT.WRITTEN] = 0;
     try {
       tunNative().writeSlots(this.directWriteFd, this.tunHeader !== 0, ring.data, ring.slotBytes, null, this.directSlot, this.directLen, 1, false, out);
     } catch {

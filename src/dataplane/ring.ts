@@ -374,6 +374,17 @@ export function wakeWorkers(ctl: Int32Array, n: number): boolean {
   return true;
 }
 
+/**
+ * Whether crypto workers 0..workers−1 all have their sleeper bit set (each is in, or about to
+ * enter, Atomics.wait and re-checks every ring first). A dead worker's bit is cleared by the
+ * supervisor, so it reads as awake.
+ */
+export function allWorkersAsleep(ctl: Int32Array, workers: number): boolean {
+  const low = workers >= 32 ? -1 : (1 << workers) - 1;
+  const high = workers <= 32 ? 0 : workers >= 64 ? -1 : (1 << (workers - 32)) - 1;
+  return (Atomics.load(ctl, CTL_WORKER_SLEEPERS) & low) === low && (Atomics.load(ctl, CTL_WORKER_SLEEPERS + 1) & high) === high;
+}
+
 /** Any thread: wake main (one waitAsync waiter on CTL_MAIN_BELL). */
 export function ringMainBell(ctl: Int32Array): void {
   Atomics.add(ctl, CTL_MAIN_BELL, 1);
