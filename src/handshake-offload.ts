@@ -12,7 +12,8 @@
 // Back-pressure: at most `maxInFlight` initiations are with the workers; while that many are,
 // `busy` is true and the handshake queue keeps its messages, so its length still says when the
 // device is under load. A batch whose task failed (a worker died, or threw) is processed on main
-// from scratch: nothing is lost. The task and the result are ArrayBuffers moved between threads
+// from scratch: nothing is lost. The threads start without the main program's preloads
+// (src/thread-options.ts). The task and the result are ArrayBuffers moved between threads
 // (src/handshake-batch.ts), zeroed by the side that reads them.
 import { Piscina } from 'piscina';
 import { decodeResult, encodeTask } from './handshake-batch.js';
@@ -20,6 +21,7 @@ import { type Endpoint } from './protocol/endpoint.js';
 import { type DropReason } from './protocol/drops.js';
 import { type Engine } from './protocol/engine.js';
 import { type PreparedInitiation, clearPrepared } from './protocol/noise.js';
+import { startThread } from './thread-options.js';
 
 const WORKER_URL = new URL('../workers/handshake-worker.js', import.meta.url);
 
@@ -96,13 +98,14 @@ export class HandshakeOffload {
     this.engine = opts.engine;
     this.maxInFlight = opts.threads * IN_FLIGHT_PER_WORKER;
     this.budgetMs = opts.budgetMs ?? 2;
-    this.pool = new Piscina({
+    this.pool = startThread((execArgv) => new Piscina({ // its constructor starts the first thread
       filename: (opts.workerUrl ?? WORKER_URL).href,
       minThreads: 1,
       maxThreads: opts.threads,
       idleTimeout: 60_000,
       concurrentTasksPerWorker: 1,
-    });
+      execArgv,
+    }));
     this.pool.on('error', (err: unknown) => this.opts.taskFailed?.(err));
   }
 

@@ -21,19 +21,11 @@
 // native call that does not return, terminate() cannot take effect before it does: stop() then
 // leaves it unref'd, and readerRunning stays true until it is gone.
 //
-// Node options: a thread inherits the process's execArgv except the module preloads and loader
-// hooks (--import, --require, --loader): those are for the main program (an APM agent, a
-// TypeScript loader, a test runner's instrumentation), and loaded again in every dataplane thread
-// they cost each one its own copy, ~0.8 s of CPU each for a TypeScript loader on a small VM,
-// before it can attach. The threads import only our compiled modules. With nothing to drop, a
-// thread simply inherits (Node's default). An explicit list may not hold the process-wide options
-// (V8 flags such as --max-old-space-size or --perf-basic-prof, --title, ...): Node refuses the
-// Worker (ERR_WORKER_INVALID_EXEC_ARGV, naming them) although they already apply to every thread;
-// those named are left out and the list is settled once per process; should Node still refuse,
-// threads inherit everything as before.
+// Node options: src/thread-options.ts (the process's, less the main program's preloads).
 
-import { Worker, type WorkerOptions } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
+import { startThread } from '../thread-options.js';
 import { type DataplaneShared, MAIN_WORKER_RESTARTS, STAT_MAIN } from './layout.js';
 
 export const TUN_READER_ID = -1;
@@ -44,53 +36,6 @@ const CRYPT_WORKER_URL = new URL('../../workers/crypt-worker.js', import.meta.ur
 const TUN_READER_URL = new URL('../../workers/tun-reader.js', import.meta.url);
 const TUN_WRITER_URL = new URL('../../workers/tun-writer.js', import.meta.url);
 const UDP_READER_URL = new URL('../../workers/udp-reader.js', import.meta.url);
-
-/** Options that load code into a thread before its module: the main program's, not the dataplane's. */
-const PRELOAD_OPTIONS = ['--import', '--require', '-r', '--loader', '--experimental-loader'];
-
-/**
- * `execArgv` without its module preloads and loader hooks (`--import=x` and `--import x` forms);
- * undefined when it has none (the thread inherits).
- */
-export function dataplaneExecArgv(execArgv: readonly string[]): string[] | undefined {
-  const out: string[] = [];
-  for (let i = 0; i < execArgv.length; i++) {
-    const arg = execArgv[i]!;
-    const eq = arg.indexOf('=');
-    const name = eq < 0 ? arg : arg.slice(0, eq);
-    if (!PRELOAD_OPTIONS.includes(name)) out.push(arg);
-    else if (eq < 0) i++; // its value is the next argument
-  }
-  return out.length === execArgv.length ? undefined : out;
-}
-
-/** The options of `argv` that Node's ERR_WORKER_INVALID_EXEC_ARGV message names are left out. */
-export function withoutRefusedOptions(argv: readonly string[], message: string): string[] {
-  const colon = message.lastIndexOf(': ');
-  const refused = new Set(colon < 0 ? [] : message.slice(colon + 2).split(', ').map((s) => s.trim()));
-  return argv.filter((arg) => !refused.has(arg));
-}
-
-/** The execArgv settled per process execArgv (undefined: inherit). */
-const settledExecArgv = new Map<string, string[] | undefined>();
-
-/** A Worker started with `execArgv` less the main program's preloads, as Node accepts it (see the header). */
-export function newDataplaneWorker(url: URL | string, options: WorkerOptions,
-  execArgv: readonly string[] = process.execArgv): Worker {
-  const key = execArgv.join('\0');
-  if (settledExecArgv.has(key)) return new Worker(url, { ...options, execArgv: settledExecArgv.get(key) });
-  let argv = dataplaneExecArgv(execArgv);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const worker = new Worker(url, { ...options, execArgv: argv });
-      settledExecArgv.set(key, argv);
-      return worker;
-    } catch (err) {
-      if (argv === undefined || (err as { code?: unknown }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw err;
-      argv = attempt === 0 ? withoutRefusedOptions(argv, (err as Error).message) : undefined;
-    }
-  }
-}
 
 const FAST_RESTART_MS = 1000;
 const MAX_RESTART_DELAY_MS = 5000;
@@ -228,7 +173,7 @@ export class Supervisor {
   /** Start a thread; `ready` resolves when it reports 'ready' and rejects if it fails first (during start). */
   private spawn(url: URL, workerData: unknown, id: number, prev: ThreadEntry | undefined,
     onExit: (entry: ThreadEntry, code: number) => void): { entry: ThreadEntry; ready: Promise<void> } {
-    const worker = newDataplaneWorker(url, { workerData, name: threadName(id) });
+    const worker = startThread((execArgv) => new Worker(url, { workerData, name: threadName(id), execArgv }));
     let exitResolve!: (code: number) => void;
     const exited = new Promise<number>((res) => { exitResolve = res; });
     const entry: ThreadEntry = { worker, startedAt: performance.now(), fastRestarts: prev?.fastRestarts ?? 0, exited, errored: false };
