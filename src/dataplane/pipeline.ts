@@ -118,7 +118,7 @@ import {
   CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_OWNER, CTL_UDP_READER_WAITING, CTL_TUN_MTU, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_OWNER,
   CTL_TUN_GONE_ERRNO, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CTL_WRITER_WAITING, DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS,
   DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS, Drop, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_KEYPAIR,
-  M_LENGTH, M_PEER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_FLUSHED, MAIN_INLINE_SEALED, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
+  M_LENGTH, M_PEER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_FLUSHED, MAIN_INLINE_SEALED, MAIN_TUN_GIVEN, MAIN_TUN_READ_AFTER_WRITE, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
   META_WORDS, RING_COUNT, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
   SlotState, STAT_WRITER, TunGoneCause, VIRTIO_NET_HDR_LEN, W_BYTES, W_PACKETS, cryptingState, slotBytesFor, statDrop,
 } from './layout.js';
@@ -345,6 +345,8 @@ export class Pipeline {
   private readonly directSlot = new Int32Array(1);
   private readonly directLen = new Int32Array(1);
   private readonly directOut = new Int32Array(TUN_WRITE_OUT_LEN);
+  /** checkStage wrote a packet to TUN itself (readAfterWrite). */
+  private wroteDirect = false;
   /** Main's seal function for inline seals (INLINE_SEAL_MAX); null: workers seal everything. */
   private readonly inlineSeal: SlotsFn | null;
   private readonly inlineList = new Int32Array(INLINE_SEAL_MAX);
@@ -816,6 +818,7 @@ export class Pipeline {
     moved = this.releaseStage(RING_TUN) || moved;
     moved = this.releaseStage(RING_LOCAL) || moved;
     moved = this.checkStage() || moved;
+    if (this.wroteDirect) this.readAfterWrite();
     if (this.pendingRetire.length !== 0) this.processRetired();
     if (!this.tunGoneReported && Atomics.load(this.ctl, CTL_TUN_GONE) !== 0) {
       this.tunGoneReported = true;
@@ -1072,6 +1075,7 @@ export class Pipeline {
         // Verdicts are plain stores: the writer reads a slot only below C_RETIRED, stored after them.
         if (direct && this.writeDirect(ring, s, n)) {
           meta[m + M_STATE] = SlotState.DROP; // written: the writer only frees it
+          this.wroteDirect = true;
         } else {
           direct = false; // from here on the writer writes, in order
           handed = !this.testMode;
@@ -1134,6 +1138,21 @@ export class Pipeline {
     this.stats[STAT_WRITER + W_PACKETS]! += 1;
     this.stats[STAT_WRITER + W_BYTES]! += len;
     return true;
+  }
+
+  /**
+   * Main wrote to TUN itself (idle): what the kernel answers at once — an ICMP echo reply, a TCP
+   * ACK or RST, an ICMP error — is queued on the device before write() returns. While main owns
+   * the TUN input, read it in this same drain (the next pass routes, seals and sends it) instead
+   * of after a trip through the event loop and another wake-up of main. Nothing there: one read
+   * that finds the device empty.
+   */
+  private readAfterWrite(): void {
+    this.wroteDirect = false;
+    const input = this.tunMain;
+    if (input === null || this.stopping || !input.owned()) return;
+    this.stats[STAT_MAIN + MAIN_TUN_READ_AFTER_WRITE]! += 1;
+    input.readAll();
   }
 
   private processRetired(): void {

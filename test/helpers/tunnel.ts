@@ -500,18 +500,30 @@ export function uapiRequest(ifname: string, text: string, timeoutMs = 5_000): Pr
 export const METRICS_ADDR = '127.0.0.1:9586';
 export const METRICS_ARGS = ['--metrics', METRICS_ADDR];
 
-/**
- * Sum of wirepool's wireguard_dropped_packets_total{direction="inbound"} over all reasons,
- * read from its metrics endpoint inside ns (started with METRICS_ARGS).
- */
-export async function inboundDrops(ns: Netns): Promise<number> {
+/** wirepool's metrics exposition, read from its endpoint inside ns (started with METRICS_ARGS). */
+async function metricsText(ns: Netns): Promise<string> {
   const script = `fetch("http://${METRICS_ADDR}/metrics").then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(String(e)); process.exit(1); })`;
   const r = await ns.exec(process.execPath, ['-e', script], { timeoutMs: 10_000 });
   if (r.code !== 0) throw new Error(`metrics in ${ns.name}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** Sum of wirepool's wireguard_dropped_packets_total{direction="inbound"} over all reasons. */
+export async function inboundDrops(ns: Netns): Promise<number> {
   let sum = 0;
-  for (const line of r.stdout.split('\n')) {
+  for (const line of (await metricsText(ns)).split('\n')) {
     const m = /^wireguard_dropped_packets_total\{([^}]*)\}\s+(\S+)/.exec(line);
     if (m !== null && m[1]!.includes('direction="inbound"')) sum += Number(m[2]);
   }
   return sum;
+}
+
+/** wirepool's wireguard_dataplane_io_calls_total by its `call` label (tun_read, main_wakeup, ...). */
+export async function ioCalls(ns: Netns): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const line of (await metricsText(ns)).split('\n')) {
+    const m = /^wireguard_dataplane_io_calls_total\{[^}]*call="([a-z_]+)"[^}]*\}\s+(\S+)/.exec(line);
+    if (m !== null) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+  }
+  return out;
 }
