@@ -1,6 +1,6 @@
 // Who reads an input (src/dataplane/intake.ts): the idleness rule that decides when an I/O thread
 // hands its input to main and when main gives it back, on a fake clock; and that main gives it
-// back while the other direction is busy.
+// back while the other direction is busy (but not after a look that found nothing).
 import t from 'tap';
 import { HAND_TO_MAIN_MAX, HAND_TO_THREAD_MIN, IDLE_GAP_MS, Idleness, MainIntake } from '../src/dataplane/intake.js';
 import { CONTROL_WORDS, CTL_UDP_OWNER, INTAKE_MAIN, RING_RECV, RING_TUN } from '../src/dataplane/layout.js';
@@ -59,8 +59,8 @@ t.test('main gives an input back while the other direction is busy: the ACKs of 
   const tun = new RingView(RING_TUN, ctl, allocRing(64, 64));
   recv.partner = tun;
   // Each intake's first batch comes after an unbounded gap, so only the other direction decides.
-  const intake = (): MainIntake => new MainIntake({
-    ctl, ownerWord: CTL_UDP_OWNER, ring: recv, batch: 8, read: () => 1, pending: () => 0,
+  const intake = (got = 1): MainIntake => new MainIntake({
+    ctl, ownerWord: CTL_UDP_OWNER, ring: recv, batch: 8, read: () => got, pending: () => 0,
     stats: new Float64Array(2), takenCell: 0, givenCell: 1, onReadable: () => {},
   });
   Atomics.store(ctl, CTL_UDP_OWNER, INTAKE_MAIN);
@@ -70,8 +70,12 @@ t.test('main gives an input back while the other direction is busy: the ACKs of 
   quiet.close();
   Atomics.store(ctl, tun.iProduced, 30); // a stream goes out: 30 packets read, none sent yet
   Atomics.store(ctl, tun.iReady, 30);
+  const empty = intake(0);
+  t.equal(empty.readAll(), 0, 'a look that finds nothing (main before it sleeps: pipeline.ts recheckInputs)');
+  t.ok(empty.owned(), '… changes nothing, whatever the other direction does');
+  empty.close();
   const busy = intake();
-  busy.readAll();
+  t.equal(busy.readAll(), 1, 'one datagram read');
   t.notOk(busy.owned(), 'the other direction is busy: the thread reads again');
   busy.close();
 });

@@ -200,9 +200,9 @@ export class MainIntake {
    * addon keeps nothing of what it read, then hand the input back if that was load — a batch of
    * HAND_TO_THREAD_MIN or more, too little room for a batch, or a failed read (the thread reads
    * again and reports it). What the addon keeps is this thread's, so with pieces kept and no room
-   * main keeps the input and tries again in 1 ms.
+   * main keeps the input and tries again in 1 ms. Returns how many packets it published.
    */
-  readAll(): void {
+  readAll(): number {
     const ring = this.ring;
     let seq = Atomics.load(this.ctl, ring.iProduced);
     let total = 0;
@@ -221,6 +221,7 @@ export class MainIntake {
       total += got;
       load += this.load === null ? got : this.load();
     } while (this.pending() !== 0);
+    if (total === 0 && !failed && roomy) return 0; // nothing there (a look before sleeping): nothing changes hands
     if (!failed && this.pending() !== 0) {
       this.retry ??= setTimeout(() => {
         this.retry = null;
@@ -229,6 +230,7 @@ export class MainIntake {
     } else if (this.pace.busy(total, performance.now(), load) || failed || !roomy || !this.ring.partner!.quiet()) {
       this.handBack();
     }
+    return total;
   }
 
   /** Stop watching and free the watchers (before the descriptors are closed); final. */

@@ -267,8 +267,8 @@ export const MAIN_UDP_GIVEN = 7;
  * failed write) are the onSealed(sent=false) calls.
  */
 export const MAIN_FLUSHED = 8;
-/** Reads of the TUN device main made right after writing to it itself (pipeline.ts readAfterWrite; those that found a packet count as TUN reads too). */
-export const MAIN_TUN_READ_AFTER_WRITE = 9;
+/** Looks main took at an input it owns before sleeping (idle: pipeline.ts recheckInputs; those that found packets count as reads too). */
+export const MAIN_INPUT_RECHECKS = 9;
 /** Row written by the UDP reader (workers/udp-reader.ts). */
 export const STAT_UDP_READER = row(RING_COUNT + 4);
 export const U_DATAGRAMS = 0;

@@ -118,7 +118,7 @@ import {
   CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_OWNER, CTL_UDP_READER_WAITING, CTL_TUN_MTU, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_OWNER,
   CTL_TUN_GONE_ERRNO, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CTL_WRITER_WAITING, DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS,
   DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS, Drop, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_KEYPAIR,
-  M_LENGTH, M_PEER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_FLUSHED, MAIN_INLINE_SEALED, MAIN_TUN_GIVEN, MAIN_TUN_READ_AFTER_WRITE, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
+  M_LENGTH, M_PEER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_FLUSHED, MAIN_INLINE_SEALED, MAIN_TUN_GIVEN, MAIN_INPUT_RECHECKS, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
   META_WORDS, RING_COUNT, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
   SlotState, STAT_WRITER, TunGoneCause, VIRTIO_NET_HDR_LEN, W_BYTES, W_PACKETS, cryptingState, slotBytesFor, statDrop,
 } from './layout.js';
@@ -345,8 +345,6 @@ export class Pipeline {
   private readonly directSlot = new Int32Array(1);
   private readonly directLen = new Int32Array(1);
   private readonly directOut = new Int32Array(TUN_WRITE_OUT_LEN);
-  /** checkStage wrote a packet to TUN itself (readAfterWrite). */
-  private wroteDirect = false;
   /** Main's seal function for inline seals (INLINE_SEAL_MAX); null: workers seal everything. */
   private readonly inlineSeal: SlotsFn | null;
   private readonly inlineList = new Int32Array(INLINE_SEAL_MAX);
@@ -743,10 +741,15 @@ export class Pipeline {
     if (this.pumping || this.stopping || !this.started) return;
     this.pumping = true;
     const ctl = this.ctl;
+    let rechecked = false;
     try {
       for (;;) {
         Atomics.store(ctl, CTL_MAIN_ARMED, 0);
         while (this.drainOnce()) { /* until no stage moves */ }
+        if (!rechecked) { // once per wake-up: a steady trickle must not keep main from its event loop
+          rechecked = true;
+          if (this.recheckInputs()) continue;
+        }
         this.hooks.drained?.();
         if (this.stopping) return;
         Atomics.store(ctl, CTL_MAIN_ARMED, 1);
@@ -818,7 +821,6 @@ export class Pipeline {
     moved = this.releaseStage(RING_TUN) || moved;
     moved = this.releaseStage(RING_LOCAL) || moved;
     moved = this.checkStage() || moved;
-    if (this.wroteDirect) this.readAfterWrite();
     if (this.pendingRetire.length !== 0) this.processRetired();
     if (!this.tunGoneReported && Atomics.load(this.ctl, CTL_TUN_GONE) !== 0) {
       this.tunGoneReported = true;
@@ -1075,7 +1077,6 @@ export class Pipeline {
         // Verdicts are plain stores: the writer reads a slot only below C_RETIRED, stored after them.
         if (direct && this.writeDirect(ring, s, n)) {
           meta[m + M_STATE] = SlotState.DROP; // written: the writer only frees it
-          this.wroteDirect = true;
         } else {
           direct = false; // from here on the writer writes, in order
           handed = !this.testMode;
@@ -1141,18 +1142,21 @@ export class Pipeline {
   }
 
   /**
-   * Main wrote to TUN itself (idle): what the kernel answers at once — an ICMP echo reply, a TCP
-   * ACK or RST, an ICMP error — is queued on the device before write() returns. While main owns
-   * the TUN input, read it in this same drain (the next pass routes, seals and sends it) instead
-   * of after a trip through the event loop and another wake-up of main. Nothing there: one read
-   * that finds the device empty.
+   * Before main sleeps: one more look at each input it owns (idle), without waiting. What arrived
+   * while main was busy — what the kernel answered at once to a packet main wrote to TUN (an ICMP
+   * echo reply, a TCP ACK or RST: queued before write() returns), the peer's answer to what main
+   * just sent, another peer's packet — is handled in this same turn instead of after a trip
+   * through the event loop and another wake-up of main (≈ 40–50 µs on a cold 2-vCPU VM, against
+   * one read that finds nothing). True if anything was read.
    */
-  private readAfterWrite(): void {
-    this.wroteDirect = false;
-    const input = this.tunMain;
-    if (input === null || this.stopping || !input.owned()) return;
-    this.stats[STAT_MAIN + MAIN_TUN_READ_AFTER_WRITE]! += 1;
-    input.readAll();
+  private recheckInputs(): boolean {
+    let read = 0;
+    for (const input of [this.tunMain, this.udpMain]) {
+      if (input === null || this.stopping || !input.owned()) continue;
+      this.stats[STAT_MAIN + MAIN_INPUT_RECHECKS]! += 1;
+      read += input.readAll();
+    }
+    return read !== 0;
   }
 
   private processRetired(): void {

@@ -25,7 +25,7 @@ import { peerKeyBase64 } from '../peer-name.js';
 import { DROP_REASONS } from '../protocol/drops.js';
 import { Stat, STATS_PER_PEER } from '../protocol/peer.js';
 import {
-  CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAIN_INLINE_SEALED, MAIN_TUN_GIVEN, MAIN_TUN_READ_AFTER_WRITE, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_RESTARTS, R_BYTES,
+  CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAIN_INLINE_SEALED, MAIN_TUN_GIVEN, MAIN_INPUT_RECHECKS, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_RESTARTS, R_BYTES,
   R_FULL_WAITS, R_PACKETS, R_READS, R_SUPER, RING_NAMES, STAT_MAIN, STAT_READER, STAT_UDP_READER, STAT_WRITER, U_CALLS, U_DATAGRAMS,
   U_FAST, U_FULL_WAITS, U_INLINE_OPENED, W_BYTES, W_PACKETS, W_WRITES, statDrop, statWorker,
 } from '../dataplane/layout.js';
@@ -440,9 +440,9 @@ export class WirepoolMetrics {
       });
     };
     dataplaneCounter('wireguard_dataplane_io_calls_total',
-      'I/O calls and wake-ups of the dataplane: tun_read (reads that returned a packet or a GSO super-packet), tun_write (writes, each one packet or a GRO-coalesced one), udp_recv (recvmmsg calls that returned datagrams), main_wakeup (times the main thread woke for ring work or, at idle, for a readable TUN device or socket), tun_read_after_write (reads main made right after it wrote a packet to TUN itself, for what the kernel answers at once, without another wake-up; those that found a packet count under tun_read too). Packets per call is the batch size.',
+      'I/O calls and wake-ups of the dataplane: tun_read (reads that returned a packet or a GSO super-packet), tun_write (writes, each one packet or a GRO-coalesced one), udp_recv (recvmmsg calls that returned datagrams), main_wakeup (times the main thread woke for ring work or, at idle, for a readable TUN device or socket), input_recheck (at idle, looks the main thread took at the TUN device or the sockets before it slept, for what arrived while it was busy, without another wake-up; those that found packets count under tun_read or udp_recv too). Packets per call is the batch size.',
       'call', [['tun_read', STAT_READER + R_READS], ['tun_write', STAT_WRITER + W_WRITES], ['udp_recv', STAT_UDP_READER + U_CALLS], ['main_wakeup', STAT_MAIN + MAIN_WAKEUPS],
-        ['tun_read_after_write', STAT_MAIN + MAIN_TUN_READ_AFTER_WRITE]]);
+        ['input_recheck', STAT_MAIN + MAIN_INPUT_RECHECKS]]);
     dataplaneCounter('wireguard_udp_received_datagrams_total',
       'Datagrams received from the UDP sockets (by the UDP reader thread, or by main at idle): all, keyed (transport messages whose session key was found on receipt, so main did not classify them), opened_inline (of those, decrypted on receipt in a small batch, without a crypto worker).',
       'kind', [['all', STAT_UDP_READER + U_DATAGRAMS], ['keyed', STAT_UDP_READER + U_FAST], ['opened_inline', STAT_UDP_READER + U_INLINE_OPENED]]);
