@@ -193,6 +193,18 @@ t.test('get: reply byte for byte in wireguard-go order', async (t) => {
   t.equal(run('get=1\n\n', dev).out, 'errno=0\n\n');
   dev.state = { privateKey: null, listenPort: 0, fwmark: 7, peers: [] };
   t.equal(run('get=1\n\n', dev).out, 'fwmark=7\nerrno=0\n\n');
+
+  // A reply longer than the buffer's first guess (≈ 400 bytes a peer, 40 an allowed IP): it grows, nothing is lost.
+  const ips = Array.from({ length: 300 }, (_, i) => `fd00:1234:5678:9abc:def0:1234:5678:${i.toString(16)}/128`);
+  dev.state = {
+    privateKey: null, listenPort: 0, fwmark: 0,
+    peers: [{ publicKey: key(0xaa), presharedKey: null, endpoint: null, lastHandshakeTimeSec: 0, lastHandshakeTimeNsec: 0,
+      txBytes: 0, rxBytes: 0, persistentKeepaliveInterval: 0, allowedIps: ips }],
+  };
+  t.equal(run('get=1\n\n', dev).out,
+    `public_key=${'aa'.repeat(32)}\npreshared_key=${ZERO64}\nprotocol_version=1\nlast_handshake_time_sec=0\n`
+    + 'last_handshake_time_nsec=0\ntx_bytes=0\nrx_bytes=0\npersistent_keepalive_interval=0\n'
+    + ips.map((ip) => `allowed_ip=${ip}\n`).join('') + 'errno=0\n\n');
 });
 
 t.test('get: a byte other than the empty line after get=1 is errno=-22 and consumes one byte', async (t) => {
