@@ -16,6 +16,7 @@ import {
 } from '../src/dataplane/layout.js';
 import { parseMetricsConfig, resolveMetricsSettings } from '../src/metrics/config.js';
 import { ATTEMPT_TIMEOUT_MS, HANDSHAKE_DURATION_BUCKETS } from '../src/metrics/handshakes.js';
+import { PEERS_PER_CHUNK } from '../src/metrics/peer-families.js';
 import { WirepoolMetrics, type MetricsOptions } from '../src/metrics/registry.js';
 import { MetricsServer, parseListenAddress } from '../src/metrics/server.js';
 import { parsePrefix } from '../src/protocol/allowedips.js';
@@ -152,6 +153,39 @@ t.test('a removed peer\'s series disappear at the next scrape', async (t) => {
   t.equal(d.id, f.b.id, 'id reused');
   const again = parseExposition(await m.metrics());
   t.equal(one(again, 'wireguard_sent_bytes_total', { public_key: b64(d.publicKey) }).value, 0);
+});
+
+t.test('many peers: the scrape gives the event loop turns between chunks of peers, and a peer is in every family or in none', async (t) => {
+  const src = new EngineMetricsSource('wg0', { maxPeers: 6 * PEERS_PER_CHUNK });
+  src.engine.setPrivateKey(nodeCrypto.randomBytes(32));
+  const peers: Peer[] = [];
+  for (let i = 0; i < 6 * PEERS_PER_CHUNK; i++) {
+    const p = src.engine.addPeer(nodeCrypto.randomBytes(32));
+    src.engine.stats[p.id * STATS_PER_PEER + Stat.TxBytes] = 1000 + i;
+    peers.push(p);
+  }
+  const m = new WirepoolMetrics(src, { wallNow: () => WALL_NOW, processMetrics: false, mdlayher: true });
+  // Turns of the event loop while one scrape is pending (the data plane's wake-ups run in such turns).
+  let turns = 0;
+  let pending = true;
+  const count = (): void => { turns++; if (pending) setImmediate(count); };
+  setImmediate(count);
+  const early = peers[1]!;
+  const late = peers[peers.length - 2]!;
+  const scrape = m.metrics();
+  // After the first chunk's snapshot: the late peer goes before its row is read, the early one after.
+  await new Promise<void>((r) => setImmediate(r));
+  src.engine.removePeer(late);
+  src.engine.removePeer(early);
+  const e = parseExposition(await scrape);
+  pending = false;
+  const families = 6 + 5; // compatible + extended, mdlayher
+  t.ok(turns >= families, `the event loop turned ${turns} times during one scrape of ${peers.length} peers (≥ ${families})`);
+  const of = (p: Peer): number => e.samples.filter((x) => x.labels.public_key === b64(p.publicKey)).length;
+  t.equal(of(late), 0, 'a peer removed before its row was read: in no family');
+  t.equal(of(early), 5 + 5, 'a peer removed after its row was read: in every per-peer family (no allowed IP: none of that info family)');
+  t.equal(series(e, 'wireguard_sent_bytes_total').length, peers.length - 1);
+  t.equal(one(e, 'wireguard_sent_bytes_total', { public_key: b64(early.publicKey) }).value, 1001, 'its values as read with its row');
 });
 
 t.test('no key material other than public keys', async (t) => {

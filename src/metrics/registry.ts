@@ -14,16 +14,15 @@
 //     thread among them), minus three gauges whose names end in _total, which promtool
 //     rejects.
 // Per-peer series are rebuilt from the peer list at every scrape, so a removed peer's
-// series disappear with it. The per-peer families (60,000 series at 10,000 peers) are
-// CollectedMetric objects that hand prom-client's registry their values directly; the
-// small device-wide families are ordinary prom-client Counters and Gauges with collect(). Only public keys appear in labels; no other key material is
-// read from the source.
+// series disappear with it. The per-peer families (60,000 series at 10,000 peers) are written
+// by peer-families.ts, a chunk of peers per event-loop turn; the small device-wide families
+// are ordinary prom-client Counters and Gauges with collect(), in prom-client's registry. Only
+// public keys appear in labels; no other key material is read from the source.
 import { createRequire } from 'node:module';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { REJECT_AFTER_TIME } from '../constants.js';
 import { peerKeyBase64 } from '../peer-name.js';
 import { DROP_REASONS } from '../protocol/drops.js';
-import { Stat, STATS_PER_PEER } from '../protocol/peer.js';
 import {
   CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAIN_INLINE_SEALED, MAIN_TUN_GIVEN, MAIN_INPUT_RECHECKS, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_RESTARTS, R_BYTES,
   R_FULL_WAITS, R_PACKETS, R_READS, R_SUPER, RING_NAMES, STAT_MAIN, STAT_READER, STAT_UDP_READER, STAT_WRITER, U_CALLS, U_DATAGRAMS,
@@ -32,7 +31,8 @@ import {
 import {
   DIRECTIONS, HANDSHAKE_DURATION_BUCKETS, HANDSHAKE_MESSAGE_TYPES, HANDSHAKE_RESULTS, HANDSHAKE_ROLES,
 } from './handshakes.js';
-import { type MetricsPeer, type MetricsSource } from './source.js';
+import { PeerFamilies } from './peer-families.js';
+import { type MetricsSource } from './source.js';
 
 export interface MetricsOptions {
   /** MindFlavor's remote_ip/remote_port labels on the compatible per-peer series. Off by default: a roaming peer makes new series. */
@@ -47,11 +47,6 @@ export interface MetricsOptions {
   wallNow?: () => number;
 }
 
-/** The mdlayher family (declareMdlayher), removed again when a reload turns the option off. */
-const MDLAYHER_FAMILIES = [
-  'wireguard_peer_receive_bytes_total', 'wireguard_peer_transmit_bytes_total', 'wireguard_peer_last_handshake_seconds',
-  'wireguard_peer_info', 'wireguard_peer_allowed_ips_info',
-];
 
 /** Peers with a handshake younger than this count as active (a session can still be used). */
 export const ACTIVE_PEER_WINDOW_MS = REJECT_AFTER_TIME;
@@ -61,18 +56,6 @@ const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_req
 
 type Labels = Record<string, string>;
 
-/** One peer's label sets and values for one scrape. */
-interface PeerRow {
-  peer: MetricsPeer;
-  /** Compatible (MindFlavor) labels. */
-  compat: Labels;
-  /** Extended per-peer labels: interface, public_key[, friendly_name]. */
-  ext: Labels;
-  /** mdlayher labels: device, public_key. */
-  md: Labels;
-  publicKey: string;
-  allowedIps: string[];
-}
 
 export function packageVersion(): string {
   try {
@@ -86,10 +69,7 @@ export class WirepoolMetrics {
   readonly registry = new Registry();
   private readonly src: MetricsSource;
   private readonly opts: Required<Omit<MetricsOptions, 'friendlyNames'>> & { friendlyNames: ReadonlyMap<string, string> };
-  private readonly base64 = new WeakMap<Uint8Array, string>();
-  private rows: PeerRow[] | null = null;
-  /** Wall-clock ms when the current scrape's rows were built. */
-  private scrapeWall = 0;
+  private readonly peerFamilies: PeerFamilies;
 
   constructor(source: MetricsSource, options: MetricsOptions = {}) {
     this.src = source;
@@ -100,6 +80,7 @@ export class WirepoolMetrics {
       friendlyNames: options.friendlyNames ?? new Map(),
       wallNow: options.wallNow ?? Date.now,
     };
+    this.peerFamilies = new PeerFamilies(source, () => this.opts);
     this.declare();
     if (this.opts.processMetrics) {
       collectDefaultMetrics({ register: this.registry });
@@ -109,123 +90,38 @@ export class WirepoolMetrics {
 
   /** Applies the options a configuration file carries (a reload); the next scrape shows them. */
   reconfigure(options: Pick<MetricsOptions, 'endpointLabels' | 'mdlayher' | 'friendlyNames'>): void {
-    const mdlayher = options.mdlayher ?? false;
-    if (mdlayher && !this.opts.mdlayher) this.declareMdlayher();
-    if (!mdlayher && this.opts.mdlayher) for (const name of MDLAYHER_FAMILIES) this.registry.removeSingleMetric(name);
-    this.opts.mdlayher = mdlayher;
+    this.opts.mdlayher = options.mdlayher ?? false;
     this.opts.endpointLabels = options.endpointLabels ?? false;
     this.opts.friendlyNames = options.friendlyNames ?? new Map();
   }
 
-  /** The exposition text (Prometheus text format 0.0.4). */
-  metrics(): Promise<string> {
-    return this.registry.metrics();
+  /**
+   * The exposition (Prometheus text format 0.0.4, UTF-8), in pieces to write one after the other:
+   * the per-peer families, written a chunk of peers per event-loop turn (peer-families.ts), then
+   * prom-client's registry in one turn.
+   */
+  async exposition(): Promise<Buffer[]> {
+    const pieces = await this.peerFamilies.render(this.opts.wallNow());
+    pieces.push(Buffer.from(await this.registry.metrics(), 'utf8'));
+    return pieces;
+  }
+
+  /** The exposition as one text. */
+  async metrics(): Promise<string> {
+    return Buffer.concat(await this.exposition()).toString('utf8');
   }
 
   get contentType(): string {
     return this.registry.contentType;
   }
 
-  // ───────────────────────── per-scrape peer snapshot ─────────────────────────
-
-  /**
-   * The peer rows of the current scrape. prom-client calls every collect() synchronously
-   * at the start of Registry.metrics(), so the first per-peer collect builds the rows and a
-   * microtask drops them before the next scrape.
-   */
-  private peerRows(): PeerRow[] {
-    if (this.rows !== null) return this.rows;
-    const src = this.src;
-    const ifname = src.ifname;
-    const { endpointLabels, friendlyNames } = this.opts;
-    const rows: PeerRow[] = [];
-    this.scrapeWall = this.opts.wallNow();
-    for (const peer of src.metricsPeers()) {
-      let key = this.base64.get(peer.publicKey);
-      if (key === undefined) {
-        key = peerKeyBase64(peer.publicKey);
-        this.base64.set(peer.publicKey, key);
-      }
-      const allowedIps = src.metricsAllowedIps(peer);
-      const compat: Labels = { interface: ifname, public_key: key, allowed_ips: allowedIps.length ? allowedIps.join(',') : '(none)' };
-      const ext: Labels = { interface: ifname, public_key: key };
-      const name = friendlyNames.get(key);
-      if (name !== undefined) compat.friendly_name = ext.friendly_name = name;
-      if (endpointLabels && peer.endpoint) {
-        compat.remote_ip = peer.endpoint.address;
-        compat.remote_port = String(peer.endpoint.port);
-      }
-      rows.push({ peer, compat, ext, md: { device: ifname, public_key: key }, publicKey: key, allowedIps });
-    }
-    this.rows = rows;
-    queueMicrotask(() => { this.rows = null; });
-    return rows;
-  }
-
-  // ───────────────────────── declarations ─────────────────────────
-
-  /** A per-peer family: one series per peer, labels pick(row), value read(row). */
-  private perPeer(type: 'counter' | 'gauge', name: string, help: string, pick: (r: PeerRow) => Labels, read: (r: PeerRow) => number): void {
-    this.registry.registerMetric(new CollectedMetric(type, name, help, () => {
-      const rows = this.peerRows();
-      const values: CollectedValue[] = new Array(rows.length);
-      for (let i = 0; i < rows.length; i++) values[i] = { labels: NO_LABELS, sharedLabels: pick(rows[i]!), value: read(rows[i]!) };
-      return values;
-    }) as unknown as Gauge);
-  }
-
-  /** A per-peer info family (value 1): emit() once per series with its labels. */
-  private perPeerInfo(name: string, help: string, each: (r: PeerRow, emit: (labels: Labels) => void) => void): void {
-    this.registry.registerMetric(new CollectedMetric('gauge', name, help, () => {
-      const values: CollectedValue[] = [];
-      const emit = (labels: Labels): void => { values.push({ labels: NO_LABELS, sharedLabels: labels, value: 1 }); };
-      for (const r of this.peerRows()) each(r, emit);
-      return values;
-    }) as unknown as Gauge);
-  }
-
-  /** A per-peer series from stats[id × 4 + stat]. */
-  private perPeerStat(type: 'counter' | 'gauge', name: string, help: string, stat: number, pick: (r: PeerRow) => Labels): void {
-    const stats = this.src.metricsPeerStats;
-    this.perPeer(type, name, help, pick, (r) => stats[r.peer.id * STATS_PER_PEER + stat]!);
-  }
-
-  /** The mdlayher/wireguard_exporter family (MDLAYHER_FAMILIES), registered while the option is on. */
-  private declareMdlayher(): void {
-    this.perPeerStat('counter', 'wireguard_peer_receive_bytes_total', 'Bytes received from the peer (mdlayher/wireguard_exporter name).', Stat.RxBytes, (r) => r.md);
-    this.perPeerStat('counter', 'wireguard_peer_transmit_bytes_total', 'Bytes sent to the peer (mdlayher/wireguard_exporter name).', Stat.TxBytes, (r) => r.md);
-    this.perPeer('gauge', 'wireguard_peer_last_handshake_seconds', 'Unix time of the latest completed handshake with the peer, in seconds; 0 = never (mdlayher/wireguard_exporter name).',
-      (r) => r.md, (r) => Math.floor(r.peer.lastHandshakeWall / 1000));
-    this.perPeerInfo('wireguard_peer_info', 'Metadata about a peer; always 1 (mdlayher/wireguard_exporter name).', (r, emit) => {
-      const ep = r.peer.endpoint;
-      const endpoint = ep === null ? '' : ep.address.includes(':') ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
-      emit({ ...r.md, endpoint, name: r.ext.friendly_name ?? '' });
-    });
-    this.perPeerInfo('wireguard_peer_allowed_ips_info', 'An allowed IP of a peer; always 1 (mdlayher/wireguard_exporter name).', (r, emit) => {
-      for (const a of r.allowedIps) emit({ ...r.md, allowed_ips: a, family: a.includes(':') ? 'IPv6' : 'IPv4' });
-    });
-  }
+  // ───────────────────────── declarations: the device-wide families ─────────────────────────
 
   private declare(): void {
     const src = this.src;
     const reg = this.registry;
     const iface = src.ifname;
     const self = this;
-
-    // ── compatible family (MindFlavor/prometheus_wireguard_exporter) ──
-    this.perPeerStat('counter', 'wireguard_sent_bytes_total', 'Bytes sent to the peer: whole WireGuard messages on the wire, handshakes included (wg show transfer).', Stat.TxBytes, (r) => r.compat);
-    this.perPeerStat('counter', 'wireguard_received_bytes_total', 'Bytes received from the peer: whole authenticated WireGuard messages, handshakes included (wg show transfer).', Stat.RxBytes, (r) => r.compat);
-    this.perPeer('gauge', 'wireguard_latest_handshake_seconds', 'Unix time of the latest completed handshake with the peer, in seconds; 0 = never.',
-      (r) => r.compat, (r) => Math.floor(r.peer.lastHandshakeWall / 1000));
-    this.perPeer('gauge', 'wireguard_latest_handshake_delay_seconds', 'Seconds since the latest completed handshake with the peer (since the Unix epoch when there was none, like time() - wireguard_latest_handshake_seconds).',
-      (r) => r.compat, (r) => Math.max(0, (self.scrapeWall - r.peer.lastHandshakeWall) / 1000));
-
-    // ── extended per-peer ──
-    this.perPeerStat('counter', 'wireguard_peer_sent_packets_total', 'Transport messages sent to the peer (data and keepalives).', Stat.TxPackets, (r) => r.ext);
-    this.perPeerStat('counter', 'wireguard_peer_received_packets_total', 'Authenticated transport messages received from the peer (data and keepalives).', Stat.RxPackets, (r) => r.ext);
-
-    // ── mdlayher/wireguard_exporter family ──
-    if (this.opts.mdlayher) this.declareMdlayher();
 
     // ── device ──
     // `device` is set only while the mdlayher option is on.
@@ -262,9 +158,9 @@ export class WirepoolMetrics {
         const now = self.opts.wallNow();
         let configured = 0;
         let active = 0;
-        for (const r of self.peerRows()) {
+        for (const peer of src.metricsPeers()) {
           configured++;
-          const t = r.peer.lastHandshakeWall;
+          const t = peer.lastHandshakeWall;
           if (t > 0 && now - t < ACTIVE_PEER_WINDOW_MS) active++;
         }
         this.set({ interface: iface, state: 'configured' }, configured);
@@ -515,25 +411,6 @@ export class WirepoolMetrics {
 }
 
 interface HistogramValue { metricName: string; labels: Labels; value: number }
-interface CollectedValue { labels: Labels; sharedLabels: Labels; value: number }
-const NO_LABELS: Labels = Object.freeze({}) as Labels;
-
-/**
- * A counter or gauge whose series are produced at scrape time, used for the per-peer
- * families. prom-client's Counter/Gauge would hash and validate every label set on every
- * scrape; this hands the registry the values directly, with each peer's label set as
- * `sharedLabels`, an object the registry formats once and caches (WeakMap) for every
- * family that shares it. At 10,000 peers that halves the scrape time (bench/metrics-scrape.ts).
- */
-class CollectedMetric {
-  readonly aggregator = 'sum';
-  constructor(readonly type: 'counter' | 'gauge', readonly name: string, readonly help: string, private readonly read: () => CollectedValue[]) {}
-  get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: CollectedValue[] }> {
-    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.read() });
-  }
-  reset(): void {}
-}
-
 /**
  * A histogram whose buckets are kept elsewhere (HandshakeStats) and read at scrape time.
  * prom-client's Histogram only accumulates observe() calls; the registry formats any

@@ -35,10 +35,13 @@ export class MetricsServer {
         res.writeHead(405, { allow: 'GET, HEAD' }).end();
         return;
       }
-      metrics.metrics().then(
-        (body) => {
-          res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(body) });
-          res.end(req.method === 'HEAD' ? undefined : body);
+      metrics.exposition().then(
+        (pieces) => {
+          let length = 0;
+          for (const p of pieces) length += p.length;
+          res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': length });
+          if (req.method !== 'HEAD') for (const p of pieces) res.write(p);
+          res.end();
         },
         (err: unknown) => {
           onError?.(err instanceof Error ? err : new Error(String(err)));
