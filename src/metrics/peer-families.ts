@@ -88,9 +88,6 @@ const MDLAYHER: Family[] = [
     lines: (r) => r.mdAllowed.map((labels) => line('wireguard_peer_allowed_ips_info', labels, 1)).join('') },
 ];
 
-/** The names of the mdlayher per-peer families (the option's own; registry.ts keeps them out of prom-client). */
-export const MDLAYHER_PEER_FAMILIES = MDLAYHER.map((f) => f.name);
-
 export class PeerFamilies {
   private readonly base64 = new WeakMap<Uint8Array, string>();
 
