@@ -24,7 +24,7 @@ import {
   type UapiDeviceState,
   type UapiStep,
 } from '../src/uapi/protocol.js';
-import { UapiServer } from '../src/uapi/server.js';
+import { FEED_SLICE, UapiServer } from '../src/uapi/server.js';
 import { toHex } from '../src/hex.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -669,6 +669,33 @@ t.test('server: socket file, permissions, get/set over a real socket, close', as
   await srv.close();
   t.same(await open, { out: '', closed: true });
   t.notOk(fs.existsSync(srv.path));
+});
+
+t.test('server: a large set is applied a slice per event-loop turn, in order, and the reply comes after it', async (t) => {
+  const dir = tmpDir(t);
+  const dev = new FakeDevice();
+  const srv = await UapiServer.listen({ ifname: 'wgt9', device: dev, dir });
+  t.teardown(() => srv.close());
+  // Which event-loop turn each peer was created in.
+  let turn = 0;
+  let counting = true;
+  const tick = (): void => { turn++; if (counting) setImmediate(tick); };
+  setImmediate(tick);
+  const perTurn = new Map<number, number>();
+  const create = dev.createPeer.bind(dev);
+  dev.createPeer = (pub: Uint8Array): void => { perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1); create(pub); };
+  const N = 3000;
+  const keys = Array.from({ length: N }, (_, i) => (i + 1).toString(16).padStart(64, '0'));
+  const body = keys.map((k) => `public_key=${k}\n`).join('');
+  const r = await talk(srv.path, [`set=1\n${body}\nget=1\n\n`], { until: 'errno=0\n\nerrno=0\n\n' });
+  counting = false;
+  t.equal(r.out, 'errno=0\n\nerrno=0\n\n', 'both replies');
+  t.same(dev.calls.filter((c) => c.startsWith('createPeer')), keys.map((k) => `createPeer ${k}`), 'every peer, in order');
+  // The counter and the feed both run as immediates, in either order, so one count may see two slices.
+  const most = Math.max(...perTurn.values());
+  const perSlice = Math.ceil(FEED_SLICE / `public_key=${keys[0]}\n`.length);
+  t.ok(most <= 2 * perSlice, `at most ${most} peers created between two turns of the loop (a slice holds ${perSlice}; unsliced, libuv read the whole ${body.length}-byte set in one turn)`);
+  t.ok(perTurn.size >= Math.floor(body.length / FEED_SLICE / 2), `spread over ${perTurn.size} turns`);
 });
 
 t.test('server: stale socket or stray file is replaced', async (t) => {
