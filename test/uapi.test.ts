@@ -698,6 +698,25 @@ t.test('server: a large set is applied a slice per event-loop turn, in order, an
   t.ok(perTurn.size >= Math.floor(body.length / FEED_SLICE / 2), `spread over ${perTurn.size} turns`);
 });
 
+t.test('server: while one client is inside a set, no other client is served (a get never sees half a set)', async (t) => {
+  const dir = tmpDir(t);
+  const dev = new FakeDevice();
+  const state = dev.getState.bind(dev);
+  dev.getState = (): UapiDeviceState => { dev.calls.push('getState'); return state(); };
+  const srv = await UapiServer.listen({ ifname: 'wgt8', device: dev, dir });
+  t.teardown(() => srv.close());
+  const keys = Array.from({ length: 3000 }, (_, i) => (i + 1).toString(16).padStart(64, '0'));
+  const other = 'ff'.repeat(32);
+  const big = talk(srv.path, [`set=1\n${keys.map((k) => `public_key=${k}\n`).join('')}\n`], { until: 'errno=0\n\n' });
+  // The second client connects once the first set is under way.
+  await new Promise<void>((resolve) => { const poll = (): void => { if (dev.peers.size > 0) resolve(); else setImmediate(poll); }; poll(); });
+  t.ok(dev.peers.size < keys.length, `the first set is still being applied (${dev.peers.size} of ${keys.length} peers)`);
+  const small = talk(srv.path, [`set=1\npublic_key=${other}\n\nget=1\n\n`], { until: 'errno=0\n\nerrno=0\n\n' });
+  t.same(await Promise.all([big, small]), [{ out: 'errno=0\n\n', closed: false }, { out: 'errno=0\n\nerrno=0\n\n', closed: false }]);
+  const order = dev.calls.filter((c) => c.startsWith('createPeer') || c === 'getState');
+  t.same(order, [...keys.map((k) => `createPeer ${k}`), `createPeer ${other}`, 'getState'], 'the second client\'s set and get only after the whole first set');
+});
+
 t.test('server: stale socket or stray file is replaced', async (t) => {
   const dir = tmpDir(t);
   const sockPath = path.join(dir, 'wgt1.sock');

@@ -183,6 +183,15 @@ export class UapiSession {
     return this.state === 'closed';
   }
 
+  /**
+   * Inside a set: begun and not ended. The server lets no other session be fed meanwhile, as
+   * wireguard-go holds its IPC lock while it reads a set's lines (a get never sees half a set,
+   * two sets never interleave).
+   */
+  get midOperation(): boolean {
+    return this.state === 'set';
+  }
+
   /** Bytes received from the client. */
   feed(data: Uint8Array): UapiStep {
     if (this.state !== 'closed' && data.byteLength > 0) {

@@ -13,7 +13,10 @@
 //   - what a client sends is fed to its session FEED_SLICE bytes per event-loop turn. This
 //     thread also routes every packet, and libuv reads a fast writer's data up to 2 MB at a
 //     time: a `wg setconf` of 10,000 peers (≈ 1.5 MB) was applied in one turn, ≈ 0.4 s in which
-//     no packet moved. The session is a byte-stream model, so slicing changes nothing it does.
+//     no packet moved. The session is a byte-stream model, so slicing changes nothing it does;
+//     and while one session is inside an operation (a set begun, not ended) no other session is
+//     fed, as wireguard-go holds its IPC lock for a whole operation: a get never sees half a
+//     set, two sets never interleave.
 
 import fs from 'node:fs';
 import net from 'node:net';
@@ -44,6 +47,9 @@ export class UapiServer {
   readonly path: string;
   readonly #server: net.Server;
   readonly #device: UapiDevice;
+  /** The connection whose session is inside an operation (see the header), and those waiting for it. */
+  #owner: object | null = null;
+  readonly #waiting: Array<() => void> = [];
   readonly #log: UapiLog;
   readonly #onRequest: ((op: 'get' | 'set', errno: number) => void) | undefined;
   readonly #conns = new Set<net.Socket>();
@@ -157,9 +163,15 @@ export class UapiServer {
       }
       if (step.close) sock.end(() => sock.destroy());
     };
+    const me = {};
     // One slice now, the rest a slice per turn (setImmediate: after the loop's I/O).
     const feed = (): void => {
       feeding = false;
+      if (this.#owner !== null && this.#owner !== me) { // another session is inside an operation
+        feeding = true;
+        this.#waiting.push(feed);
+        return;
+      }
       let budget = FEED_SLICE;
       while (queue.length !== 0 && budget > 0 && !session.closed) {
         const head = queue[0]!;
@@ -170,12 +182,14 @@ export class UapiServer {
         apply(session.feed(piece));
       }
       if (session.closed) queue.length = 0;
+      this.#hold(me, session.midOperation && !session.closed);
       if (queue.length !== 0) {
         feeding = true;
         setImmediate(feed);
       } else if (ended) {
         ended = false;
         if (!session.closed) apply(session.end());
+        this.#hold(me, false);
       } else if (!writeBlocked && !session.closed && !sock.destroyed) {
         sock.resume();
       }
@@ -190,13 +204,30 @@ export class UapiServer {
       if (!feeding) feed();
     });
     sock.on('end', () => {
-      if (queue.length === 0) apply(session.end());
-      else ended = true; // fed, then ended, by feed()
+      if (queue.length === 0 && !feeding) {
+        apply(session.end());
+        this.#hold(me, false);
+      } else {
+        ended = true; // fed, then ended, by feed()
+      }
     });
+    sock.once('close', () => this.#hold(me, false)); // a client gone mid-operation releases it
     sock.on('error', (err) => {
       this.#log('verbose', 'UAPI connection error', { error: err.message });
       sock.destroy();
     });
+  }
+
+  /** `conn` is inside an operation (hold) or not: the others wait, or the first waiting is fed. */
+  #hold(conn: object, inside: boolean): void {
+    if (inside) {
+      this.#owner = conn;
+      return;
+    }
+    if (this.#owner !== conn) return;
+    this.#owner = null;
+    const waiting = this.#waiting.splice(0);
+    for (const next of waiting) setImmediate(next);
   }
 
   #startWatching(): void {
