@@ -12,7 +12,9 @@
 import dns from 'node:dns';
 import fs from 'node:fs';
 import { formatAddress, parseAddress, parsePrefix } from './protocol/ipaddr.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { type UapiDevice, UapiSession, parseUint } from './uapi/protocol.js';
+import { FEED_SLICE } from './uapi/server.js';
 import { resolveMetricsSettings, type MetricsSettings } from './metrics/config.js';
 
 export class ConfigError extends Error {
@@ -248,15 +250,21 @@ export async function loadConfigFile(file: string, cliMetrics: string | null): P
 
 /**
  * Applies a checked configuration to a device: 'set' replaces everything (`wg setconf`),
- * 'sync' applies only the difference and keeps untouched sessions (`wg syncconf`).
- * Throws Error with the device's reason and errno if the device refuses it.
+ * 'sync' applies only the difference and keeps untouched sessions (`wg syncconf`). The request
+ * is fed FEED_SLICE bytes per event-loop turn, as the UAPI socket feeds a client's (the main
+ * thread also routes every packet); the daemon runs a reload while no UAPI client is inside a
+ * set (UapiServer.exclusive). Rejects with the device's reason and errno if it refuses.
  */
-export function applyConfig(device: UapiDevice, config: WgConfig, mode: 'set' | 'sync' = 'set'): void {
+export async function applyConfig(device: UapiDevice, config: WgConfig, mode: 'set' | 'sync' = 'set'): Promise<void> {
   const current = mode === 'sync' ? device.getState().peers.map((p) => Buffer.from(p.publicKey).toString('hex')) : undefined;
   let reason = '';
   const session = new UapiSession(device, (level, msg) => { if (level === 'error') reason = msg; });
-  const step = session.feed(Buffer.from(configToUapi(config, current)));
-  const reply = Buffer.from(step.output).toString();
+  const request = Buffer.from(configToUapi(config, current));
+  let reply = '';
+  for (let at = 0; at < request.length && !session.closed; at += FEED_SLICE) {
+    if (at !== 0) await nextTurn();
+    reply += Buffer.from(session.feed(request.subarray(at, at + FEED_SLICE)).output).toString();
+  }
   const m = reply.match(/errno=(-?\d+)/);
   if (!m || m[1] !== '0') throw new Error(`${config.file}: the device refused the configuration: ${reason || 'no reason given'} (errno=${m?.[1] ?? '?'})`);
 }

@@ -46,7 +46,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     cleanups.unshift(() => device.close());
     if (loaded !== null) {
       device.peerNames = loaded.metrics.friendlyNames; // log lines name peers as the metrics do
-      applyConfig(device, loaded.config);
+      await applyConfig(device, loaded.config);
       device.countConfigReload(true);
     }
     const uapiFd = process.env.WG_UAPI_FD;
@@ -94,7 +94,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       try {
         const next = await loadConfigFile(file, opts.metrics);
         if (stopping) return;
-        await metrics.apply(next.metrics, () => applyConfig(device, next.config, 'sync'));
+        await uapi.exclusive(() => metrics.apply(next.metrics, () => applyConfig(device, next.config, 'sync')));
         device.peerNames = next.metrics.friendlyNames;
         device.countConfigReload(true);
         log.info('configuration reloaded', { file });

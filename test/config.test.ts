@@ -135,15 +135,15 @@ class MemoryDevice implements UapiDevice {
 
 t.test('a file the device refuses (a listen port that is taken) leaves the device as it was', async (t) => {
   const dev = new MemoryDevice();
-  applyConfig(dev, parseConfig(GOOD, 'wg0.conf'));
+  await applyConfig(dev, parseConfig(GOOD, 'wg0.conf'));
   const before = JSON.stringify(dev.getState());
   dev.takenPorts.add(51999);
   const changed = GOOD.replace('ListenPort = 51820', 'ListenPort = 51999\nFwMark = 7').replace('AllowedIPs = 10.0.1.0/24', 'AllowedIPs = 10.0.9.0/24');
-  t.throws(() => applyConfig(dev, parseConfig(changed, 'wg0.conf'), 'sync'),
+  await t.rejects(applyConfig(dev, parseConfig(changed, 'wg0.conf'), 'sync'),
     { message: 'wg0.conf: the device refused the configuration: failed to set listen_port: port 51999 is taken (errno=-98)' });
   t.equal(JSON.stringify(dev.getState()), before, 'listen port, fwmark, peers and allowed IPs unchanged');
   dev.takenPorts.clear();
-  applyConfig(dev, parseConfig(changed), 'sync');
+  await applyConfig(dev, parseConfig(changed), 'sync');
   t.same([dev.listenPort, dev.fwmark, dev.peers.get(hex(KEY_C))!.allowed], [51999, 7, ['10.0.9.0/24']], 'applied once the device accepts it');
 });
 

@@ -717,6 +717,32 @@ t.test('server: while one client is inside a set, no other client is served (a g
   t.same(order, [...keys.map((k) => `createPeer ${k}`), `createPeer ${other}`, 'getState'], 'the second client\'s set and get only after the whole first set');
 });
 
+t.test('server: exclusive() (a --config reload) waits for a set in progress, and holds the clients until it settles', async (t) => {
+  const dir = tmpDir(t);
+  const dev = new FakeDevice();
+  const srv = await UapiServer.listen({ ifname: 'wgt7', device: dev, dir });
+  t.teardown(() => srv.close());
+  const keys = Array.from({ length: 3000 }, (_, i) => (i + 1).toString(16).padStart(64, '0'));
+  const big = talk(srv.path, [`set=1\n${keys.map((k) => `public_key=${k}\n`).join('')}\n`], { until: 'errno=0\n\n' });
+  await new Promise<void>((resolve) => { const poll = (): void => { if (dev.peers.size > 0) resolve(); else setImmediate(poll); }; poll(); });
+  let release!: () => void;
+  let seenAtStart = -1;
+  const reload = srv.exclusive(async () => {
+    seenAtStart = dev.peers.size;
+    await new Promise<void>((r) => { release = r; });
+    return 'done';
+  });
+  const late = talk(srv.path, [`set=1\npublic_key=${'ee'.repeat(32)}\n\n`], { until: 'errno=0\n\n' });
+  await big;
+  await new Promise((r) => setTimeout(r, 50)); // the reload holds: the late set must not be applied meanwhile
+  t.equal(seenAtStart, keys.length, 'the reload began only after the whole set in progress');
+  t.notOk(dev.peers.has('ee'.repeat(32)), 'a client that came during the reload waits');
+  release();
+  t.equal(await reload, 'done');
+  await late;
+  t.ok(dev.peers.has('ee'.repeat(32)), 'and is served once it settled');
+});
+
 t.test('server: stale socket or stray file is replaced', async (t) => {
   const dir = tmpDir(t);
   const sockPath = path.join(dir, 'wgt1.sock');

@@ -20,7 +20,7 @@ export class MetricsEndpoint {
    * Applies `settings`, and `applyRest` (the rest of the configuration) in between: a new
    * address is bound first, and if that or `applyRest` throws, the endpoint stays as it was.
    */
-  async apply(settings: MetricsSettings, applyRest: () => void = () => {}): Promise<void> {
+  async apply(settings: MetricsSettings, applyRest: () => void | Promise<void> = () => {}): Promise<void> {
     const move = settings.listen !== this.listen;
     let next: MetricsServer | null = null;
     if (move && settings.listen !== null) {
@@ -28,7 +28,7 @@ export class MetricsEndpoint {
       next = await MetricsServer.listen(settings.listen, this.metrics, (err) => this.log.error('metrics endpoint error', { error: err.message }));
     }
     try {
-      applyRest();
+      await applyRest();
     } catch (err) {
       await next?.close();
       throw err;

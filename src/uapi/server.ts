@@ -218,6 +218,21 @@ export class UapiServer {
     });
   }
 
+  /**
+   * Runs `fn` once no session is inside a set, and feeds no session until it settles: a --config
+   * reload (src/daemon.ts) is one operation among the clients' as wireguard-go's lock would make it.
+   */
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.#owner !== null) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    const token = {};
+    this.#owner = token;
+    try {
+      return await fn();
+    } finally {
+      this.#hold(token, false);
+    }
+  }
+
   /** `conn` is inside an operation (hold) or not: the others wait, or the first waiting is fed. */
   #hold(conn: object, inside: boolean): void {
     if (inside) {
