@@ -11,8 +11,8 @@
 // `wg-quick strip`.
 import dns from 'node:dns';
 import fs from 'node:fs';
-import { formatAddress, parseAddress, parsePrefix } from './protocol/ipaddr.js';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { formatAddress, parseAddress, parsePrefix } from './protocol/ipaddr.js';
 import { type UapiDevice, UapiSession, parseUint } from './uapi/protocol.js';
 import { FEED_SLICE } from './uapi/server.js';
 import { resolveMetricsSettings, type MetricsSettings } from './metrics/config.js';
