@@ -28,7 +28,6 @@ import {
   type MetricsDataplane, type MetricsDeviceInfo, type MetricsHandshakeWorkers, type MetricsPeer, type MetricsSource,
 } from './metrics/source.js';
 import { peerLabel } from './peer-name.js';
-import { formatPrefix } from './protocol/allowedips.js';
 import { DROP_REASONS, DropCounters } from './protocol/drops.js';
 import { endpointFromBytes, formatEndpoint, withoutSource } from './protocol/endpoint.js';
 import { type Clock, Engine, type EngineHooks } from './protocol/engine.js';
@@ -345,7 +344,7 @@ export class Device implements UapiDevice, MetricsSource {
         txBytes: e.stats[s + Stat.TxBytes]!,
         rxBytes: e.stats[s + Stat.RxBytes]!,
         persistentKeepaliveInterval: peer.persistentKeepalive,
-        allowedIps: e.allowedIPs.entriesForPeer(peer).map((p) => formatPrefix(p.addr, p.cidr)),
+        allowedIps: e.allowedIPs.textForPeer(peer),
       });
     }
     return { privateKey: e.privateKey, listenPort: this.udp.port, fwmark: this.fwmark, peers };
@@ -466,8 +465,8 @@ export class Device implements UapiDevice, MetricsSource {
     return this.engine.peers();
   }
 
-  metricsAllowedIps(peer: MetricsPeer): string[] {
-    return this.engine.allowedIPs.entriesForPeer(peer as Peer).map((p) => formatPrefix(p.addr, p.cidr));
+  metricsAllowedIps(peer: MetricsPeer): readonly string[] {
+    return this.engine.allowedIPs.textForPeer(peer as Peer);
   }
 
   metricsDataplane(): MetricsDataplane | null {

@@ -387,6 +387,30 @@ t.test('entriesForPeer order: insertion order, re-insert keeps position, move ap
   t.same(r.entriesForPeer({ name: 'unknown' }), []);
 });
 
+t.test('textForPeer: the prefixes as text, kept until the peer\'s prefixes change (either side of a move)', async (t) => {
+  const a: Peer = { name: 'a' };
+  const b: Peer = { name: 'b' };
+  const r = new AllowedIPs<Peer>();
+  const p = ['10.1.0.0/16', 'fd00::/8', '10.0.0.0/8'].map((s) => parsePrefix(s)!);
+  t.same(r.textForPeer(a), [], 'none yet');
+  for (const x of p) r.insert(x.addr, x.cidr, a);
+  const first = r.textForPeer(a);
+  t.same(first, ['10.1.0.0/16', 'fd00::/8', '10.0.0.0/8']);
+  t.equal(r.textForPeer(a), first, 'unchanged: the same answer, not made again');
+  r.insert(p[0]!.addr, p[0]!.cidr, a);
+  t.equal(r.textForPeer(a), first, 're-insert of its own prefix changes nothing');
+  t.same(r.textForPeer(b), []);
+  r.insert(p[1]!.addr, p[1]!.cidr, b);
+  t.same(r.textForPeer(a), ['10.1.0.0/16', '10.0.0.0/8'], 'a prefix moved away');
+  t.same(r.textForPeer(b), ['fd00::/8'], '… and arrived');
+  r.remove(p[2]!.addr, p[2]!.cidr, a);
+  t.same(r.textForPeer(a), ['10.1.0.0/16']);
+  r.removeByPeer(b);
+  t.same(r.textForPeer(b), []);
+  r.clear();
+  t.same(r.textForPeer(a), []);
+});
+
 t.test('entriesForPeer returns copies', async (t) => {
   const a: Peer = { name: 'a' };
   const r = new AllowedIPs<Peer>();

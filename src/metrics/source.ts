@@ -40,7 +40,7 @@ export interface MetricsSource {
   /** The configured peers; iterated once per scrape. */
   metricsPeers(): Iterable<MetricsPeer>;
   /** A peer's allowed IPs in text form ("10.0.0.2/32"), in UAPI order. */
-  metricsAllowedIps(peer: MetricsPeer): string[];
+  metricsAllowedIps(peer: MetricsPeer): readonly string[];
   /** [txBytes, rxBytes, txPackets, rxPackets] per peer id (protocol/peer.ts Stat). */
   readonly metricsPeerStats: Float64Array;
   /** Drop counts by [direction × DROP_REASONS.length + reason] (protocol/drops.ts). */

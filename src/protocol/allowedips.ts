@@ -34,6 +34,7 @@
 // kernel; callers that want it routed as IPv4 must unmap it first.
 
 import { HostIndex } from './hostindex.js';
+import { formatPrefix } from './ipaddr.js';
 
 export { formatAddress, formatPrefix, parseAddress, parsePrefix } from './ipaddr.js';
 
@@ -331,6 +332,8 @@ export class AllowedIPs<P> {
   private readonly hosts4 = new HostIndex(1);
   private readonly hosts6 = new HostIndex(4);
   private readonly lists = new Map<P, PeerList<P>>();
+  /** textForPeer's answers, dropped when the peer's prefixes change. */
+  private readonly texts = new Map<P, readonly string[]>();
   private count = 0;
   private readonly scratch = new Int32Array(4);
 
@@ -361,6 +364,7 @@ export class AllowedIPs<P> {
 
   /** Remove every prefix of peer. */
   removeByPeer(peer: P): void {
+    this.texts.delete(peer);
     const list = this.lists.get(peer);
     if (list === undefined) return;
     while (list.head !== NONE) {
@@ -455,6 +459,19 @@ export class AllowedIPs<P> {
     return out;
   }
 
+  /**
+   * The peer's prefixes as text ("10.0.0.2/32", "fd00::/64"), in insertion order: what `wg show`
+   * and the metrics print at every get and scrape, kept until the peer's prefixes change.
+   */
+  textForPeer(peer: P): readonly string[] {
+    let text = this.texts.get(peer);
+    if (text === undefined) {
+      text = this.entriesForPeer(peer).map((e) => formatPrefix(e.addr, e.cidr));
+      this.texts.set(peer, text);
+    }
+    return text;
+  }
+
   /** Number of prefixes owned by peer. */
   countForPeer(peer: P): number {
     return this.lists.get(peer)?.count ?? 0;
@@ -467,6 +484,7 @@ export class AllowedIPs<P> {
     this.hosts4.clear();
     this.hosts6.clear();
     this.lists.clear();
+    this.texts.clear();
     this.count = 0;
   }
 
@@ -534,6 +552,7 @@ export class AllowedIPs<P> {
       this.count++;
       if (t.cidr(n) === t.maxBits) this.hostIndexOf(t).set(this.nodeKey(t, n), n);
     }
+    this.texts.delete(peer);
     let list = this.lists.get(peer);
     if (list === undefined) {
       list = { peer, head: NONE, tail: NONE, count: 0 };
@@ -567,6 +586,7 @@ export class AllowedIPs<P> {
   /** Take node n out of its owner's list and clear its peer. */
   private unlink(t: Trie<P>, n: number): void {
     const list = this.lists.get(t.peer[n] as P)!;
+    this.texts.delete(list.peer);
     const prev = t.prev[n]!;
     const next = t.next[n]!;
     if (prev === NONE) list.head = next;

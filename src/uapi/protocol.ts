@@ -58,7 +58,7 @@ export interface UapiPeerState {
   rxBytes: number;
   persistentKeepaliveInterval: number;
   /** Canonical "10.0.0.0/24", insertion order. */
-  allowedIps: string[];
+  allowedIps: readonly string[];
 }
 
 export interface UapiDeviceState {
