@@ -146,6 +146,8 @@ export class UapiServer {
     let ended = false;
     let writeBlocked = false;
     let feeding = false;
+    /** The connection closed: what it sent and was not fed yet is dropped (a set it was inside ends there). */
+    let gone = false;
     const apply = (step: UapiStep): void => {
       if (step.output.length > 0 && !sock.destroyed) {
         // Like wireguard-go's blocking write: stop reading until the client reads.
@@ -167,6 +169,7 @@ export class UapiServer {
     // One slice now, the rest a slice per turn (setImmediate: after the loop's I/O).
     const feed = (): void => {
       feeding = false;
+      if (gone) return;
       if (this.#owner !== null && this.#owner !== me) { // another session is inside an operation
         feeding = true;
         this.#waiting.push(feed);
@@ -211,7 +214,11 @@ export class UapiServer {
         ended = true; // fed, then ended, by feed()
       }
     });
-    sock.once('close', () => this.#hold(me, false)); // a client gone mid-operation releases it
+    sock.once('close', () => { // a client gone mid-set releases the others, as wireguard-go's failed read ends the set
+      gone = true;
+      queue.length = 0;
+      this.#hold(me, false);
+    });
     sock.on('error', (err) => {
       this.#log('verbose', 'UAPI connection error', { error: err.message });
       sock.destroy();
