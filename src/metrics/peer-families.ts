@@ -53,39 +53,35 @@ interface Family {
   name: string;
   type: 'counter' | 'gauge';
   help: string;
-  /** Appends this family's lines for one row (label sets come rendered). */
-  lines(r: Row, scrapeWall: number): string;
+  /** The row's rendered label set, or one per series (an info family with a series per allowed IP). */
+  labels(r: Row): string | readonly string[];
+  value(r: Row, scrapeWall: number): number;
 }
 
-/** A series line: name, rendered label set, value as prom-client writes it. */
-const line = (name: string, labels: string, value: number): string => `${name}${labels} ${formatValue(value)}\n`;
+const family = (type: Family['type'], name: string, help: string, labels: Family['labels'], value: Family['value']): Family =>
+  ({ name, type, help, labels, value });
+const compat = (r: Row): string => r.compat;
+const ext = (r: Row): string => r.ext;
+const md = (r: Row): string => r.md;
+const handshakeSeconds = (r: Row): number => Math.floor(r.handshakeWall / 1000);
+const one = (): number => 1;
 
 const COMPATIBLE: Family[] = [
-  { name: 'wireguard_sent_bytes_total', type: 'counter', help: 'Bytes sent to the peer: whole WireGuard messages on the wire, handshakes included (wg show transfer).',
-    lines: (r) => line('wireguard_sent_bytes_total', r.compat, r.txBytes) },
-  { name: 'wireguard_received_bytes_total', type: 'counter', help: 'Bytes received from the peer: whole authenticated WireGuard messages, handshakes included (wg show transfer).',
-    lines: (r) => line('wireguard_received_bytes_total', r.compat, r.rxBytes) },
-  { name: 'wireguard_latest_handshake_seconds', type: 'gauge', help: 'Unix time of the latest completed handshake with the peer, in seconds; 0 = never.',
-    lines: (r) => line('wireguard_latest_handshake_seconds', r.compat, Math.floor(r.handshakeWall / 1000)) },
-  { name: 'wireguard_latest_handshake_delay_seconds', type: 'gauge', help: 'Seconds since the latest completed handshake with the peer (since the Unix epoch when there was none, like time() - wireguard_latest_handshake_seconds).',
-    lines: (r, now) => line('wireguard_latest_handshake_delay_seconds', r.compat, Math.max(0, (now - r.handshakeWall) / 1000)) },
-  { name: 'wireguard_peer_sent_packets_total', type: 'counter', help: 'Transport messages sent to the peer (data and keepalives).',
-    lines: (r) => line('wireguard_peer_sent_packets_total', r.ext, r.txPackets) },
-  { name: 'wireguard_peer_received_packets_total', type: 'counter', help: 'Authenticated transport messages received from the peer (data and keepalives).',
-    lines: (r) => line('wireguard_peer_received_packets_total', r.ext, r.rxPackets) },
+  family('counter', 'wireguard_sent_bytes_total', 'Bytes sent to the peer: whole WireGuard messages on the wire, handshakes included (wg show transfer).', compat, (r) => r.txBytes),
+  family('counter', 'wireguard_received_bytes_total', 'Bytes received from the peer: whole authenticated WireGuard messages, handshakes included (wg show transfer).', compat, (r) => r.rxBytes),
+  family('gauge', 'wireguard_latest_handshake_seconds', 'Unix time of the latest completed handshake with the peer, in seconds; 0 = never.', compat, handshakeSeconds),
+  family('gauge', 'wireguard_latest_handshake_delay_seconds', 'Seconds since the latest completed handshake with the peer (since the Unix epoch when there was none, like time() - wireguard_latest_handshake_seconds).',
+    compat, (r, now) => Math.max(0, (now - r.handshakeWall) / 1000)),
+  family('counter', 'wireguard_peer_sent_packets_total', 'Transport messages sent to the peer (data and keepalives).', ext, (r) => r.txPackets),
+  family('counter', 'wireguard_peer_received_packets_total', 'Authenticated transport messages received from the peer (data and keepalives).', ext, (r) => r.rxPackets),
 ];
 
 const MDLAYHER: Family[] = [
-  { name: 'wireguard_peer_receive_bytes_total', type: 'counter', help: 'Bytes received from the peer (mdlayher/wireguard_exporter name).',
-    lines: (r) => line('wireguard_peer_receive_bytes_total', r.md, r.rxBytes) },
-  { name: 'wireguard_peer_transmit_bytes_total', type: 'counter', help: 'Bytes sent to the peer (mdlayher/wireguard_exporter name).',
-    lines: (r) => line('wireguard_peer_transmit_bytes_total', r.md, r.txBytes) },
-  { name: 'wireguard_peer_last_handshake_seconds', type: 'gauge', help: 'Unix time of the latest completed handshake with the peer, in seconds; 0 = never (mdlayher/wireguard_exporter name).',
-    lines: (r) => line('wireguard_peer_last_handshake_seconds', r.md, Math.floor(r.handshakeWall / 1000)) },
-  { name: 'wireguard_peer_info', type: 'gauge', help: 'Metadata about a peer; always 1 (mdlayher/wireguard_exporter name).',
-    lines: (r) => line('wireguard_peer_info', r.mdInfo, 1) },
-  { name: 'wireguard_peer_allowed_ips_info', type: 'gauge', help: 'An allowed IP of a peer; always 1 (mdlayher/wireguard_exporter name).',
-    lines: (r) => r.mdAllowed.map((labels) => line('wireguard_peer_allowed_ips_info', labels, 1)).join('') },
+  family('counter', 'wireguard_peer_receive_bytes_total', 'Bytes received from the peer (mdlayher/wireguard_exporter name).', md, (r) => r.rxBytes),
+  family('counter', 'wireguard_peer_transmit_bytes_total', 'Bytes sent to the peer (mdlayher/wireguard_exporter name).', md, (r) => r.txBytes),
+  family('gauge', 'wireguard_peer_last_handshake_seconds', 'Unix time of the latest completed handshake with the peer, in seconds; 0 = never (mdlayher/wireguard_exporter name).', md, handshakeSeconds),
+  family('gauge', 'wireguard_peer_info', 'Metadata about a peer; always 1 (mdlayher/wireguard_exporter name).', (r) => r.mdInfo, one),
+  family('gauge', 'wireguard_peer_allowed_ips_info', 'An allowed IP of a peer; always 1 (mdlayher/wireguard_exporter name).', (r) => r.mdAllowed, one),
 ];
 
 export class PeerFamilies {
@@ -106,7 +102,10 @@ export class PeerFamilies {
     for (const f of families) {
       let text = `# HELP ${f.name} ${f.help}\n# TYPE ${f.name} ${f.type}\n`;
       for (let i = 0; i < rows.length; i++) {
-        text += f.lines(rows[i]!, scrapeWall);
+        const r = rows[i]!;
+        const labels = f.labels(r);
+        if (typeof labels === 'string') text += `${f.name}${labels} ${formatValue(f.value(r, scrapeWall))}\n`;
+        else for (const l of labels) text += `${f.name}${l} ${formatValue(f.value(r, scrapeWall))}\n`;
         if ((i + 1) % PEERS_PER_CHUNK === 0) {
           out.push(Buffer.from(text, 'utf8'));
           text = '';
