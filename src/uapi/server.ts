@@ -185,7 +185,7 @@ export class UapiServer {
         apply(session.feed(piece));
       }
       if (session.closed) queue.length = 0;
-      this.#hold(me, session.midOperation && !session.closed);
+      this.#hold(me, session.midOperation); // false once closed
       if (queue.length !== 0) {
         feeding = true;
         setImmediate(feed);

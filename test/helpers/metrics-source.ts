@@ -5,7 +5,6 @@ import { nodeCrypto } from '../../src/crypto/crypto.js';
 import { STATS_LENGTH } from '../../src/dataplane/layout.js';
 import { HandshakeStats } from '../../src/metrics/handshakes.js';
 import { type MetricsDataplane, type MetricsDeviceInfo, type MetricsPeer, type MetricsSource } from '../../src/metrics/source.js';
-import { formatPrefix } from '../../src/protocol/allowedips.js';
 import { Engine } from '../../src/protocol/engine.js';
 import { type Peer } from '../../src/protocol/peer.js';
 
@@ -50,8 +49,8 @@ export class EngineMetricsSource implements MetricsSource {
   metricsPeers(): Iterable<MetricsPeer> {
     return this.engine.peers();
   }
-  metricsAllowedIps(peer: MetricsPeer): string[] {
-    return this.engine.allowedIPs.entriesForPeer(peer as Peer).map((p) => formatPrefix(p.addr, p.cidr));
+  metricsAllowedIps(peer: MetricsPeer): readonly string[] {
+    return this.engine.allowedIPs.textForPeer(peer as Peer);
   }
   metricsDataplane(): MetricsDataplane | null {
     const d = this.dataplane;
