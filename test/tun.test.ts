@@ -118,16 +118,20 @@ const next = (worker, key) => new Promise((resolve) => {
   worker.on('message', on);
 });
 const reader = startReader(dev);
+// Each wait below says on stderr what it waits for: a probe killed by its timeout then tells which.
+const step = (what) => console.error('probe waits for: ' + what);
 
 // Read: ping an address routed into the link; the echo request comes out of readSlots.
 const readP = next(reader, 'read');
 execFile('ping', ['-c', '1', '-W', '1', '203.0.113.2'], () => {});
+step('the echo request out of readSlots');
 const pkt = Buffer.from((await readP).read);
 out.read = { version: pkt[0] >> 4, proto: pkt[9], icmpType: pkt[20], src: [...pkt.subarray(12, 16)].join('.'), dst: [...pkt.subarray(16, 20)].join('.'), totalLength: pkt.readUInt16BE(2), length: pkt.length };
 
 // Wake: the blocked reader returns 0.
 const woke = next(reader, 'woke');
 dev.wake();
+step('the reader woken through the eventfd');
 out.woke = (await woke).woke;
 
 // Write: an IPv4/UDP packet from 203.0.113.2:40000 to a socket bound on 203.0.113.1, through
@@ -151,6 +155,7 @@ const wout = new Int32Array(tun.TUN_WRITE_OUT_LEN);
 const write = () => nat.writeSlots(dev.fd, dev.vnetHdr, data, SLOT, null, Int32Array.of(3), Int32Array.of(p.length), 1, true, wout);
 const got = new Promise((r) => sock.once('message', (msg, rinfo) => r({ msg: msg.toString(), from: rinfo.address + ':' + rinfo.port })));
 out.wrote = { handled: write(), written: wout[0], errors: wout[1], writes: wout[3], bytes: wout[6] };
+step('the written datagram at the socket');
 out.received = await got;
 sock.close();
 
@@ -159,7 +164,9 @@ sock.close();
 const gone = new Promise((r) => tun.watchTunRemoval('wpt0', () => r(true)));
 const readGone = next(reader, 'gone');
 execFileSync('ip', ['link', 'delete', 'dev', 'wpt0']);
+step('watchTunRemoval after the link was deleted');
 out.watcherFired = await gone;
+step('the blocked reader to see the link gone');
 const g = await readGone;
 out.readGone = { gone: g.gone, again: g.again };
 write();
@@ -175,6 +182,7 @@ await reader.terminate();
 // (non-persistent) link disappears with its last fd.
 const dev2 = tun.createTun('wpt2', 1420);
 const reader2 = startReader(dev2);
+step('the second reader to start');
 await next(reader2, 'ready');
 // Whether or not it is already blocked in poll when close() comes, it must come back: a wake
 // before the poll is seen by the poll (eventfd readable), one during it ends it.
