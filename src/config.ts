@@ -256,7 +256,7 @@ export async function loadConfigFile(file: string, cliMetrics: string | null): P
  * set (UapiServer.exclusive). Rejects with the device's reason and errno if it refuses.
  */
 export async function applyConfig(device: UapiDevice, config: WgConfig, mode: 'set' | 'sync' = 'set'): Promise<void> {
-  const current = mode === 'sync' ? device.getState().peers.map((p) => Buffer.from(p.publicKey).toString('hex')) : undefined;
+  const current = mode === 'sync' ? Array.from(device.getState().peers, (p) => Buffer.from(p.publicKey).toString('hex')) : undefined;
   let reason = '';
   const session = new UapiSession(device, (level, msg) => { if (level === 'error') reason = msg; });
   const request = Buffer.from(configToUapi(config, current));

@@ -36,7 +36,7 @@ import { type Peer, Stat, STATS_PER_PEER } from './protocol/peer.js';
 import { DrainClock } from './drain-clock.js';
 import { ReceivePath } from './receive.js';
 import { SendPath } from './send.js';
-import { type UapiDevice, type UapiDeviceState, UapiError } from './uapi/protocol.js';
+import { type UapiDevice, type UapiDeviceState, UapiError, type UapiPeerState } from './uapi/protocol.js';
 
 export interface DeviceOptions {
   ifname: string;
@@ -329,12 +329,17 @@ export class Device implements UapiDevice, MetricsSource {
 
   getState(): UapiDeviceState {
     const e = this.engine;
-    const peers = [];
+    return { privateKey: e.privateKey, listenPort: this.udp.port, fwmark: this.fwmark, peers: this.peerStates() };
+  }
+
+  /** Each peer's UAPI state, read when the get reply reaches it (UapiSession writes a reply in steps, holding the UAPI lock). */
+  private *peerStates(): Generator<UapiPeerState> {
+    const e = this.engine;
     for (const peer of e.peers()) {
       const s = peer.id * STATS_PER_PEER;
       const wall = peer.lastHandshakeWall;
       const psk = peer.handshake.presharedKey;
-      peers.push({
+      yield {
         publicKey: peer.publicKey,
         publicKeyHex: peer.publicKeyHex,
         presharedKey: isZeroKey(psk) ? null : psk,
@@ -345,9 +350,8 @@ export class Device implements UapiDevice, MetricsSource {
         rxBytes: e.stats[s + Stat.RxBytes]!,
         persistentKeepaliveInterval: peer.persistentKeepalive,
         allowedIps: e.allowedIPs.textForPeer(peer),
-      });
+      };
     }
-    return { privateKey: e.privateKey, listenPort: this.udp.port, fwmark: this.fwmark, peers };
   }
 
   publicKey(): Uint8Array | null {

@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { x25519 } from '@noble/curves/ed25519.js';
 import {
+  GET_PEERS_PER_STEP,
   UapiError,
   UapiSession,
   parseAllowedIp,
@@ -22,6 +23,7 @@ import {
   parseUint,
   type UapiDevice,
   type UapiDeviceState,
+  type UapiPeerState,
   type UapiStep,
 } from '../src/uapi/protocol.js';
 import { FEED_SLICE, UapiServer } from '../src/uapi/server.js';
@@ -205,6 +207,86 @@ t.test('get: reply byte for byte in wireguard-go order', async (t) => {
     `public_key=${'aa'.repeat(32)}\npreshared_key=${ZERO64}\nprotocol_version=1\nlast_handshake_time_sec=0\n`
     + 'last_handshake_time_nsec=0\ntx_bytes=0\nrx_bytes=0\npersistent_keepalive_interval=0\n'
     + ips.map((ip) => `allowed_ip=${ip}\n`).join('') + 'errno=0\n\n');
+});
+
+/** Peer i of a large device: its key is i in hex; everything else unset. */
+function bulkPeer(i: number): UapiPeerState {
+  return { publicKey: Buffer.from(i.toString(16).padStart(64, '0'), 'hex'), presharedKey: null, endpoint: null,
+    lastHandshakeTimeSec: 0, lastHandshakeTimeNsec: 0, txBytes: i, rxBytes: 0, persistentKeepaliveInterval: 0, allowedIps: [] };
+}
+
+/** The reply lines of bulkPeer(i), written out independently of the formatter. */
+function bulkPeerText(i: number): string {
+  return `public_key=${i.toString(16).padStart(64, '0')}\npreshared_key=${ZERO64}\nprotocol_version=1\n` +
+    `last_handshake_time_sec=0\nlast_handshake_time_nsec=0\ntx_bytes=${i}\nrx_bytes=0\npersistent_keepalive_interval=0\n`;
+}
+
+/** A device of n bulk peers whose states are produced on demand; `read` counts those produced so far; `failAt` throws there. */
+function bulkDevice(n: number, failAt = -1): FakeDevice & { read: number } {
+  const dev = Object.assign(new FakeDevice(), { read: 0 });
+  function* peers(): Generator<UapiPeerState> {
+    for (let i = 0; i < n; i++) {
+      if (i === failAt) throw new Error('peer state unreadable');
+      dev.read++;
+      yield bulkPeer(i);
+    }
+  }
+  dev.getState = (): UapiDeviceState => ({ privateKey: null, listenPort: 51820, fwmark: 0, peers: peers() });
+  return dev;
+}
+
+t.test('get: a large reply is written a step at a time, each peer read only when its step comes; input meanwhile waits', async (t) => {
+  const n = 2 * GET_PEERS_PER_STEP + 500;
+  const dev = bulkDevice(n);
+  const session = new UapiSession(dev);
+  const first = session.feed(Buffer.from('get=1\n\nset=1\nfwmark=5\n\n'));
+  t.ok(session.replying && session.midOperation, 'after the first step the reply goes on (an operation: the server feeds no other session)');
+  t.ok(dev.read <= GET_PEERS_PER_STEP + 1, `${dev.read} peers read for the first step (one step and one ahead)`);
+  t.same(first.requests, [], 'not answered yet');
+  t.same(dev.calls, [], 'the pipelined set waits for the reply');
+  let out = Buffer.from(first.output).toString('latin1');
+  const requests = [];
+  let steps = 1;
+  while (session.replying) {
+    const step = session.resume();
+    out += Buffer.from(step.output).toString('latin1');
+    requests.push(...step.requests);
+    steps++;
+  }
+  t.equal(steps, Math.ceil(n / GET_PEERS_PER_STEP), 'a step per GET_PEERS_PER_STEP peers');
+  let want = 'listen_port=51820\n';
+  for (let i = 0; i < n; i++) want += bulkPeerText(i);
+  t.equal(out, `${want}errno=0\n\nerrno=0\n\n`, 'the whole reply in order, then the set that waited was read and answered');
+  t.same(requests, [{ op: 'get', errno: 0 }, { op: 'set', errno: 0 }]);
+  t.same(dev.calls, ['setFwmark 5']);
+  t.notOk(session.midOperation);
+
+  // EOF right after the get: the reply is written whole, then the session closes.
+  const dev2 = bulkDevice(n);
+  const s2 = new UapiSession(dev2);
+  let out2 = Buffer.from(s2.feed(Buffer.from('get=1\n\n')).output).toString('latin1');
+  const ended = s2.end();
+  out2 += Buffer.from(ended.output).toString('latin1');
+  t.notOk(ended.close, 'EOF does not cut the reply short');
+  let closed = false;
+  while (s2.replying) {
+    const step = s2.resume();
+    out2 += Buffer.from(step.output).toString('latin1');
+    closed = step.close;
+  }
+  t.equal(out2, `${want}errno=0\n\n`);
+  t.ok(closed && s2.closed, 'closed after the last step');
+
+  // A device that fails mid-reply: errno=-55 after what was written, and the session goes on.
+  const dev3 = bulkDevice(n, GET_PEERS_PER_STEP + 10);
+  const lines: string[] = [];
+  const s3 = new UapiSession(dev3, (_level, msg) => lines.push(msg));
+  let out3 = Buffer.from(s3.feed(Buffer.from('get=1\n\n')).output).toString('latin1');
+  while (s3.replying) out3 += Buffer.from(s3.resume().output).toString('latin1');
+  t.match(out3, /errno=-55\n\n$/, 'the failure ends the reply with an errno');
+  t.ok(out3.startsWith('listen_port=51820\n' + bulkPeerText(0)), 'after the steps written before it');
+  t.same(lines, ['failed to read device state']);
+  t.equal(Buffer.from(s3.feed(Buffer.from('set=1\nfwmark=1\n\n')).output).toString(), 'errno=0\n\n', 'the next request is served');
 });
 
 t.test('get: a byte other than the empty line after get=1 is errno=-22 and consumes one byte', async (t) => {
@@ -715,6 +797,59 @@ t.test('server: while one client is inside a set, no other client is served (a g
   t.same(await Promise.all([big, small]), [{ out: 'errno=0\n\n', closed: false }, { out: 'errno=0\n\nerrno=0\n\n', closed: false }]);
   const order = dev.calls.filter((c) => c.startsWith('createPeer') || c === 'getState');
   t.same(order, [...keys.map((k) => `createPeer ${k}`), `createPeer ${other}`, 'getState'], 'the second client\'s set and get only after the whole first set');
+});
+
+t.test('server: a large get is written a step per turn, the next once the client has read; a set from another client waits for it', async (t) => {
+  const dir = tmpDir(t);
+  const n = 10 * GET_PEERS_PER_STEP;
+  const dev = bulkDevice(n);
+  const srv = await UapiServer.listen({ ifname: 'wgt6', device: dev, dir });
+  t.teardown(() => srv.close());
+  let turn = 0;
+  let counting = true;
+  const tick = (): void => { turn++; if (counting) setImmediate(tick); };
+  setImmediate(tick);
+  const readAt: number[] = []; // the turn each peer was read in
+  const state = dev.getState;
+  dev.getState = (): UapiDeviceState => {
+    const s = state();
+    const peers = s.peers;
+    return { ...s, peers: (function* () { for (const p of peers) { readAt.push(turn); yield p; } })() };
+  };
+  const other = 'ff'.repeat(32);
+  let readWhenSet = -1;
+  const create = dev.createPeer.bind(dev);
+  dev.createPeer = (pub: Uint8Array): void => { readWhenSet = dev.read; create(pub); };
+
+  // A client that asks and does not read: the server writes a step or two, then waits for it.
+  const slow = net.createConnection(srv.path);
+  await new Promise<void>((resolve) => slow.once('connect', resolve));
+  slow.pause();
+  slow.write('get=1\n\n');
+  await new Promise<void>((resolve) => { const poll = (): void => { if (dev.read > 0) resolve(); else setImmediate(poll); }; poll(); });
+  const setter = talk(srv.path, [`set=1\npublic_key=${other}\n\n`], { until: 'errno=0\n\n' });
+  const startTurn = turn;
+  await new Promise<void>((resolve) => { const poll = (): void => { if (turn >= startTurn + 200) resolve(); else setImmediate(poll); }; poll(); });
+  t.ok(dev.read < n / 2, `${dev.read} of ${n} peers read while the client read nothing for 200 turns (${dev.read / GET_PEERS_PER_STEP} steps)`);
+  t.equal(readWhenSet, -1, 'the other client\'s set waits while the reply is unwritten');
+
+  // The client reads: the rest follows, a step per turn, and the set comes after.
+  let out = '';
+  const whole = new Promise<void>((resolve) => slow.on('data', (d) => { out += d.toString('latin1'); if (out.endsWith('errno=0\n\n')) resolve(); }));
+  slow.resume();
+  await whole;
+  slow.destroy();
+  t.same(await setter, { out: 'errno=0\n\n', closed: false });
+  counting = false;
+  let want = 'listen_port=51820\n';
+  for (let i = 0; i < n; i++) want += bulkPeerText(i);
+  t.ok(out === `${want}errno=0\n\n`, `the whole reply, in order (${out.length} bytes, want ${want.length + 9})`);
+  t.equal(readWhenSet, n, 'the set was applied after the last peer was read');
+  const perTurn = new Map<number, number>();
+  for (const at of readAt) perTurn.set(at, (perTurn.get(at) ?? 0) + 1);
+  const most = Math.max(...perTurn.values());
+  t.ok(most <= 2 * (GET_PEERS_PER_STEP + 1), `at most ${most} peers read between two turns of the loop`);
+  t.ok(perTurn.size >= n / GET_PEERS_PER_STEP / 2, `spread over ${perTurn.size} turns`);
 });
 
 t.test('server: exclusive() (a --config reload) waits for a set in progress, and holds the clients until it settles', async (t) => {

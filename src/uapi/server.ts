@@ -16,7 +16,11 @@
 //     no packet moved. The session is a byte-stream model, so slicing changes nothing it does;
 //     and while one session is inside an operation (a set begun, not ended) no other session is
 //     fed, as wireguard-go holds its IPC lock for a whole operation: a get never sees half a
-//     set, two sets never interleave.
+//     set, two sets never interleave;
+//   - a get reply is written GET_PEERS_PER_STEP peers per turn (10,000 peers were ≈ 10-13 ms of
+//     one turn, 100,000 ten times that), the next step once the client has read the last
+//     (wireguard-go's write blocks the same way); the reply is an operation too: no set lands
+//     inside it, and the client's next request waits until it is written.
 
 import fs from 'node:fs';
 import net from 'node:net';
@@ -166,7 +170,9 @@ export class UapiServer {
       if (step.close) sock.end(() => sock.destroy());
     };
     const me = {};
-    // One slice now, the rest a slice per turn (setImmediate: after the loop's I/O).
+    /** A get reply's next step waits for the client to read what was written (sock 'drain'). */
+    let replyWaits = false;
+    // One slice (or one step of a get reply, or the EOF) now, the rest one per turn (setImmediate: after the loop's I/O).
     const feed = (): void => {
       feeding = false;
       if (gone) return;
@@ -175,31 +181,42 @@ export class UapiServer {
         this.#waiting.push(feed);
         return;
       }
-      let budget = FEED_SLICE;
-      while (queue.length !== 0 && budget > 0 && !session.closed) {
-        const head = queue[0]!;
-        const piece = head.length <= budget ? head : head.subarray(0, budget);
-        if (piece === head) queue.shift();
-        else queue[0] = head.subarray(budget);
-        budget -= piece.length;
-        apply(session.feed(piece));
+      if (session.replying) {
+        apply(session.resume());
+      } else if (queue.length !== 0) {
+        let budget = FEED_SLICE;
+        while (queue.length !== 0 && budget > 0 && !session.closed && !session.replying) {
+          const head = queue[0]!;
+          const piece = head.length <= budget ? head : head.subarray(0, budget);
+          if (piece === head) queue.shift();
+          else queue[0] = head.subarray(budget);
+          budget -= piece.length;
+          apply(session.feed(piece));
+        }
+      } else if (ended) {
+        ended = false;
+        if (!session.closed) apply(session.end()); // a get reply begun here goes on below, then the session closes
       }
       if (session.closed) queue.length = 0;
       this.#hold(me, session.midOperation); // false once closed
-      if (queue.length !== 0) {
+      if (session.replying && writeBlocked) { // like wireguard-go's blocking write: on once the client has read
+        feeding = true;
+        replyWaits = true;
+      } else if (session.replying || queue.length !== 0 || (ended && !session.closed)) {
         feeding = true;
         setImmediate(feed);
-      } else if (ended) {
-        ended = false;
-        if (!session.closed) apply(session.end());
-        this.#hold(me, false);
       } else if (!writeBlocked && !session.closed && !sock.destroyed) {
         sock.resume();
       }
     };
     sock.on('drain', () => {
       writeBlocked = false;
-      if (!session.closed && queue.length === 0) sock.resume();
+      if (replyWaits) {
+        replyWaits = false;
+        feed();
+      } else if (!session.closed && queue.length === 0 && !feeding) {
+        sock.resume();
+      }
     });
     sock.on('data', (chunk: Buffer) => {
       queue.push(chunk);
@@ -207,12 +224,8 @@ export class UapiServer {
       if (!feeding) feed();
     });
     sock.on('end', () => {
-      if (queue.length === 0 && !feeding) {
-        apply(session.end());
-        this.#hold(me, false);
-      } else {
-        ended = true; // fed, then ended, by feed()
-      }
+      ended = true;
+      if (!feeding) feed();
     });
     sock.once('close', () => { // a client gone mid-set releases the others, as wireguard-go's failed read ends the set
       gone = true;
@@ -226,7 +239,7 @@ export class UapiServer {
   }
 
   /**
-   * Runs `fn` once no session is inside a set, and feeds no session until it settles: a --config
+   * Runs `fn` once no session is inside an operation, and feeds no session until it settles: a --config
    * reload (src/daemon.ts) is one operation among the clients' as wireguard-go's lock would make it.
    */
   async exclusive<T>(fn: () => Promise<T>): Promise<T> {
