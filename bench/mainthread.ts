@@ -128,15 +128,15 @@ const silentLog = (ifname: string) => createLogger({ level: 'silent', ifname });
 async function makeDevice(ifname: string, workers: number): Promise<{ device: Device; priv: Uint8Array; pub: Uint8Array }> {
   const device = await Device.create({ ifname, tun: null, workers, log: silentLog(ifname), listenPort: 0 });
   const priv = nodeCrypto.generatePrivateKey();
-  device.setPrivateKey(priv);
+  device.uapi.setPrivateKey(priv);
   return { device, priv, pub: nodeCrypto.publicKey(priv) };
 }
 
 function addPeer(device: Device, pub: Uint8Array, port: number, allowed: number[]): void {
-  device.createPeer(pub);
-  device.setEndpoint(pub, LOOPBACK, port);
-  device.addAllowedIp(pub, Uint8Array.from(allowed), 32);
-  device.commit();
+  device.uapi.createPeer(pub);
+  device.uapi.setEndpoint(pub, LOOPBACK, port);
+  device.uapi.addAllowedIp(pub, Uint8Array.from(allowed), 32);
+  device.uapi.commit();
 }
 
 // ───────────────────────── child: Device B ─────────────────────────

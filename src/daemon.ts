@@ -46,20 +46,20 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     cleanups.unshift(() => device.close());
     if (loaded !== null) {
       device.peerNames = loaded.metrics.friendlyNames; // log lines name peers as the metrics do
-      await applyConfig(device, loaded.config);
-      device.countConfigReload(true);
+      await applyConfig(device.uapi, loaded.config);
+      device.metrics.countConfigReload(true);
     }
     const uapiFd = process.env.WG_UAPI_FD;
     const uapi = await UapiServer.listen({
       ifname,
-      device,
+      device: device.uapi,
       ...(uapiFd ? { fd: Number(uapiFd) } : {}),
-      onRequest: (op, errno) => device.countUapiRequest(op, errno),
+      onRequest: (op, errno) => device.metrics.countUapiRequest(op, errno),
       log: (level, msg, fields) => (level === 'error' ? log.error(msg, fields as Record<string, unknown>) : log.verbose(msg, fields as Record<string, unknown>)),
     });
     cleanups.unshift(() => uapi.close());
     // A bind failure of the metrics endpoint fails start-up.
-    const metrics = new MetricsEndpoint(device, log);
+    const metrics = new MetricsEndpoint(device.metrics, log);
     cleanups.unshift(() => metrics.close());
     await metrics.apply(loaded?.metrics ?? resolveMetricsSettings(opts.metrics, null));
 
@@ -94,12 +94,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       try {
         const next = await loadConfigFile(file, opts.metrics);
         if (stopping) return;
-        await uapi.exclusive(() => metrics.apply(next.metrics, () => applyConfig(device, next.config, 'sync')));
+        await uapi.exclusive(() => metrics.apply(next.metrics, () => applyConfig(device.uapi, next.config, 'sync')));
         device.peerNames = next.metrics.friendlyNames;
-        device.countConfigReload(true);
+        device.metrics.countConfigReload(true);
         log.info('configuration reloaded', { file });
       } catch (err) {
-        device.countConfigReload(false);
+        device.metrics.countConfigReload(false);
         log.error('configuration reload failed; keeping the running configuration', { file, error: err instanceof Error ? err.message : String(err) });
       }
     };

@@ -1,9 +1,9 @@
 // The composition root: one WireGuard interface. It wires the sans-I/O engine (handshakes,
 // routing, timers) to the edges — the UDP sockets (src/io/bind.ts), the dataplane pipeline
 // (crypto workers, TUN and UDP threads over SharedArrayBuffer rings), the rules of each
-// direction (src/send.ts, src/receive.ts: the pipeline's main-thread stages) — and adapts the
-// result to the UAPI configuration interface and the metrics. It is the only place where the
-// engine's timers meet setTimeout.
+// direction (src/send.ts, src/receive.ts: the pipeline's main-thread stages) — and hands the
+// UAPI (src/uapi/device-adapter.ts) and the metrics (src/metrics/device-source.ts) their views of
+// it. It is the only place where the engine's timers meet setTimeout.
 //
 // A packet's way, by thread (each arrow is one hand-off between threads; batches cross together):
 //   send:    TUN reader (read, GSO split) → main: send.route → crypto worker: seal + sendmmsg
@@ -11,8 +11,8 @@
 //   receive: UDP reader (recvmmsg, GRO split) → main: receive.classify → crypto worker: open
 //            → main: receive.onOpened → TUN writer (GRO-coalesced writes), or main for a lone packet
 import { performance } from 'node:perf_hooks';
-import { DEFAULT_MTU, HANDSHAKE_QUEUE_SIZE, MESSAGE_INITIATION } from './constants.js';
-import { clampPrivateKey, isZeroKey, nodeCrypto } from './crypto/crypto.js';
+import { DEFAULT_MTU, MESSAGE_INITIATION } from './constants.js';
+import { nodeCrypto } from './crypto/crypto.js';
 import { Pipeline } from './dataplane/pipeline.js';
 import { DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS, DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS } from './dataplane/layout.js';
 import { ReceiverIndexMap } from './dataplane/indexmap.js';
@@ -23,20 +23,18 @@ import { NativeBind } from './io/bind.js';
 import { TUN_MAX_MTU, type TunDevice } from './io/tun.js';
 import { udpNative } from './io/udp-native.js';
 import { type Logger } from './log.js';
+import { DeviceMetrics } from './metrics/device-source.js';
 import { HandshakeStats } from './metrics/handshakes.js';
-import {
-  type MetricsDataplane, type MetricsDeviceInfo, type MetricsHandshakeWorkers, type MetricsPeer, type MetricsSource,
-} from './metrics/source.js';
 import { peerLabel } from './peer-name.js';
 import { DROP_REASONS, DropCounters } from './protocol/drops.js';
-import { endpointFromBytes, formatEndpoint, withoutSource } from './protocol/endpoint.js';
+import { withoutSource } from './protocol/endpoint.js';
 import { type Clock, Engine, type EngineHooks } from './protocol/engine.js';
 import { type Keypair } from './protocol/keypair.js';
-import { type Peer, Stat, STATS_PER_PEER } from './protocol/peer.js';
+import { STATS_PER_PEER } from './protocol/peer.js';
 import { DrainClock } from './drain-clock.js';
 import { ReceivePath } from './receive.js';
 import { SendPath } from './send.js';
-import { type UapiDevice, type UapiDeviceState, UapiError, type UapiPeerState } from './uapi/protocol.js';
+import { DeviceUapi } from './uapi/device-adapter.js';
 
 export interface DeviceOptions {
   ifname: string;
@@ -55,7 +53,7 @@ const monotonicClock: Clock = {
   wallNow: () => Date.now(),
 };
 
-export class Device implements UapiDevice, MetricsSource {
+export class Device {
   readonly engine: Engine;
   readonly ifname: string;
   private pipeline!: Pipeline;
@@ -76,7 +74,6 @@ export class Device implements UapiDevice, MetricsSource {
   private tun: TunDevice | null = null;
   /** growSlots() is replacing the pipeline. */
   private growing = false;
-  readonly uapiRequests = new Map<string, number>();
   /** Base64 public key → friendly name (`# friendly_name` in the config file): added to log lines naming the peer. */
   peerNames: ReadonlyMap<string, string> = new Map();
   /** Installed keypairs by key-table id, and their receiver indices in shared memory (UDP reader fast path). */
@@ -87,10 +84,19 @@ export class Device implements UapiDevice, MetricsSource {
   private readonly receive: ReceivePath;
   /** The engine's clock: one reading per dataplane drain pass. */
   private readonly clock = new DrainClock();
+  /** Crypto workers of the dataplane. */
+  private readonly workers: number;
+  /** Handshake attempts, results, durations and messages, fed by the engine's observer hooks. */
+  readonly handshakeStats = new HandshakeStats(monotonicClock.now);
+  /** What `wg` reads and changes (the UAPI server's and --config's device). */
+  readonly uapi: DeviceUapi;
+  /** What /metrics reads. */
+  readonly metrics: DeviceMetrics;
 
   private constructor(opts: DeviceOptions) {
     this.ifname = opts.ifname;
     this.log = opts.log;
+    this.workers = opts.workers;
     const hooks: EngineHooks = {
       sendTo: (ep, msg) => this.udp.sendTo(ep, msg),
       sendTransport: (peer, kp, counter, plaintext) => this.send.sendLocal(peer, kp, counter, plaintext),
@@ -142,11 +148,28 @@ export class Device implements UapiDevice, MetricsSource {
     }
     this.send = new SendPath({ engine: this.engine, bind: this.udp, pipeline: () => this.pipeline, mtu: () => this.mtu });
     this.receive = new ReceivePath(this.engine, this.handshakes, (id) => this.keypairById[id]);
+    this.uapi = new DeviceUapi({
+      engine: this.engine,
+      listenPort: () => this.udp.port,
+      bindPort: (port) => this.bindPort(port),
+      fwmark: () => this.fwmark,
+      applyFwmark: (mark) => {
+        this.udp.setMark(mark);
+        this.fwmark = mark;
+      },
+      committed: () => this.scheduleTimers(),
+      peerNames: () => this.peerNames,
+      logError: (msg, fields) => this.log.error(msg, fields),
+    });
+    this.metrics = new DeviceMetrics({
+      ifname: this.ifname, engine: this.engine, handshakeStats: this.handshakeStats, handshakes: this.handshakes, offload: this.offload,
+      workers: this.workers, listenPort: () => this.udp.port, fwmark: () => this.fwmark,
+      pipeline: () => this.pipeline as Pipeline | undefined,
+    });
   }
 
   static async create(opts: DeviceOptions): Promise<Device> {
     const d = new Device(opts);
-    d.metricsWorkers = opts.workers;
     d.tun = opts.tun;
     d.udpWakeFd = udpNative().eventfd();
     if (opts.tun) d.mtu = opts.tun.mtu();
@@ -170,7 +193,7 @@ export class Device implements UapiDevice, MetricsSource {
     const jumbo = maxInnerMtu > DEFAULT_MAX_INNER_MTU;
     const tun = this.tun;
     return Pipeline.start({
-      workers: this.metricsWorkers,
+      workers: this.workers,
       tunFd: tun ? tun.fd : null,
       tunName: tun?.name,
       tunWakeFd: tun?.wakeFd,
@@ -235,11 +258,6 @@ export class Device implements UapiDevice, MetricsSource {
 
   onTunGone(cb: () => void): void {
     this.tunGoneCallbacks.push(cb);
-  }
-
-  countUapiRequest(op: 'get' | 'set', errno: number): void {
-    const k = `${op}:${errno}`;
-    this.uapiRequests.set(k, (this.uapiRequests.get(k) ?? 0) + 1);
   }
 
   async close(): Promise<void> {
@@ -324,166 +342,4 @@ export class Device implements UapiDevice, MetricsSource {
     this.engine.tick();
     this.scheduleTimers();
   };
-
-  // ───────────────────────── UAPI ─────────────────────────
-
-  getState(): UapiDeviceState {
-    const e = this.engine;
-    return { privateKey: e.privateKey, listenPort: this.udp.port, fwmark: this.fwmark, peers: this.peerStates() };
-  }
-
-  /** Each peer's UAPI state, read when the get reply reaches it (UapiSession writes a reply in steps, holding the UAPI lock). */
-  private *peerStates(): Generator<UapiPeerState> {
-    const e = this.engine;
-    for (const peer of e.peers()) {
-      const s = peer.id * STATS_PER_PEER;
-      const wall = peer.lastHandshakeWall;
-      const psk = peer.handshake.presharedKey;
-      yield {
-        publicKey: peer.publicKey,
-        publicKeyHex: peer.publicKeyHex,
-        presharedKey: isZeroKey(psk) ? null : psk,
-        endpoint: peer.endpoint ? formatEndpoint(peer.endpoint) : null,
-        lastHandshakeTimeSec: Math.floor(wall / 1000),
-        lastHandshakeTimeNsec: (wall % 1000) * 1_000_000,
-        txBytes: e.stats[s + Stat.TxBytes]!,
-        rxBytes: e.stats[s + Stat.RxBytes]!,
-        persistentKeepaliveInterval: peer.persistentKeepalive,
-        allowedIps: e.allowedIPs.textForPeer(peer),
-      };
-    }
-  }
-
-  publicKey(): Uint8Array | null {
-    return this.engine.publicKey;
-  }
-
-  setPrivateKey(key: Uint8Array | null): void {
-    this.engine.setPrivateKey(key ? clampPrivateKey(Uint8Array.from(key)) : null);
-  }
-
-  setListenPort(port: number): void {
-    if (port !== 0 && this.udp.port === port) return;
-    // Synchronous: the new sockets are open before the reply (and before anything this same
-    // request configures is sent); a port that is taken is refused like wireguard-go (-98) and
-    // the current sockets stay. 0 picks a fresh random port.
-    try {
-      this.bindPort(port);
-    } catch (err) {
-      this.log.error('cannot bind listen port', { port, error: err instanceof Error ? err.message : String(err) });
-      throw new UapiError(-98, `cannot bind listen port ${port}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-
-  setFwmark(mark: number): void {
-    if (mark === this.fwmark) return;
-    try {
-      this.udp.setMark(mark);
-    } catch (err) {
-      throw new UapiError(-98, `cannot apply fwmark: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    this.fwmark = mark;
-  }
-
-  replacePeers(): void {
-    this.engine.removeAllPeers();
-  }
-
-  hasPeer(pub: Uint8Array): boolean {
-    return this.engine.peerByKey(pub) !== undefined;
-  }
-
-  createPeer(pub: Uint8Array): void {
-    this.engine.addPeer(pub);
-  }
-
-  removePeer(pub: Uint8Array): void {
-    const peer = this.engine.peerByKey(pub);
-    if (!peer) return;
-    this.engine.removePeer(peer);
-  }
-
-  setPresharedKey(pub: Uint8Array, key: Uint8Array | null): void {
-    this.engine.setPresharedKey(this.mustPeer(pub), key);
-  }
-
-  setEndpoint(pub: Uint8Array, host: Uint8Array, port: number): void {
-    this.engine.setEndpoint(this.mustPeer(pub), endpointFromBytes(host, port));
-  }
-
-  setPersistentKeepalive(pub: Uint8Array, seconds: number): void {
-    this.engine.setPersistentKeepalive(this.mustPeer(pub), seconds);
-  }
-
-  replaceAllowedIps(pub: Uint8Array): void {
-    this.engine.allowedIPs.removeByPeer(this.mustPeer(pub));
-  }
-
-  addAllowedIp(pub: Uint8Array, addr: Uint8Array, cidr: number): void {
-    this.engine.allowedIPs.insert(addr, cidr, this.mustPeer(pub));
-  }
-
-  removeAllowedIp(pub: Uint8Array, addr: Uint8Array, cidr: number): void {
-    this.engine.allowedIPs.remove(addr, cidr, this.mustPeer(pub));
-  }
-
-  commit(): void {
-    this.scheduleTimers();
-  }
-
-  private mustPeer(pub: Uint8Array): Peer {
-    const peer = this.engine.peerByKey(pub);
-    if (!peer) throw new UapiError(-55, 'peer vanished during configuration');
-    return peer;
-  }
-
-  // ───────────────────────── metrics (MetricsSource, read at scrape time) ─────────────────────────
-
-  /** Handshake attempts, results, durations and messages, fed by the engine's observer hooks. */
-  readonly handshakeStats = new HandshakeStats(monotonicClock.now);
-  /** Configuration file loads by result ('ok' | 'error'). */
-  readonly configReloads = new Map<string, number>();
-  /** Wall-clock ms of the last successful configuration load; 0 = none. */
-  lastConfigReloadSuccess = 0;
-  private metricsWorkers = 0;
-
-  countConfigReload(ok: boolean): void {
-    const k = ok ? 'ok' : 'error';
-    this.configReloads.set(k, (this.configReloads.get(k) ?? 0) + 1);
-    if (ok) this.lastConfigReloadSuccess = Date.now();
-  }
-
-  get metricsPeerStats(): Float64Array {
-    return this.engine.stats;
-  }
-
-  get metricsDropCounts(): Float64Array {
-    return this.engine.drops.counts;
-  }
-
-  metricsDeviceInfo(): MetricsDeviceInfo {
-    return { publicKey: this.engine.publicKey, listenPort: this.udp.port, fwmark: this.fwmark };
-  }
-
-  metricsPeers(): Iterable<MetricsPeer> {
-    return this.engine.peers();
-  }
-
-  metricsAllowedIps(peer: MetricsPeer): readonly string[] {
-    return this.engine.allowedIPs.textForPeer(peer as Peer);
-  }
-
-  metricsDataplane(): MetricsDataplane | null {
-    const p = this.pipeline;
-    if (!p) return null;
-    return { stats: p.stats, workers: this.metricsWorkers, slots: (r) => p.slots(r), inFlight: (r) => p.inFlight(r) };
-  }
-
-  metricsHandshakeQueue(): { length: number; capacity: number; underLoad: boolean; workers: MetricsHandshakeWorkers | null } {
-    const o = this.offload;
-    return {
-      length: this.handshakes.length, capacity: HANDSHAKE_QUEUE_SIZE, underLoad: this.handshakes.isUnderLoad(),
-      workers: o ? { inFlight: o.length, capacity: o.capacity, prepared: o.stats.prepared, fallback: o.stats.fallback } : null,
-    };
-  }
 }

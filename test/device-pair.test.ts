@@ -120,7 +120,7 @@ function quietLogger(name: string, lines: string[]): Logger {
 
 /** Feeds one `set=1` request (the given key=value lines) to the Device's UAPI parser; fails unless errno=0. */
 function uapiSet(dev: Device, lines: string[]): void {
-  const session = new UapiSession(dev);
+  const session = new UapiSession(dev.uapi);
   const step = session.feed(Buffer.from(`set=1\n${lines.join('\n')}\n\n`, 'latin1'));
   const reply = Buffer.from(step.output).toString('latin1');
   if (reply !== 'errno=0\n\n') throw new Error(`UAPI set failed: ${JSON.stringify(reply)} for ${JSON.stringify(lines)}`);
@@ -162,8 +162,8 @@ async function makePair(t: Test, workers: number, host: string): Promise<Pair> {
   const keyB = nodeCrypto.generatePrivateKey();
   uapiSet(a.dev, [`private_key=${hex(keyA)}`]);
   uapiSet(b.dev, [`private_key=${hex(keyB)}`]);
-  const pubA = a.dev.publicKey()!;
-  const pubB = b.dev.publicKey()!;
+  const pubA = a.dev.uapi.publicKey()!;
+  const pubB = b.dev.uapi.publicKey()!;
   uapiSet(a.dev, [
     `public_key=${hex(pubB)}`, `endpoint=${endpoint(host, b.dev.listenPort)}`, 'replace_allowed_ips=true',
     'allowed_ip=10.0.0.2/32', 'allowed_ip=fd00::2/128',
@@ -252,7 +252,7 @@ function nonZeroDrops(dev: Device): Record<string, number> {
 
 /** State of one side for a failure message: what each stage saw. */
 function describeSide(s: Side): string {
-  const st = s.dev.getState();
+  const st = s.dev.uapi.getState();
   const p = firstPeer(s.dev);
   const ds = s.dev.dataplane.stats;
   return JSON.stringify({
@@ -272,7 +272,7 @@ function describeSide(s: Side): string {
 
 /** The device's one peer as a UAPI get reports it. */
 function firstPeer(dev: Device): UapiPeerState | undefined {
-  for (const p of dev.getState().peers) return p;
+  for (const p of dev.uapi.getState().peers) return p;
   return undefined;
 }
 
@@ -306,7 +306,7 @@ async function steps(t: Test, { a, b, host }: Pair, prng: Prng, seed: number): P
     t.same(hex(b.tun.received[0]!), hex(first), 'A→B first packet byte-identical');
     t.ok(firstPeer(a.dev)!.lastHandshakeTimeSec > 0, 'A completed a handshake');
     t.equal(firstPeer(b.dev)!.endpoint, endpoint(host, a.dev.listenPort), "B's endpoint for A is A's port");
-    const hw = b.dev.metricsHandshakeQueue().workers;
+    const hw = b.dev.metrics.metricsHandshakeQueue().workers;
     if (hw) t.same([hw.prepared, hw.fallback], [0, 0], 'a lone initiation is answered on main, not sent to the handshake worker (HandshakeOffload.wants)');
     const reply = ipv4Udp(V4.b, V4.a, 333, seq++, prng);
     t.ok(b.tun.write(reply), 'reply written into B');

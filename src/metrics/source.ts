@@ -1,8 +1,8 @@
-// What the metrics registry reads from a device at scrape time. Device implements it; the
-// unit tests and the scrape benchmark use fakes. Every member is a cheap read of state the
-// device keeps anyway — the per-peer and drop counters are the Float64Arrays the packet
-// path already writes, the dataplane counters live in the pipeline's SharedArrayBuffer —
-// so serving /metrics adds nothing to the packet path.
+// What the metrics registry reads from a device at scrape time. DeviceMetrics (device-source.ts)
+// implements it over a Device; the unit tests and the scrape benchmark use fakes. Every member
+// is a cheap read of state the device keeps anyway — the per-peer and drop counters are the
+// Float64Arrays the packet path already writes, the dataplane counters live in the pipeline's
+// SharedArrayBuffer — so serving /metrics adds nothing to the packet path.
 import { type HandshakeStats } from './handshakes.js';
 
 /** One configured peer, as the registry sees it (protocol/peer.ts Peer satisfies this). */
