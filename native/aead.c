@@ -5,7 +5,8 @@
 // Exports (all synchronous; every buffer may be a SharedArrayBuffer-backed view; nothing is copied):
 //   layout()                                                  the slot-layout constants compiled in
 //   sealSlots(data, slotBytes, meta, keys, slots, n, ok)      seal a batch of send-ring slots
-//   openSlots(data, slotBytes, meta, keys, slots, n, ok)      open a batch of receive-ring slots
+//   openSlots(data, slotBytes, meta, keys, slots, n, ok)      open a batch of receive-ring slots (and copy
+//                                                             each plaintext's first bytes into its meta)
 //   seal(key, counterLo, counterHi, buf, off, len)            one packet, as sealTransport
 //   open(key, counterLo, counterHi, buf, off, len)            one packet, as openTransport
 //
@@ -44,6 +45,8 @@
 #define M_KEYPAIR 4
 #define M_COUNTER_LO 5
 #define M_COUNTER_HI 6
+#define M_INNER_HEAD 10
+#define INNER_HEAD_BYTES 24
 #define KEY_SLOT_BYTES 64
 #define KEY_SEND_OFFSET 0
 #define KEY_RECV_OFFSET 32
@@ -298,9 +301,11 @@ static napi_value seal_slots(napi_env env, napi_callback_info info) {
 // openSlots(data, slotBytes, meta, keys, slots, n, ok) → number of slots opened. Slot s = slots[i]:
 // a whole transport message at data[s*slotBytes, +len), len = meta[M_LENGTH] (16-byte header,
 // ciphertext, 16-byte tag); the ciphertext is decrypted in place with keypair meta[M_KEYPAIR]'s
-// receive key; meta[M_RESULT] = len-32 (the plaintext at data[+16, +len-16)), ok[i] = 1. Not
-// authentic, len < 32, s or keypair out of range: ok[i] = 0. A slot that failed authentication
-// has its ciphertext area zeroed (no unauthenticated plaintext is left behind); header and tag stay.
+// receive key; meta[M_RESULT] = len-32 (the plaintext at data[+16, +len-16)), the plaintext's first
+// INNER_HEAD_BYTES bytes (zero past its end) copied into meta words M_INNER_HEAD.. (main reads the
+// inner IP header there, in the meta line it reads anyway), ok[i] = 1. Not authentic, len < 32,
+// s or keypair out of range: ok[i] = 0. A slot that failed authentication has its ciphertext area
+// zeroed (no unauthenticated plaintext is left behind); header and tag stay.
 static napi_value open_slots(napi_env env, napi_callback_info info) {
   aead_state *st = get_state(env);
   batch_args a;
@@ -320,6 +325,13 @@ static napi_value open_slots(napi_env env, napi_callback_info info) {
         int plain = len - HEADER_SIZE - TAG_SIZE;
         int r = open_one(st, key, lo, hi, d + HEADER_SIZE, plain);
         if (r == OPEN_OK) {
+          uint8_t head[INNER_HEAD_BYTES] = {0};
+          memcpy(head, d + HEADER_SIZE, plain < INNER_HEAD_BYTES ? (size_t)plain : INNER_HEAD_BYTES);
+          for (int w = 0; w < INNER_HEAD_BYTES / 4; w++) {
+            int32_t v;
+            memcpy(&v, head + 4 * w, 4);
+            store_i32(&m[M_INNER_HEAD + w], v);
+          }
           store_i32(&m[M_RESULT], plain);
           ok = 1;
         } else if (r == OPEN_BAD_TAG) {
@@ -417,7 +429,8 @@ static napi_value layout(napi_env env, napi_callback_info info) {
       {"metaWords", META_WORDS},       {"mLength", M_LENGTH},         {"mResult", M_RESULT},
       {"mKeypair", M_KEYPAIR},         {"mCounterLo", M_COUNTER_LO},  {"mCounterHi", M_COUNTER_HI},
       {"keySlotBytes", KEY_SLOT_BYTES}, {"keySendOffset", KEY_SEND_OFFSET}, {"keyRecvOffset", KEY_RECV_OFFSET},
-      {"headerSize", HEADER_SIZE},     {"tagSize", TAG_SIZE},
+      {"headerSize", HEADER_SIZE},     {"tagSize", TAG_SIZE},         {"mInnerHead", M_INNER_HEAD},
+      {"innerHeadBytes", INNER_HEAD_BYTES},
   };
   napi_value obj;
   if (napi_create_object(env, &obj) != napi_ok) return NULL;

@@ -15,6 +15,10 @@
 //               header (length ≤ plaintext, padding trimmed) and cryptokey routing's source check:
 //               the inner source address must route back to the peer whose key decrypted it.
 //               Returns the length to write to TUN, or -1 (dropped and counted, or a keepalive).
+//               It reads only the slot's meta line, never its data: the UDP reader put the
+//               receiver index there (M_RECEIVER) and the thread that opened the message a copy of
+//               the plaintext's first 24 bytes (M_INNER_HEAD), so the inner header does not cost
+//               main a cache line pulled from another core per packet.
 import { MESSAGE_TRANSPORT } from './constants.js';
 import { type SlotMeta, SlotState } from './dataplane/pipeline.js';
 import { M_EP_FAMILY } from './dataplane/layout.js';
@@ -78,7 +82,7 @@ export class ReceivePath {
     this.slotKeypair[slot] = undefined;
     if (kp === undefined) { // keyed by the UDP reader: its key id must still be this index's session
       kp = this.keypairById(meta.keypairId);
-      if (kp === undefined || kp.localIndex !== readU32(data, Transport.RECEIVER)) return this.dropKeyless('unknown_index');
+      if (kp === undefined || kp.localIndex !== meta.receiver) return this.dropKeyless('unknown_index');
       if (!kp.canReceive(e.clock.now())) return this.dropKeyless('too_old');
     }
     if (!ok) {
@@ -89,17 +93,20 @@ export class ReceivePath {
     const counter = meta.counterLo + meta.counterHi * 0x1_0000_0000;
     const peer = e.receiveTransport(kp, counter, meta.length, plen, this.source.at(meta));
     if (!peer || plen === 0) return -1; // dropped (counted), or a keepalive
-    const version = data[16]! >> 4;
+    // The inner IP header, as the opener copied it into the slot's meta (layout.ts M_INNER_HEAD).
+    const head = meta.metaBytes;
+    const h = meta.innerHead;
+    const version = head[h]! >> 4;
     let innerLen: number;
     let src: Peer | undefined;
     if (version === 4 && plen >= 20) {
-      innerLen = (data[16 + 2]! << 8) | data[16 + 3]!;
+      innerLen = (head[h + 2]! << 8) | head[h + 3]!;
       if (innerLen < 20 || innerLen > plen) return this.drop('malformed');
-      src = e.allowedIPs.lookupV4(data, 16 + 12);
+      src = e.allowedIPs.lookupV4(head, h + 12);
     } else if (version === 6 && plen >= 40) {
-      innerLen = ((data[16 + 4]! << 8) | data[16 + 5]!) + 40;
+      innerLen = ((head[h + 4]! << 8) | head[h + 5]!) + 40;
       if (innerLen > plen) return this.drop('malformed');
-      src = e.allowedIPs.lookupV6(data, 16 + 8);
+      src = e.allowedIPs.lookupV6(head, h + 8);
     } else {
       return this.drop('malformed');
     }

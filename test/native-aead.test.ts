@@ -12,7 +12,7 @@ import {
   EXPECTED_LAYOUT, checkLayout, layout, open, openSlots, seal, sealSlots,
 } from '../src/crypto/native-aead.js';
 import {
-  KEY_RECV_OFFSET, KEY_SEND_OFFSET, KEY_SLOT_BYTES, M_COUNTER_HI, M_COUNTER_LO, M_KEYPAIR, M_LENGTH, M_RESULT, META_WORDS,
+  INNER_HEAD_BYTES, copyInnerHead, KEY_RECV_OFFSET, KEY_SEND_OFFSET, KEY_SLOT_BYTES, M_COUNTER_HI, M_COUNTER_LO, M_INNER_HEAD, M_KEYPAIR, M_LENGTH, M_RESULT, META_WORDS,
   SLOT_PAYLOAD_OFFSET, slotBytesFor,
 } from '../src/dataplane/layout.js';
 import { makePrng, type Prng, testSeed } from './helpers/seeded-prng.js';
@@ -69,7 +69,7 @@ t.test('layout() matches src/dataplane/layout.ts; checkLayout rejects a mismatch
   t.same(l, EXPECTED_LAYOUT, 'compiled-in constants');
   t.same(l, {
     metaWords: 32, mLength: 1, mResult: 2, mKeypair: 4, mCounterLo: 5, mCounterHi: 6,
-    keySlotBytes: 64, keySendOffset: 0, keyRecvOffset: 32, headerSize: 16, tagSize: 16,
+    keySlotBytes: 64, keySendOffset: 0, keyRecvOffset: 32, headerSize: 16, tagSize: 16, mInnerHead: 10, innerHeadBytes: 24,
   }, 'the documented values');
   t.doesNotThrow(() => checkLayout(l));
   for (const k of Object.keys(EXPECTED_LAYOUT) as (keyof typeof EXPECTED_LAYOUT)[]) {
@@ -273,6 +273,7 @@ t.test('sealSlots then openSlots on a SAB ring: ok flags, M_RESULT, bytes as the
       if (kind === 'short') ring.meta[m + M_LENGTH] = rng.int(32);
       if (kind === 'long') ring.meta[m + M_LENGTH] = SLOT_BYTES + 1 + (rng.chance(0.5) ? 0 : rng.int(100));
       if (kind === 'kp-big') ring.meta[m + M_KEYPAIR] = rng.chance(0.5) ? -1 - rng.int(3) : KEYPAIRS + rng.int(3);
+      ring.meta.fill(0x5a5a5a5a, m + M_INNER_HEAD, m + M_INNER_HEAD + INNER_HEAD_BYTES / 4);
       olist.push(s);
       okinds.push(kind);
     }
@@ -301,8 +302,17 @@ t.test('sealSlots then openSlots on a SAB ring: ok flags, M_RESULT, bytes as the
         const ref = orig.slice();
         const kp = ring.meta[m + M_KEYPAIR]!;
         if (open(recvKey(ring, kp), ring.meta[m + M_COUNTER_LO]!, ring.meta[m + M_COUNTER_HI]!, ref, 16, len - 16) !== pt.length || toHex(ref) !== toHex(d)) bad++;
+        // the plaintext's first bytes copied into the meta line, zero past its end
+        const head = new Uint8Array(INNER_HEAD_BYTES);
+        head.set(pt.subarray(0, INNER_HEAD_BYTES));
+        if (toHex(metaHead(ring.meta, m)) !== toHex(head)) bad++;
+        // the per-packet crypto modules' twin (crypt-worker openStep) copies the same bytes
+        const twin = new Int32Array(META_WORDS).fill(-1);
+        copyInnerHead(d, 16, pt.length, new Uint8Array(twin.buffer), 0);
+        if (toHex(metaHead(twin, 0)) !== toHex(head)) bad++;
       } else {
         if (ring.meta[m + M_RESULT] !== SENTINEL) bad++;
+        if (metaHead(ring.meta, m).some((b) => b !== 0x5a)) bad++; // no head copied
         const k = okinds[i]!;
         if (k === 'tag' || k === 'ct' || k === 'wrong-kp' || k === 'counter') {
           // authentication failed after decryption: the ciphertext area is wiped, header and tag stay
@@ -313,9 +323,14 @@ t.test('sealSlots then openSlots on a SAB ring: ok flags, M_RESULT, bytes as the
         }
       }
     }
-    t.equal(bad, 0, at(`round ${round}: opened slots hold the plaintext, rejected ones no plaintext`));
+    t.equal(bad, 0, at(`round ${round}: opened slots hold the plaintext and its head in meta, rejected ones no plaintext`));
   }
 });
+
+/** The M_INNER_HEAD bytes of slot meta m. */
+function metaHead(meta: Int32Array, m: number): Uint8Array {
+  return new Uint8Array(meta.buffer, meta.byteOffset + (m + M_INNER_HEAD) * 4, INNER_HEAD_BYTES);
+}
 
 t.test('sealSlots/openSlots: n = 0, n < slots.length, keepalives, partial slots', async (t) => {
   const rng = makePrng(seed ^ 0x4444);

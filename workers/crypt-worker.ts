@@ -21,7 +21,7 @@ import { KeyTable } from '../src/dataplane/keytable.js';
 import {
   CTL_SHUTDOWN, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_CALLS,
   CW_SEND_FALLBACKS, CW_SENT, CW_WAKEUPS, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_KEYPAIR, M_LENGTH,
-  M_RESULT, META_WORDS, RING_LOCAL, RING_RECV, RING_TUN, SlotState, cryptingState, statWorker,
+  M_RESULT, META_WORDS, RING_LOCAL, RING_RECV, RING_TUN, SlotState, copyInnerHead, cryptingState, statWorker,
 } from '../src/dataplane/layout.js';
 import { RingView, ringMainBell, sendLockOwner } from '../src/dataplane/ring.js';
 import { udpNative } from '../src/io/udp-native.js';
@@ -117,6 +117,17 @@ function sealStep(ring: RingView, s: number, m: number): boolean {
   }
 }
 
+/** Byte views of the rings' meta words (the inner-header copy of an open). */
+const metaByteViews = new WeakMap<Int32Array, Uint8Array>();
+function metaBytes(ring: RingView): Uint8Array {
+  let v = metaByteViews.get(ring.meta);
+  if (v === undefined) {
+    v = new Uint8Array(ring.meta.buffer, ring.meta.byteOffset, ring.meta.byteLength);
+    metaByteViews.set(ring.meta, v);
+  }
+  return v;
+}
+
 /** Per-packet open (modules without openSlots): datagram at data[0, len) → plaintext at data[16, 16+len−32). */
 function openStep(ring: RingView, s: number, m: number): boolean {
   const meta = ring.meta;
@@ -129,6 +140,7 @@ function openStep(ring: RingView, s: number, m: number): boolean {
       ring.data, s * ring.slotBytes + MESSAGE_TRANSPORT_HEADER_SIZE, len - MESSAGE_TRANSPORT_HEADER_SIZE,
     );
     if (out < 0) return false; // FAILED
+    copyInnerHead(ring.data, s * ring.slotBytes + MESSAGE_TRANSPORT_HEADER_SIZE, out, metaBytes(ring), m);
     meta[m + M_RESULT] = out;
     return true;
   } catch {

@@ -12,8 +12,8 @@
 import { createRequire } from 'node:module';
 import { AEAD_TAG_LEN } from '../constants.js';
 import {
-  KEY_RECV_OFFSET, KEY_SEND_OFFSET, KEY_SLOT_BYTES, M_COUNTER_HI, M_COUNTER_LO, M_KEYPAIR, M_LENGTH, M_RESULT, META_WORDS,
-  SLOT_PAYLOAD_OFFSET,
+  INNER_HEAD_BYTES, KEY_RECV_OFFSET, KEY_SEND_OFFSET, KEY_SLOT_BYTES, M_COUNTER_HI, M_COUNTER_LO, M_INNER_HEAD, M_KEYPAIR, M_LENGTH,
+  M_RESULT, META_WORDS, SLOT_PAYLOAD_OFFSET,
 } from '../dataplane/layout.js';
 
 /** The constants native/aead.c was compiled with. */
@@ -29,6 +29,8 @@ export interface NativeAeadLayout {
   keyRecvOffset: number;
   headerSize: number;
   tagSize: number;
+  mInnerHead: number;
+  innerHeadBytes: number;
 }
 
 /** What layout() must return for this build of the TypeScript side. */
@@ -44,6 +46,8 @@ export const EXPECTED_LAYOUT: Readonly<NativeAeadLayout> = Object.freeze({
   keyRecvOffset: KEY_RECV_OFFSET,
   headerSize: SLOT_PAYLOAD_OFFSET, // = MESSAGE_TRANSPORT_HEADER_SIZE: plaintext offset of a slot, header of a message
   tagSize: AEAD_TAG_LEN,
+  mInnerHead: M_INNER_HEAD,
+  innerHeadBytes: INNER_HEAD_BYTES,
 });
 
 /**

@@ -75,7 +75,29 @@ export const M_SEQ = 7;
  * slot naming it has been released (Pipeline.afterInFlight).
  */
 export const M_FD = 8;
-// words 9..15 spare
+/** RECV ring: the transport message's receiver index, as the UDP reader read it when it keyed the slot. */
+export const M_RECEIVER = 9;
+/**
+ * RECV ring: a copy of the first INNER_HEAD_BYTES bytes of the plaintext (zero past its end), made
+ * by whoever opened the slot while the plaintext is in its cache; words 10..15, read as bytes. Main
+ * reads the inner IP header here (receive.ts: length, source address), in the line it reads
+ * anyway, instead of pulling the slot's data line across cores for it.
+ */
+export const M_INNER_HEAD = 10;
+/** Bytes of M_INNER_HEAD: an IPv4 header to its source address, an IPv6 header to its source address (8..24). */
+export const INNER_HEAD_BYTES = 24;
+
+/**
+ * M_INNER_HEAD of slot meta m (an index into the meta words): the first INNER_HEAD_BYTES of the
+ * plaintext at data[off, off+plen), zero past its end. `metaBytes` views the ring's meta buffer.
+ * (native/aead.c openSlots does the same for the slots it opens.)
+ */
+export function copyInnerHead(data: Uint8Array, off: number, plen: number, metaBytes: Uint8Array, m: number): void {
+  const at = (m + M_INNER_HEAD) * 4;
+  const n = Math.min(plen, INNER_HEAD_BYTES);
+  metaBytes.set(data.subarray(off, off + n), at);
+  metaBytes.fill(0, at + n, at + INNER_HEAD_BYTES);
+}
 
 // The UDP endpoint of a slot (native/udp.c reads and writes these words; src/io/endpoint-words.ts
 // converts). Send rings: where the sealed message goes, and from which local address (sticky

@@ -117,8 +117,8 @@ import { KeyTable } from './keytable.js';
 import {
   CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_OWNER, CTL_UDP_READER_WAITING, CTL_TUN_MTU, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_OWNER,
   CTL_TUN_GONE_ERRNO, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CTL_WRITER_WAITING, DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS,
-  DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS, Drop, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_KEYPAIR,
-  M_LENGTH, M_PEER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_FLUSHED, MAIN_INLINE_SEALED, MAIN_INPUT_RECHECKS, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
+  DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS, Drop, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_INNER_HEAD, M_KEYPAIR,
+  M_LENGTH, M_PEER, M_RECEIVER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_FLUSHED, MAIN_INLINE_SEALED, MAIN_INPUT_RECHECKS, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
   META_WORDS, RING_COUNT, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
   SlotState, STAT_WRITER, TunGoneCause, VIRTIO_NET_HDR_LEN, W_BYTES, W_PACKETS, cryptingState, slotBytesFor, statDrop,
 } from './layout.js';
@@ -227,7 +227,11 @@ export { TUN_READER_ID, TUN_WRITER_ID, UDP_READER_ID };
 export class SlotMeta {
   slot = 0;
   private m = 0;
-  constructor(readonly ring: RingId, private readonly words: Int32Array) {}
+  /** The meta words as bytes (M_INNER_HEAD). */
+  readonly metaBytes: Uint8Array;
+  constructor(readonly ring: RingId, private readonly words: Int32Array) {
+    this.metaBytes = new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
+  }
   /** @internal */
   at(slot: number): this {
     this.slot = slot;
@@ -251,6 +255,10 @@ export class SlotMeta {
   set counterLo(v: number) { this.words[this.m + M_COUNTER_LO] = v; }
   get counterHi(): number { return this.words[this.m + M_COUNTER_HI]! >>> 0; }
   set counterHi(v: number) { this.words[this.m + M_COUNTER_HI] = v; }
+  /** RECV, keyed by the UDP reader: the receiver index it keyed the slot by. */
+  get receiver(): number { return this.words[this.m + M_RECEIVER]! >>> 0; }
+  /** RECV, opened: offset in metaBytes of the plaintext's first INNER_HEAD_BYTES bytes (layout.ts M_INNER_HEAD). */
+  get innerHead(): number { return (this.m + M_INNER_HEAD) * 4; }
   /** Send rings: fd of the connected UDP socket a worker may write the sealed message to (-1: main sends it). */
   get sendFd(): number { return this.words[this.m + M_FD]!; }
   set sendFd(v: number) { this.words[this.m + M_FD] = v; }

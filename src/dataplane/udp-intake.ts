@@ -19,7 +19,7 @@ import { RECV_OUT_ERRORS, RECV_OUT_PENDING, RECV_OUT_TOO_BIG, type UdpNative } f
 import { type ReceiverIndexMap } from './indexmap.js';
 import { type KeyTable } from './keytable.js';
 import {
-  M_COUNTER_HI, M_COUNTER_LO, M_KEYPAIR, M_LENGTH, M_RESULT, M_SEQ, M_STATE, META_WORDS, STAT_UDP_READER, SlotState,
+  M_COUNTER_HI, M_COUNTER_LO, M_KEYPAIR, M_LENGTH, M_RECEIVER, M_RESULT, M_SEQ, M_STATE, META_WORDS, STAT_UDP_READER, SlotState,
   U_BYTES, U_CALLS, U_DATAGRAMS, U_ERRORS, U_FAST, U_INLINE_OPENED, U_TOO_BIG,
 } from './layout.js';
 import { type RingView, ringMainIfArmed, wakeWorkers } from './ring.js';
@@ -120,9 +120,11 @@ export class UdpIntake {
     const len = meta[m + M_LENGTH]!;
     const o = s * slotBytes;
     if (len < MESSAGE_TRANSPORT_MIN_SIZE || data[o] !== MESSAGE_TRANSPORT || data[o + 1] !== 0 || data[o + 2] !== 0 || data[o + 3] !== 0) return false;
-    const keyId = this.indexMap.lookup(data[o + 4]! | (data[o + 5]! << 8) | (data[o + 6]! << 16) | (data[o + 7]! << 24));
+    const receiver = data[o + 4]! | (data[o + 5]! << 8) | (data[o + 6]! << 16) | (data[o + 7]! << 24);
+    const keyId = this.indexMap.lookup(receiver);
     if (keyId < 0) return false;
     meta[m + M_KEYPAIR] = keyId;
+    meta[m + M_RECEIVER] = receiver;
     meta[m + M_COUNTER_LO] = data[o + 8]! | (data[o + 9]! << 8) | (data[o + 10]! << 16) | (data[o + 11]! << 24);
     meta[m + M_COUNTER_HI] = data[o + 12]! | (data[o + 13]! << 8) | (data[o + 14]! << 16) | (data[o + 15]! << 24);
     return true;
