@@ -850,6 +850,9 @@ t.test('server: a large get is written a step per turn, the next once the client
   const most = Math.max(...perTurn.values());
   t.ok(most <= 2 * (GET_PEERS_PER_STEP + 1), `at most ${most} peers read between two turns of the loop`);
   t.ok(perTurn.size >= n / GET_PEERS_PER_STEP / 2, `spread over ${perTurn.size} turns`);
+
+  // A client that half-closes right after asking (EOF while the reply is written): the whole reply, then the close.
+  t.same(await talk(srv.path, ['get=1\n\n'], { halfClose: true }), { out: `${want}errno=0\n\n`, closed: true });
 });
 
 t.test('server: exclusive() (a --config reload) waits for a set in progress, and holds the clients until it settles', async (t) => {
