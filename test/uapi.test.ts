@@ -710,6 +710,15 @@ function talk(sockPath: string, chunks: string[], opts: { halfClose?: boolean; u
   });
 }
 
+/** Counts event-loop turns (an immediate that re-queues itself) until stop(). */
+function countTurns(): { readonly now: number; stop(): void } {
+  let now = 0;
+  let counting = true;
+  const tick = (): void => { now++; if (counting) setImmediate(tick); };
+  setImmediate(tick);
+  return { get now() { return now; }, stop: () => { counting = false; } };
+}
+
 t.test('server: socket file, permissions, get/set over a real socket, close', async (t) => {
   const base = tmpDir(t);
   const dir = path.join(base, 'run', 'wireguard');
@@ -759,18 +768,15 @@ t.test('server: a large set is applied a slice per event-loop turn, in order, an
   const srv = await UapiServer.listen({ ifname: 'wgt9', device: dev, dir });
   t.teardown(() => srv.close());
   // Which event-loop turn each peer was created in.
-  let turn = 0;
-  let counting = true;
-  const tick = (): void => { turn++; if (counting) setImmediate(tick); };
-  setImmediate(tick);
+  const turns = countTurns();
   const perTurn = new Map<number, number>();
   const create = dev.createPeer.bind(dev);
-  dev.createPeer = (pub: Uint8Array): void => { perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1); create(pub); };
+  dev.createPeer = (pub: Uint8Array): void => { perTurn.set(turns.now, (perTurn.get(turns.now) ?? 0) + 1); create(pub); };
   const N = 3000;
   const keys = Array.from({ length: N }, (_, i) => (i + 1).toString(16).padStart(64, '0'));
   const body = keys.map((k) => `public_key=${k}\n`).join('');
   const r = await talk(srv.path, [`set=1\n${body}\nget=1\n\n`], { until: 'errno=0\n\nerrno=0\n\n' });
-  counting = false;
+  turns.stop();
   t.equal(r.out, 'errno=0\n\nerrno=0\n\n', 'both replies');
   t.same(dev.calls.filter((c) => c.startsWith('createPeer')), keys.map((k) => `createPeer ${k}`), 'every peer, in order');
   // The counter and the feed both run as immediates, in either order, so one count may see two slices.
@@ -805,16 +811,13 @@ t.test('server: a large get is written a step per turn, the next once the client
   const dev = bulkDevice(n);
   const srv = await UapiServer.listen({ ifname: 'wgt6', device: dev, dir });
   t.teardown(() => srv.close());
-  let turn = 0;
-  let counting = true;
-  const tick = (): void => { turn++; if (counting) setImmediate(tick); };
-  setImmediate(tick);
+  const turns = countTurns();
   const readAt: number[] = []; // the turn each peer was read in
   const state = dev.getState;
   dev.getState = (): UapiDeviceState => {
     const s = state();
     const peers = s.peers;
-    return { ...s, peers: (function* () { for (const p of peers) { readAt.push(turn); yield p; } })() };
+    return { ...s, peers: (function* () { for (const p of peers) { readAt.push(turns.now); yield p; } })() };
   };
   const other = 'ff'.repeat(32);
   let readWhenSet = -1;
@@ -828,8 +831,8 @@ t.test('server: a large get is written a step per turn, the next once the client
   slow.write('get=1\n\n');
   await new Promise<void>((resolve) => { const poll = (): void => { if (dev.read > 0) resolve(); else setImmediate(poll); }; poll(); });
   const setter = talk(srv.path, [`set=1\npublic_key=${other}\n\n`], { until: 'errno=0\n\n' });
-  const startTurn = turn;
-  await new Promise<void>((resolve) => { const poll = (): void => { if (turn >= startTurn + 200) resolve(); else setImmediate(poll); }; poll(); });
+  const startTurn = turns.now;
+  await new Promise<void>((resolve) => { const poll = (): void => { if (turns.now >= startTurn + 200) resolve(); else setImmediate(poll); }; poll(); });
   t.ok(dev.read < n / 2, `${dev.read} of ${n} peers read while the client read nothing for 200 turns (${dev.read / GET_PEERS_PER_STEP} steps)`);
   t.equal(readWhenSet, -1, 'the other client\'s set waits while the reply is unwritten');
 
@@ -840,7 +843,7 @@ t.test('server: a large get is written a step per turn, the next once the client
   await whole;
   slow.destroy();
   t.same(await setter, { out: 'errno=0\n\n', closed: false });
-  counting = false;
+  turns.stop();
   let want = 'listen_port=51820\n';
   for (let i = 0; i < n; i++) want += bulkPeerText(i);
   t.ok(out === `${want}errno=0\n\n`, `the whole reply, in order (${out.length} bytes, want ${want.length + 9})`);
