@@ -48,6 +48,9 @@ export interface DeviceOptions {
   listenPort?: number;
 }
 
+/** Main-thread time per event-loop turn for the peers' DH(static, static) left after a configuration change (≈ 50 X25519s). */
+const PRECOMPUTE_SLICE_MS = 2;
+
 const monotonicClock: Clock = {
   now: () => performance.now(),
   wallNow: () => Date.now(),
@@ -66,6 +69,8 @@ export class Device {
   private fwmark = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private timerAt = Infinity;
+  /** A precompute() turn is scheduled. */
+  private precomputing = false;
   private closed = false;
   private tunGoneCallbacks: (() => void)[] = [];
   /** Closes of replaced socket pairs, handed to the pipeline with the next setUdpSockets(). */
@@ -157,7 +162,10 @@ export class Device {
         this.udp.setMark(mark);
         this.fwmark = mark;
       },
-      committed: () => this.scheduleTimers(),
+      committed: () => {
+        this.scheduleTimers();
+        this.schedulePrecompute();
+      },
       peerNames: () => this.peerNames,
       logError: (msg, fields) => this.log.error(msg, fields),
     });
@@ -341,5 +349,20 @@ export class Device {
     this.timerAt = Infinity;
     this.engine.tick();
     this.scheduleTimers();
+  };
+
+  /**
+   * The engine has peers' DH(static, static) left to compute (a configuration added peers, or the
+   * private key changed): compute them PRECOMPUTE_SLICE_MS per event-loop turn, between packets.
+   */
+  private schedulePrecompute(): void {
+    if (this.precomputing || this.closed || !this.engine.staticStaticPending) return;
+    this.precomputing = true;
+    setImmediate(this.precompute);
+  }
+
+  private readonly precompute = (): void => {
+    this.precomputing = false;
+    if (!this.closed && this.engine.precomputeStaticStatics(PRECOMPUTE_SLICE_MS)) this.schedulePrecompute();
   };
 }

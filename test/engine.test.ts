@@ -4,7 +4,8 @@ import t from 'tap';
 import { MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT } from '../src/constants.js';
 import { type Endpoint } from '../src/protocol/endpoint.js';
 import { type Peer } from '../src/protocol/peer.js';
-import { ipv4Packet, twoPeers, type Wire } from './helpers/pair.js';
+import { nodeCrypto, type Crypto } from '../src/crypto/crypto.js';
+import { ipv4Packet, Net, twoPeers, type Wire } from './helpers/pair.js';
 
 const typeOf = (w: Wire) => w.bytes[0];
 const initiations = (ws: Wire[]) => ws.filter((w) => typeOf(w) === MESSAGE_INITIATION).length;
@@ -202,6 +203,64 @@ t.test('new private key: sessions stop sending and peers with our own key are re
   a.engine.setPrivateKey(bKey); // A takes B's key: its peer with that public key must go
   t.equal(a.engine.peerByKey(b.engine.publicKey!), undefined);
   t.ok(self);
+});
+
+t.test('DH(static, static) is computed lazily: not in addPeer or setPrivateKey, in slices, or by the first handshake that needs it', async (t) => {
+  let dhCalls = 0;
+  const counting: Crypto = { ...nodeCrypto, dh: (sk, pk) => { dhCalls++; return nodeCrypto.dh(sk, pk); } };
+  const net = new Net(counting);
+  const a = net.add('a', '192.0.2.1', 51820);
+  const b = net.add('b', '192.0.2.2', 51821);
+  a.engine.setPrivateKey(counting.generatePrivateKey());
+  b.engine.setPrivateKey(counting.generatePrivateKey());
+  const others = Array.from({ length: 40 }, () => b.engine.addPeer(counting.publicKey(counting.generatePrivateKey())));
+  const peerAB = a.engine.addPeer(b.engine.publicKey!);
+  const peerBA = b.engine.addPeer(a.engine.publicKey!);
+  t.equal(dhCalls, 0, 'adding 42 peers computed no DH');
+  t.ok(b.engine.staticStaticPending);
+
+  t.equal(b.engine.precomputeStaticStatics(0), true, 'a zero budget still computes one, and some are left');
+  t.equal(dhCalls, 1);
+  t.ok(others[0]!.handshake.precomputedStaticStatic, 'the oldest queued first');
+
+  // A handshake before the rest: each side computes the one it needs, at once.
+  a.engine.allowedIPs.insert(Uint8Array.from([10, 0, 0, 2]), 32, peerAB);
+  b.engine.allowedIPs.insert(Uint8Array.from([10, 0, 0, 1]), 32, peerBA);
+  a.engine.setEndpoint(peerAB, b.endpoint);
+  b.engine.setEndpoint(peerBA, a.endpoint);
+  a.engine.up();
+  b.engine.up();
+  net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  net.pump();
+  t.equal(b.delivered.length, 1, 'the handshake completed with the DH computed on demand');
+  t.same(peerBA.handshake.precomputedStaticStatic, nodeCrypto.dh(b.engine.privateKey!, a.engine.publicKey!), 'the same value an eager precompute gives');
+
+  const before = dhCalls;
+  t.equal(b.engine.precomputeStaticStatics(Infinity), false, 'the rest, in one unbounded slice');
+  t.equal(dhCalls - before, 40 - 1, 'each remaining peer once; the one the handshake computed is not computed again');
+  t.notOk(b.engine.staticStaticPending);
+  t.ok(others.every((p) => p.handshake.precomputedStaticStatic !== null));
+
+  // A new private key: the old values are zeroed at once, the new ones computed later.
+  const old = others.map((p) => p.handshake.precomputedStaticStatic!);
+  const atKey = dhCalls;
+  b.engine.setPrivateKey(counting.generatePrivateKey());
+  t.equal(dhCalls, atKey, 'setPrivateKey computed no DH (with 41 peers)');
+  t.ok(old.every((ss) => ss.every((x) => x === 0)), 'the values made with the old key are zeroed');
+  t.ok(b.engine.staticStaticPending);
+  b.engine.precomputeStaticStatics(Infinity);
+  t.equal(dhCalls - atKey, 41, 'then each peer once under the new key');
+  t.same(others[5]!.handshake.precomputedStaticStatic, nodeCrypto.dh(b.engine.privateKey!, others[5]!.publicKey));
+
+  // Removed peers are skipped; removing every peer empties the queue.
+  b.engine.setPrivateKey(counting.generatePrivateKey());
+  b.engine.removePeer(others[0]!);
+  const atRemove = dhCalls;
+  b.engine.precomputeStaticStatics(Infinity);
+  t.equal(dhCalls - atRemove, 40, 'a removed peer gets none');
+  b.engine.setPrivateKey(counting.generatePrivateKey());
+  b.engine.removeAllPeers();
+  t.notOk(b.engine.staticStaticPending, 'nothing left to compute without peers');
 });
 
 // Private-key rotation (issue 8 item 1), as wireguard-go does it: a new device key expires the

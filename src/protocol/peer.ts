@@ -27,6 +27,12 @@ export class Peer {
   /** Packets waiting for a session (oldest first, at most MAX_STAGED_PACKETS). */
   staged: Uint8Array[] = [];
   removed = false;
+  /**
+   * The device-key generation handshake.precomputedStaticStatic was computed under (−1: not yet).
+   * Engine computes it lazily (Engine.staticStatic): in the background after a configuration
+   * change, or at once when a handshake needs it first.
+   */
+  staticStaticGeneration = -1;
 
   constructor(
     readonly id: number,
