@@ -248,6 +248,19 @@ export async function loadConfigFile(file: string, cliMetrics: string | null): P
   return { config, metrics: resolveMetricsSettings(cliMetrics, text) };
 }
 
+/** The device's peers' public keys in hex, read PEERS_PER_TURN per event-loop turn (a concentrator has 100,000). */
+async function peerKeysHex(device: UapiDevice): Promise<string[]> {
+  const keys: string[] = [];
+  for (const p of device.getState().peers) {
+    keys.push(p.publicKeyHex ?? Buffer.from(p.publicKey).toString('hex'));
+    if (keys.length % PEERS_PER_TURN === 0) await nextTurn();
+  }
+  return keys;
+}
+
+/** Peers' states read per event-loop turn when a reload lists the current peers. */
+const PEERS_PER_TURN = 2000;
+
 /**
  * Applies a checked configuration to a device: 'set' replaces everything (`wg setconf`),
  * 'sync' applies only the difference and keeps untouched sessions (`wg syncconf`). The request
@@ -256,7 +269,7 @@ export async function loadConfigFile(file: string, cliMetrics: string | null): P
  * set (UapiServer.exclusive). Rejects with the device's reason and errno if it refuses.
  */
 export async function applyConfig(device: UapiDevice, config: WgConfig, mode: 'set' | 'sync' = 'set'): Promise<void> {
-  const current = mode === 'sync' ? Array.from(device.getState().peers, (p) => Buffer.from(p.publicKey).toString('hex')) : undefined;
+  const current = mode === 'sync' ? await peerKeysHex(device) : undefined;
   let reason = '';
   const session = new UapiSession(device, (level, msg) => { if (level === 'error') reason = msg; });
   const request = Buffer.from(configToUapi(config, current));
