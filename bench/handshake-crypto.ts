@@ -28,7 +28,7 @@ import { performance } from 'node:perf_hooks';
 import { type Crypto, kdf1, kdf2, kdf3, nativeCrypto, nobleCrypto, nodeApiCrypto, nodeCryptoBackend } from '../src/crypto/crypto.js';
 import { nativeHandshake, nativeHandshakeError } from '../src/crypto/native-handshake.js';
 import { CookieChecker } from '../src/protocol/cookie.js';
-import { type Endpoint, endpointFromBytes } from '../src/protocol/endpoint.js';
+import { type Endpoint, endpointFromBytes, Sent } from '../src/protocol/endpoint.js';
 import { Engine, type EngineHooks } from '../src/protocol/engine.js';
 
 const args = process.argv.slice(2);
@@ -196,7 +196,7 @@ function stages(c: Crypto, iterations: number, traced = true): StageResult {
   const clock = { now: () => now, wallNow: () => wall };
   let captured: Uint8Array | null = null;
   const hooks: EngineHooks = {
-    sendTo: (_ep, msg) => { captured = msg.slice(); return true; },
+    sendTo: (_ep, msg) => { captured = msg.slice(); return Sent.Yes; },
     sendTransport: (_p, _kp, _n, pt) => pt.length + 32,
     keypairCreated: (kp) => { kp.keyId = 0; },
     keypairRetired: () => {},

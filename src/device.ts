@@ -27,7 +27,6 @@ import { DeviceMetrics } from './metrics/device-source.js';
 import { HandshakeStats } from './metrics/handshakes.js';
 import { peerLabel } from './peer-name.js';
 import { DROP_REASONS, DropCounters } from './protocol/drops.js';
-import { withoutSource } from './protocol/endpoint.js';
 import { type Clock, Engine, type EngineHooks } from './protocol/engine.js';
 import { type Keypair } from './protocol/keypair.js';
 import { STATS_PER_PEER } from './protocol/peer.js';
@@ -128,13 +127,7 @@ export class Device {
       drops: new DropCounters(new Float64Array(new SharedArrayBuffer(2 * DROP_REASONS.length * 8))),
     });
     // A replaced socket pair closes once the UDP reader left it and no send slot names its fds.
-    // A handshake message whose sticky source the kernel refused (our address changed) went out
-    // without it: the peers using that endpoint forget the source too.
-    this.udp = new NativeBind((close) => this.retiredSockets.push(close), {
-      onSourceRefused: (ep) => {
-        for (const peer of this.engine.peers()) if (peer.endpoint === ep) this.engine.setEndpoint(peer, withoutSource(ep));
-      },
-    });
+    this.udp = new NativeBind((close) => this.retiredSockets.push(close));
     this.handshakes = new HandshakeQueue((h, underLoad) => this.processHandshake(h, underLoad), monotonicClock.now);
     this.handshakes.onRefused = (type) => this.handshakeStats.rejected(type);
     this.offload = (opts.handshakeWorkers ?? 0) > 0 ? new HandshakeOffload({

@@ -18,7 +18,7 @@ import { EP_WORDS, M_EP_FAMILY, M_EP_SRC, META_WORDS } from './dataplane/layout.
 import { type NativeBind } from './io/bind.js';
 import { endpointWordsOf } from './io/endpoint-words.js';
 import { Direction } from './protocol/drops.js';
-import { type Endpoint, withoutSource } from './protocol/endpoint.js';
+import { type Endpoint, Sent, withoutSource } from './protocol/endpoint.js';
 import { type Engine } from './protocol/engine.js';
 import { type Keypair } from './protocol/keypair.js';
 import { paddedLength, writeTransportHeader } from './protocol/messages.js';
@@ -139,10 +139,12 @@ export class SendPath {
         e.drops.count(Direction.Outbound, 'no_endpoint');
         return false;
       }
-      if (!this.ctx.bind.sendTo(ep, data.subarray(0, msgLen))) {
+      const sent = this.ctx.bind.sendTo(ep, data.subarray(0, msgLen));
+      if (sent === Sent.No) {
         e.drops.count(Direction.Outbound, 'send_failed');
         return false;
       }
+      if (sent === Sent.WithoutSource && peer.endpoint === ep) e.setEndpoint(peer, withoutSource(ep));
     }
     else if (slotEp !== undefined && slotEp.src !== undefined && slotEp === peer.endpoint) this.checkSourceKept(peer, meta);
     if (fromTun) e.transportSent(peer, msgLen, true);

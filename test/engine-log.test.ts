@@ -4,7 +4,7 @@
 // suppressed lines, nothing at all below verbose, and never a private, preshared or session key.
 import t from 'tap';
 import { Engine, type EngineHooks } from '../src/protocol/engine.js';
-import { type Endpoint, endpointFromAddress } from '../src/protocol/endpoint.js';
+import { type Endpoint, endpointFromAddress, Sent } from '../src/protocol/endpoint.js';
 import { createLogger, type LogLevel } from '../src/log.js';
 import { LOG_BURST } from '../src/log-limit.js';
 import { peerLabel } from '../src/peer-name.js';
@@ -33,7 +33,7 @@ function addLogged(net: Net, name: string, address: string, port: number, level:
   const hooks: EngineHooks = {
     sendTo(ep, msg) {
       send(ep, Uint8Array.from(msg));
-      return true;
+      return Sent.Yes;
     },
     sendTransport(peer, kp, counter, plaintext) {
       if (!peer.endpoint) return -1;

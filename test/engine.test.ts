@@ -263,6 +263,22 @@ t.test('DH(static, static) is computed lazily: not in addPeer or setPrivateKey, 
   t.notOk(b.engine.staticStaticPending, 'nothing left to compute without peers');
 });
 
+t.test('a handshake message the kernel sent without its sticky source drops the source from that peer only', async (t) => {
+  const { net, a, b, peerAB } = twoPeers();
+  const sourced = (ep: Endpoint): Endpoint => ({ ...ep, src: Uint8Array.of(192, 0, 2, 99), srcIfindex: 3 });
+  a.engine.setEndpoint(peerAB, sourced(b.endpoint));
+  const other = a.engine.addPeer(net.crypto.publicKey(net.crypto.generatePrivateKey()));
+  const otherEp = sourced(b.endpoint);
+  a.engine.setEndpoint(other, otherEp);
+  a.sourceRefused = true; // our address 192.0.2.99 went away
+  net.sendPacket(a, ipv4Packet('10.0.0.1', '10.0.0.2'));
+  net.pump();
+  t.equal(b.delivered.length, 1, 'the handshake and the packet went through');
+  t.equal(peerAB.endpoint!.src, undefined, 'the peer the initiation went to forgot the source');
+  t.equal(peerAB.endpoint!.port, b.endpoint.port, 'and kept its address');
+  t.equal(other.endpoint, otherEp, 'another peer with the same source is left for its own next send (no scan of all peers)');
+});
+
 // Private-key rotation (issue 8 item 1), as wireguard-go does it: a new device key expires the
 // sessions for sending and clears the time of the last initiation sent, so the next packet
 // starts a handshake with the new key at once instead of REKEY_TIMEOUT after the last one.

@@ -13,7 +13,7 @@
 // back; it is called on every swap, so it is also the place to publish the new fds). `generation`
 // counts the swaps.
 import { getSystemErrorName } from 'node:util';
-import type { Endpoint } from '../protocol/endpoint.js';
+import { type Endpoint, Sent } from '../protocol/endpoint.js';
 import type { ScopedEndpoint } from './endpoint-words.js';
 import { udpNative, type UdpNative } from './udp-native.js';
 
@@ -29,11 +29,6 @@ export interface NativeBindOptions {
   sndbuf?: number;
   /** The addon (tests may substitute one); default udpNative(). */
   native?: UdpNative;
-  /**
-   * Called when sendTo had to send without the endpoint's sticky source (the kernel refused it:
-   * the address is no longer ours): the owner should drop `ep.src` from the peer's endpoint.
-   */
-  onSourceRefused?: (ep: Endpoint) => void;
 }
 
 export interface BindErrno extends Error {
@@ -50,7 +45,6 @@ function errnoError(message: string, errno: number, syscall?: string): BindErrno
 
 export class NativeBind {
   private readonly native: UdpNative;
-  private readonly onSourceRefused: ((ep: Endpoint) => void) | undefined;
   private readonly rcvbuf: number;
   private readonly sndbuf: number;
   private v4 = -1;
@@ -76,7 +70,6 @@ export class NativeBind {
     opts: NativeBindOptions = {},
   ) {
     this.native = opts.native ?? udpNative();
-    this.onSourceRefused = opts.onSourceRefused;
     this.rcvbuf = opts.rcvbuf ?? SOCKET_BUFFER_BYTES;
     this.sndbuf = opts.sndbuf ?? SOCKET_BUFFER_BYTES;
   }
@@ -183,23 +176,23 @@ export class NativeBind {
   /**
    * Send one datagram (handshake and cookie messages), from the endpoint's sticky source
    * (ep.src / ep.srcIfindex) if it has one; a source the kernel refuses is dropped for this send
-   * (onSourceRefused). False when it could not be sent: no socket of that family, socket buffer
-   * full (never blocks), or another error.
+   * (Sent.WithoutSource: the caller should drop it from the peer's endpoint). Sent.No when it
+   * could not be sent: no socket of that family, socket buffer full (never blocks), or another error.
    */
-  sendTo(ep: Endpoint, msg: Uint8Array): boolean {
+  sendTo(ep: Endpoint, msg: Uint8Array): Sent {
     const fd = this.fdFor(ep.family);
-    if (fd < 0) return false;
+    if (fd < 0) return Sent.No;
     const src = ep.src !== undefined && ep.src.length === ep.bytes.length ? ep.src : null;
     const r = this.native.sendTo(fd, msg, 0, msg.length, ep.family, ep.bytes, ep.port, (ep as ScopedEndpoint).scope ?? 0, src, src ? ep.srcIfindex ?? 0 : 0);
-    if (r === 1) {
-      this.stats.sourceFallbacks++;
-      this.onSourceRefused?.(ep);
-    }
     if (r < 0) {
       this.stats.sendErrors++;
-      return false;
+      return Sent.No;
     }
-    return true;
+    if (r === 1) {
+      this.stats.sourceFallbacks++;
+      return Sent.WithoutSource;
+    }
+    return Sent.Yes;
   }
 
   /** Unbind: the sockets are closed through deferClose; port becomes 0 and the fds -1. */

@@ -17,6 +17,15 @@ export interface Endpoint {
   readonly scope?: number;
 }
 
+/** What sending one datagram to an endpoint did. */
+export const enum Sent {
+  /** Not sent (no socket of that family, socket buffer full, or another error). */
+  No = 0,
+  Yes = 1,
+  /** Sent, but without the endpoint's sticky source: the kernel refused it (the address is no longer ours). */
+  WithoutSource = 2,
+}
+
 /** The same endpoint without its sticky source (the kernel chooses the local address again). */
 export function withoutSource(ep: Endpoint): Endpoint {
   const { src: _src, srcIfindex: _ifindex, ...rest } = ep;

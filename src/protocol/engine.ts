@@ -23,7 +23,7 @@ import { type PeerLabel, peerKeyBase64 } from '../peer-name.js';
 import { AllowedIPs } from './allowedips.js';
 import { CookieChecker } from './cookie.js';
 import { type DropReason, Direction, DropCounters } from './drops.js';
-import { type Endpoint, endpointSourceKey, formatEndpoint, sameEndpoint } from './endpoint.js';
+import { type Endpoint, endpointSourceKey, formatEndpoint, sameEndpoint, Sent, withoutSource } from './endpoint.js';
 import { IndexTable } from './indextable.js';
 import { Keypair } from './keypair.js';
 import { Initiation, Response, readU32 } from './messages.js';
@@ -59,7 +59,7 @@ export interface PacketSource {
 
 export interface EngineHooks {
   /** Send a datagram (handshake message or cookie reply) to an endpoint. */
-  sendTo(ep: Endpoint, msg: Uint8Array): boolean;
+  sendTo(ep: Endpoint, msg: Uint8Array): Sent;
   /** Seal `plaintext` (empty = keepalive) with kp/counter and send it to peer's endpoint; return the message length sent, or -1. */
   sendTransport(peer: Peer, kp: Keypair, counter: number, plaintext: Uint8Array): number;
   /** A keypair was created: install its keys where the crypto workers can use them (set kp.keyId). */
@@ -395,7 +395,7 @@ export class Engine {
     const source = endpointSourceKey(src);
     if (!this.checker.checkMac2(msg, source, now)) {
       const reply = this.checker.createReply(msg, readU32(msg, 4), source, now);
-      if (reply && this.hooks.sendTo(src, reply)) this.hooks.handshakeMessage?.(MESSAGE_COOKIE_REPLY, Direction.Outbound, null);
+      if (reply && this.hooks.sendTo(src, reply) !== Sent.No) this.hooks.handshakeMessage?.(MESSAGE_COOKIE_REPLY, Direction.Outbound, null);
       return this.drop('cookie_required');
     }
     if (!this.rateLimiter.allow(src.bytes, now)) return this.drop('rate_limited');
@@ -550,14 +550,17 @@ export class Engine {
   private sendHandshakeMessage(peer: Peer, msg: Uint8Array, type: number, now: number): void {
     this.timersAnyAuthenticatedPacketTraversal(peer, now);
     this.timersAnyAuthenticatedPacketSent(peer);
-    if (!peer.endpoint) {
+    const ep = peer.endpoint;
+    if (!ep) {
       this.drops.count(Direction.Outbound, 'no_endpoint');
       return;
     }
-    if (this.hooks.sendTo(peer.endpoint, msg)) {
-      this.stats[peer.id * STATS_PER_PEER + Stat.TxBytes] += msg.length;
-      this.hooks.handshakeMessage?.(type, Direction.Outbound, peer);
-    }
+    const sent = this.hooks.sendTo(ep, msg);
+    if (sent === Sent.No) return;
+    // Our address the peer used to reach went away: reply from wherever the kernel chooses from now on.
+    if (sent === Sent.WithoutSource && peer.endpoint === ep) this.setEndpoint(peer, withoutSource(ep));
+    this.stats[peer.id * STATS_PER_PEER + Stat.TxBytes] += msg.length;
+    this.hooks.handshakeMessage?.(type, Direction.Outbound, peer);
   }
 
   // ───────────────────────── transport: sending ─────────────────────────

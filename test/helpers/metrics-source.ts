@@ -5,6 +5,7 @@ import { nodeCrypto } from '../../src/crypto/crypto.js';
 import { STATS_LENGTH } from '../../src/dataplane/layout.js';
 import { HandshakeStats } from '../../src/metrics/handshakes.js';
 import { type MetricsDataplane, type MetricsDeviceInfo, type MetricsPeer, type MetricsSource } from '../../src/metrics/source.js';
+import { Sent } from '../../src/protocol/endpoint.js';
 import { Engine } from '../../src/protocol/engine.js';
 import { type Peer } from '../../src/protocol/peer.js';
 
@@ -31,7 +32,7 @@ export class EngineMetricsSource implements MetricsSource {
     this.engine = new Engine({
       crypto: nodeCrypto,
       clock: { now: () => mono++, wallNow: () => Date.now() },
-      hooks: { sendTo: () => true, sendTransport: () => -1, keypairCreated: () => {}, keypairRetired: () => {} },
+      hooks: { sendTo: () => Sent.Yes, sendTransport: () => -1, keypairCreated: () => {}, keypairRetired: () => {} },
       ...(opts.maxPeers !== undefined ? { maxPeers: opts.maxPeers } : {}),
     });
     this.handshakeStats = new HandshakeStats(() => this.monoNow);

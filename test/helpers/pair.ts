@@ -3,7 +3,7 @@
 // so the whole protocol runs without sockets, threads or real time.
 import { type Crypto, nodeCrypto } from '../../src/crypto/crypto.js';
 import { type Clock, Engine, type EngineHooks } from '../../src/protocol/engine.js';
-import { type Endpoint, endpointFromAddress } from '../../src/protocol/endpoint.js';
+import { type Endpoint, endpointFromAddress, Sent } from '../../src/protocol/endpoint.js';
 import { Keypair } from '../../src/protocol/keypair.js';
 import { MESSAGE_TRANSPORT } from '../../src/constants.js';
 import { messageType, paddedLength, readU32, Transport, writeTransportHeader } from '../../src/protocol/messages.js';
@@ -27,6 +27,8 @@ export interface Node {
   /** Every datagram this node sent. */
   sent: Wire[];
   underLoad: boolean;
+  /** The kernel refuses sticky sources (our address went away): handshake sends report Sent.WithoutSource. */
+  sourceRefused?: boolean;
 }
 
 function le64(b: Uint8Array, off: number): number {
@@ -48,7 +50,7 @@ export class Net {
     const hooks: EngineHooks = {
       sendTo(ep, msg) {
         self.emit(node, ep, Uint8Array.from(msg));
-        return true;
+        return node.sourceRefused && ep.src !== undefined ? Sent.WithoutSource : Sent.Yes;
       },
       sendTransport(peer, kp, counter, plaintext) {
         if (!peer.endpoint) return -1;
