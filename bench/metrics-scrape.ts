@@ -32,7 +32,7 @@ const setupStart = performance.now();
 for (let i = 0; i < peers; i++) {
   const peer = src.engine.addPeer(nodeCrypto.randomBytes(32));
   const v4 = parsePrefix(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`)!;
-  const v6 = parsePrefix(`fd00::${i.toString(16)}/128`)!;
+  const v6 = parsePrefix(`fd00::${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}/128`)!;
   src.engine.allowedIPs.insert(v4.addr, v4.cidr, peer);
   src.engine.allowedIPs.insert(v6.addr, v6.cidr, peer);
   const s = peer.id * STATS_PER_PEER;
