@@ -415,6 +415,26 @@ t.test('reconfigure (a config reload): friendly names, endpoint labels and the m
   t.notOk('device' in one(e, 'wireguard_device_info', {}).labels, 'device label gone');
 });
 
+t.test('a peer\'s labels follow its allowed IPs and endpoint from one scrape to the next; its counters are read each time', async (t) => {
+  const f = fixture();
+  const key = b64(f.a.publicKey);
+  const m = new WirepoolMetrics(f.src, { wallNow: () => WALL_NOW, processMetrics: false, endpointLabels: true });
+  const sent = async (): Promise<{ labels: Record<string, string>; value: number }> => one(parseExposition(await m.metrics()), 'wireguard_sent_bytes_total', { public_key: key });
+  let s = await sent();
+  t.same([s.labels.allowed_ips, s.labels.remote_ip, s.value], ['10.0.0.2/32,fd00::2/128', '198.51.100.7', 123_456]);
+  const pf = parsePrefix('10.9.0.0/16')!;
+  f.src.engine.allowedIPs.insert(pf.addr, pf.cidr, f.a);
+  f.src.engine.stats[f.a.id * STATS_PER_PEER + Stat.TxBytes] = 200_000;
+  s = await sent();
+  t.same([s.labels.allowed_ips, s.value], ['10.0.0.2/32,fd00::2/128,10.9.0.0/16', 200_000], 'a new allowed IP and the new counter');
+  f.src.engine.setEndpoint(f.a, endpointFromAddress('203.0.113.9', 4242)!);
+  s = await sent();
+  t.same([s.labels.remote_ip, s.labels.remote_port], ['203.0.113.9', '4242'], 'the peer roamed');
+  f.src.engine.allowedIPs.removeByPeer(f.a);
+  s = await sent();
+  t.equal(s.labels.allowed_ips, '(none)', 'allowed IPs removed');
+});
+
 t.test('metrics settings from config comments and the environment', async (t) => {
   const text = [
     '[Interface]',

@@ -11,8 +11,7 @@
 // removed or added during a scrape is in it or not, never half: its row is read at once.
 // A peer's label sets are kept from one scrape to the next until what they show changes (its
 // allowed IPs, friendly name, endpoint, the options): at 100,000 peers a scrape built ≈ 30 MB of
-// label strings that lived across its turns, old-generation garbage every scrape interval whose
-// mark-compacts held the main thread for tens to hundreds of milliseconds. The snapshot is the
+// label strings anew, which lived across its turns (old-generation garbage). The snapshot is the
 // label sets by reference and the counters in one Float64Array.
 //
 // Families (labels as prom-client rendered them, in the same order):
