@@ -352,16 +352,18 @@ t.test('promtool check metrics passes on the output', { skip: promtoolSkip }, as
   t.not(bad.status, 0, 'a gauge named _total is rejected');
 });
 
-t.test('HTTP endpoint: GET /metrics, 404 elsewhere, 405 for other methods', async (t) => {
+t.test('HTTP endpoint: GET /metrics (streamed), HEAD, 404 elsewhere, 405 for other methods', async (t) => {
   const f = fixture();
-  const m = new WirepoolMetrics(f.src, { processMetrics: false });
+  const m = new WirepoolMetrics(f.src, { processMetrics: false, wallNow: () => WALL_NOW });
   const server = await MetricsServer.listen({ host: '127.0.0.1', port: 0 }, m);
   t.teardown(() => server.close());
-  const get = (path: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> =>
+  const get = (path: string, method = 'GET'): Promise<{ status: number; type: string; body: string; chunked: boolean }> =>
     new Promise((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port: server.port, path, method }, (res) => {
         let body = '';
-        res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
+        res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve({
+          status: res.statusCode ?? 0, type: String(res.headers['content-type']), body, chunked: res.headers['transfer-encoding'] === 'chunked',
+        }));
       });
       req.on('error', reject).end();
     });
@@ -369,6 +371,10 @@ t.test('HTTP endpoint: GET /metrics, 404 elsewhere, 405 for other methods', asyn
   t.equal(ok.status, 200);
   t.equal(ok.type, 'text/plain; version=0.0.4; charset=utf-8');
   t.equal(series(parseExposition(ok.body), 'wireguard_sent_bytes_total').length, 3);
+  t.ok(ok.chunked, 'written piece by piece as made (chunked), never held whole');
+  t.equal(ok.body, Buffer.concat(await m.exposition()).toString('utf8'), 'the same text the registry makes');
+  const head = await get('/metrics', 'HEAD');
+  t.same([head.status, head.type, head.body], [200, 'text/plain; version=0.0.4; charset=utf-8', ''], 'HEAD: the headers only');
   t.equal((await get('/metrics?x=1')).status, 200);
   t.equal((await get('/')).status, 404);
   t.equal((await get('/metrics', 'POST')).status, 405);

@@ -28,6 +28,9 @@ import { type MetricsPeer, type MetricsSource } from './source.js';
 /** Peers snapshotted or rendered per event-loop turn (≈ 0.1–0.5 ms of main-thread time each). */
 export const PEERS_PER_CHUNK = 500;
 
+/** Takes the next piece of an exposition; a promise returned means: make no more until it settles (backpressure). */
+export type ExpositionSink = (piece: Buffer) => void | Promise<void>;
+
 export interface PeerFamilyOptions {
   endpointLabels: boolean;
   mdlayher: boolean;
@@ -108,14 +111,14 @@ export class PeerFamilies {
 
   /**
    * The per-peer families' exposition, each family followed by an empty line, as prom-client
-   * separates its own, in pieces of PEERS_PER_CHUNK peers (written to the HTTP reply as they are:
-   * no 9 MB copy). Yields to the event loop between pieces.
+   * separates its own, handed to `sink` in pieces of PEERS_PER_CHUNK peers as they are made (the
+   * HTTP reply writes each at once: at 100,000 peers the exposition is 90 MB, which is never held
+   * whole). Yields to the event loop between pieces, and waits when the sink asks it to.
    */
-  async render(scrapeWall: number): Promise<Buffer[]> {
+  async render(scrapeWall: number, sink: ExpositionSink): Promise<void> {
     const opts = this.options();
     const { labels, values } = await this.snapshot(opts);
     const families = opts.mdlayher ? [...COMPATIBLE, ...MDLAYHER] : COMPATIBLE;
-    const out: Buffer[] = [];
     for (const f of families) {
       let text = `# HELP ${f.name} ${f.help}\n# TYPE ${f.name} ${f.type}\n`;
       for (let i = 0; i < labels.length; i++) {
@@ -124,14 +127,13 @@ export class PeerFamilies {
         if (typeof set === 'string') text += `${f.name}${set} ${value}\n`;
         else for (const l of set) text += `${f.name}${l} ${value}\n`;
         if ((i + 1) % PEERS_PER_CHUNK === 0) {
-          out.push(Buffer.from(text, 'utf8'));
+          await sink(Buffer.from(text, 'utf8'));
           text = '';
           await nextTurn();
         }
       }
-      out.push(Buffer.from(`${text}\n`, 'utf8'));
+      await sink(Buffer.from(`${text}\n`, 'utf8'));
     }
-    return out;
   }
 
   /** Every peer's label sets and values, PEERS_PER_CHUNK peers per turn. */

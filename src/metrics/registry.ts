@@ -31,7 +31,7 @@ import {
 import {
   DIRECTIONS, HANDSHAKE_DURATION_BUCKETS, HANDSHAKE_MESSAGE_TYPES, HANDSHAKE_RESULTS, HANDSHAKE_ROLES,
 } from './handshakes.js';
-import { PeerFamilies } from './peer-families.js';
+import { type ExpositionSink, PeerFamilies } from './peer-families.js';
 import { type MetricsSource } from './source.js';
 
 export interface MetricsOptions {
@@ -96,13 +96,19 @@ export class WirepoolMetrics {
   }
 
   /**
-   * The exposition (Prometheus text format 0.0.4, UTF-8), in pieces to write one after the other:
-   * the per-peer families, written a chunk of peers per event-loop turn (peer-families.ts), then
+   * The exposition (Prometheus text format 0.0.4, UTF-8), handed to `sink` piece by piece as it is
+   * made: the per-peer families, a chunk of peers per event-loop turn (peer-families.ts), then
    * prom-client's registry in one turn.
    */
+  async writeExposition(sink: ExpositionSink): Promise<void> {
+    await this.peerFamilies.render(this.opts.wallNow(), sink);
+    await sink(Buffer.from(await this.registry.metrics(), 'utf8'));
+  }
+
+  /** The exposition's pieces, collected. */
   async exposition(): Promise<Buffer[]> {
-    const pieces = await this.peerFamilies.render(this.opts.wallNow());
-    pieces.push(Buffer.from(await this.registry.metrics(), 'utf8'));
+    const pieces: Buffer[] = [];
+    await this.writeExposition((p) => { pieces.push(p); });
     return pieces;
   }
 

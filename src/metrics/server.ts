@@ -19,6 +19,9 @@ export function parseListenAddress(value: string): { host: string; port: number 
   return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(value.slice(colon + 1)) };
 }
 
+/** The client of a scrape went away while it was being written. */
+const CLIENT_GONE = new Error('metrics client gone');
+
 export class MetricsServer {
   private constructor(private readonly server: http.Server) {}
 
@@ -35,17 +38,31 @@ export class MetricsServer {
         res.writeHead(405, { allow: 'GET, HEAD' }).end();
         return;
       }
-      metrics.exposition().then(
-        (pieces) => {
-          let length = 0;
-          for (const p of pieces) length += p.length;
-          res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': length });
-          if (req.method !== 'HEAD') for (const p of pieces) res.write(p);
-          res.end();
-        },
+      if (req.method === 'HEAD') {
+        res.writeHead(200, { 'content-type': metrics.contentType }).end();
+        return;
+      }
+      // Each piece goes out as it is made (chunked transfer encoding), waiting while the client
+      // has not read the last; a failure after the first piece can only cut the reply short.
+      let started = false;
+      metrics.writeExposition((piece) => {
+        if (!started) {
+          started = true;
+          res.writeHead(200, { 'content-type': metrics.contentType });
+        }
+        if (res.destroyed) throw CLIENT_GONE; // stop making what nobody reads
+        if (res.write(piece)) return undefined;
+        return new Promise<void>((resolve) => {
+          res.once('drain', resolve);
+          res.once('close', resolve);
+        });
+      }).then(
+        () => res.end(),
         (err: unknown) => {
+          if (err === CLIENT_GONE) return;
           onError?.(err instanceof Error ? err : new Error(String(err)));
-          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('metrics collection failed\n');
+          if (started) res.destroy();
+          else res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('metrics collection failed\n');
         },
       );
     });
