@@ -380,6 +380,34 @@ t.test('HTTP endpoint: GET /metrics (streamed), HEAD, 404 elsewhere, 405 for oth
   t.equal((await get('/metrics', 'POST')).status, 405);
 });
 
+t.test('HTTP endpoint: a client that reads slowly gets the whole exposition; the writer waits for it', async (t) => {
+  const src = new EngineMetricsSource('wg0', { maxPeers: 20_000 });
+  src.engine.setPrivateKey(nodeCrypto.randomBytes(32));
+  for (let i = 0; i < 20_000; i++) {
+    const pf = parsePrefix(`10.${i >> 8}.${i & 255}.1/32`)!;
+    src.engine.allowedIPs.insert(pf.addr, pf.cidr, src.engine.addPeer(nodeCrypto.randomBytes(32)));
+  }
+  const m = new WirepoolMetrics(src, { processMetrics: false, wallNow: () => WALL_NOW });
+  const server = await MetricsServer.listen({ host: '127.0.0.1', port: 0 }, m);
+  t.teardown(() => server.close());
+  const warnings: string[] = [];
+  const onWarning = (w: Error): void => { warnings.push(w.name); };
+  process.on('warning', onWarning);
+  t.teardown(() => { process.off('warning', onWarning); });
+  const body = await new Promise<string>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: server.port, path: '/metrics' }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.pause(); // a slow reader: the socket fills and the server must wait for it
+      setTimeout(() => res.resume(), 300);
+      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    }).on('error', reject);
+  });
+  t.equal(series(parseExposition(body), 'wireguard_sent_bytes_total').length, 20_000, 'every peer, once');
+  t.equal(body, Buffer.concat(await m.exposition()).toString('utf8'), 'the whole text');
+  t.same(warnings, [], 'no warning (a listener per wait would pile up)');
+});
+
 t.test('listen addresses', async (t) => {
   t.same(parseListenAddress('127.0.0.1:9586'), { host: '127.0.0.1', port: 9586 });
   t.same(parseListenAddress('[::1]:9586'), { host: '::1', port: 9586 });

@@ -53,8 +53,13 @@ export class MetricsServer {
         if (res.destroyed) throw CLIENT_GONE; // stop making what nobody reads
         if (res.write(piece)) return undefined;
         return new Promise<void>((resolve) => {
-          res.once('drain', resolve);
-          res.once('close', resolve);
+          const done = (): void => {
+            res.off('drain', done);
+            res.off('close', done);
+            resolve();
+          };
+          res.on('drain', done);
+          res.on('close', done);
         });
       }).then(
         () => res.end(),
