@@ -30,6 +30,7 @@ import { DROP_REASONS, DropCounters } from './protocol/drops.js';
 import { type Clock, Engine, type EngineHooks } from './protocol/engine.js';
 import { type Keypair } from './protocol/keypair.js';
 import { STATS_PER_PEER } from './protocol/peer.js';
+import { BackgroundWork } from './background-work.js';
 import { DrainClock } from './drain-clock.js';
 import { ReceivePath } from './receive.js';
 import { SendPath } from './send.js';
@@ -49,6 +50,8 @@ export interface DeviceOptions {
 
 /** Main-thread time per event-loop turn for the peers' DH(static, static) left after a configuration change (≈ 50 X25519s). */
 const PRECOMPUTE_SLICE_MS = 2;
+/** How soon that work looks again while handshakes are queued. */
+const PRECOMPUTE_RETRY_MS = 10;
 
 const monotonicClock: Clock = {
   now: () => performance.now(),
@@ -68,8 +71,11 @@ export class Device {
   private fwmark = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private timerAt = Infinity;
-  /** A precompute() turn is scheduled. */
-  private precomputing = false;
+  /**
+   * The peers' DH(static, static) after a configuration change, PRECOMPUTE_SLICE_MS per event-loop
+   * turn between packets, and none while handshakes are queued (each computes its own peer's).
+   */
+  private readonly precompute: BackgroundWork;
   private closed = false;
   private tunGoneCallbacks: (() => void)[] = [];
   /** Closes of replaced socket pairs, handed to the pipeline with the next setUdpSockets(). */
@@ -146,6 +152,12 @@ export class Device {
     }
     this.send = new SendPath({ engine: this.engine, bind: this.udp, pipeline: () => this.pipeline, mtu: () => this.mtu });
     this.receive = new ReceivePath(this.engine, this.handshakes, (id) => this.keypairById[id]);
+    this.precompute = new BackgroundWork({
+      work: (budgetMs) => this.engine.precomputeStaticStatics(budgetMs),
+      busy: () => this.handshakes.length > 0 || (this.offload?.length ?? 0) > 0,
+      sliceMs: PRECOMPUTE_SLICE_MS,
+      retryMs: PRECOMPUTE_RETRY_MS,
+    });
     this.uapi = new DeviceUapi({
       engine: this.engine,
       listenPort: () => this.udp.port,
@@ -265,6 +277,7 @@ export class Device {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    this.precompute.stop();
     this.handshakes.clear();
     await this.offload?.close();
     this.engine.down();
@@ -344,18 +357,8 @@ export class Device {
     this.scheduleTimers();
   };
 
-  /**
-   * The engine has peers' DH(static, static) left to compute (a configuration added peers, or the
-   * private key changed): compute them PRECOMPUTE_SLICE_MS per event-loop turn, between packets.
-   */
+  /** The engine has peers' DH(static, static) left to compute (a configuration added peers, or the private key changed). */
   private schedulePrecompute(): void {
-    if (this.precomputing || this.closed || !this.engine.staticStaticPending) return;
-    this.precomputing = true;
-    setImmediate(this.precompute);
+    if (this.engine.staticStaticPending) this.precompute.start();
   }
-
-  private readonly precompute = (): void => {
-    this.precomputing = false;
-    if (!this.closed && this.engine.precomputeStaticStatics(PRECOMPUTE_SLICE_MS)) this.schedulePrecompute();
-  };
 }
