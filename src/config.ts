@@ -248,6 +248,9 @@ export async function loadConfigFile(file: string, cliMetrics: string | null): P
   return { config, metrics: resolveMetricsSettings(cliMetrics, text) };
 }
 
+/** Peers' states read per event-loop turn when a reload lists the current peers. */
+const PEERS_PER_TURN = 2000;
+
 /** The device's peers' public keys in hex, read PEERS_PER_TURN per event-loop turn (a concentrator has 100,000). */
 async function peerKeysHex(device: UapiDevice): Promise<string[]> {
   const keys: string[] = [];
@@ -257,9 +260,6 @@ async function peerKeysHex(device: UapiDevice): Promise<string[]> {
   }
   return keys;
 }
-
-/** Peers' states read per event-loop turn when a reload lists the current peers. */
-const PEERS_PER_TURN = 2000;
 
 /**
  * Applies a checked configuration to a device: 'set' replaces everything (`wg setconf`),

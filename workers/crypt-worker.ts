@@ -77,6 +77,8 @@ const tun = new RingView(RING_TUN, ctl, wd.shared.rings[RING_TUN]!);
 const local = new RingView(RING_LOCAL, ctl, wd.shared.rings[RING_LOCAL]!);
 const recv = new RingView(RING_RECV, ctl, wd.shared.rings[RING_RECV]!);
 tun.partner = recv; // ring.ts "sharing a wake-up"
+/** The RECV ring's meta words as bytes: openStep copies each plaintext's inner header there. */
+const recvMetaBytes = new Uint8Array(recv.meta.buffer, recv.meta.byteOffset, recv.meta.byteLength);
 const crypting = cryptingState(id);
 const row = statWorker(id);
 const sleepWord = CTL_WORKER_SLEEPERS + (id >> 5);
@@ -117,17 +119,6 @@ function sealStep(ring: RingView, s: number, m: number): boolean {
   }
 }
 
-/** Byte views of the rings' meta words (the inner-header copy of an open). */
-const metaByteViews = new WeakMap<Int32Array, Uint8Array>();
-function metaBytes(ring: RingView): Uint8Array {
-  let v = metaByteViews.get(ring.meta);
-  if (v === undefined) {
-    v = new Uint8Array(ring.meta.buffer, ring.meta.byteOffset, ring.meta.byteLength);
-    metaByteViews.set(ring.meta, v);
-  }
-  return v;
-}
-
 /** Per-packet open (modules without openSlots): datagram at data[0, len) → plaintext at data[16, 16+len−32). */
 function openStep(ring: RingView, s: number, m: number): boolean {
   const meta = ring.meta;
@@ -140,7 +131,7 @@ function openStep(ring: RingView, s: number, m: number): boolean {
       ring.data, s * ring.slotBytes + MESSAGE_TRANSPORT_HEADER_SIZE, len - MESSAGE_TRANSPORT_HEADER_SIZE,
     );
     if (out < 0) return false; // FAILED
-    copyInnerHead(ring.data, s * ring.slotBytes + MESSAGE_TRANSPORT_HEADER_SIZE, out, metaBytes(ring), m);
+    copyInnerHead(ring.data, s * ring.slotBytes + MESSAGE_TRANSPORT_HEADER_SIZE, out, recvMetaBytes, m);
     meta[m + M_RESULT] = out;
     return true;
   } catch {

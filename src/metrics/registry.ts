@@ -47,7 +47,6 @@ export interface MetricsOptions {
   wallNow?: () => number;
 }
 
-
 /** Peers with a handshake younger than this count as active (a session can still be used). */
 export const ACTIVE_PEER_WINDOW_MS = REJECT_AFTER_TIME;
 
@@ -55,7 +54,6 @@ export const ACTIVE_PEER_WINDOW_MS = REJECT_AFTER_TIME;
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 type Labels = Record<string, string>;
-
 
 export function packageVersion(): string {
   try {

@@ -672,7 +672,7 @@ export const GET_PEERS_PER_STEP = 1000;
  * per peer, written into one buffer per step (a string per peer joined into one rope made V8
  * flatten 10,000 pieces to encode them: 11-32 ms at 10,000 peers, against 10.5-13 ms).
  */
-export class GetReplyWriter {
+class GetReplyWriter {
   private readonly peers: Iterator<UapiPeerState>;
   private ahead: IteratorResult<UapiPeerState>;
   private head: string | null;
