@@ -1,9 +1,9 @@
 // Tests for src/dataplane (layout, keytable, ring, pipeline) and workers/*: packets go through the
-// real rings, real crypto worker threads and the real sealTransport/openTransport; every sealed
-// message is checked against an independent AEAD (@noble/ciphers) and decrypted back through the
-// receive ring. TUN threads are replaced by test mode (main injects into the TUN ring, hooks.deliver
-// observes the receive ring's last stage), except in the FIFO test, which runs the real TUN reader
-// and writer threads on named pipes. Threads synchronise through the pipeline's doorbells and
+// real rings, the real TUN reader and writer threads (on a MemTun socketpair), the real UDP reader
+// thread (on loopback), real crypto worker threads and the real sealTransport/openTransport, wired
+// as the Device wires them (helpers/pipeline-rig.ts); every sealed message is checked against an
+// independent AEAD (@noble/ciphers) and sent back through the receive ring over UDP. One test runs
+// the TUN threads on named pipes instead. Threads synchronise through the pipeline's doorbells and
 // Atomics; every wait is bounded by a timeout.
 
 import t, { type Test } from 'tap';
@@ -21,12 +21,14 @@ import { endpointFromAddress } from '../src/protocol/endpoint.js';
 import { KeyTable } from '../src/dataplane/keytable.js';
 import {
   CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAX_WORKERS, R_PACKETS, STAT_MAIN,
-  STAT_READER, STAT_WRITER, W_PACKETS, MAIN_FLUSHED, MAIN_INLINE_SEALED, MAIN_WORKER_NOTIFIES, MAIN_WORKER_RESTARTS, M_EP_FAMILY,
-  slotBytesFor, statDrop, statWorker,
+  STAT_READER, STAT_UDP_READER, STAT_WRITER, R_FULL_WAITS, U_FULL_WAITS, U_INLINE_OPENED, U_TOO_BIG, W_PACKETS, MAIN_FLUSHED, MAIN_INLINE_SEALED, MAIN_WORKER_NOTIFIES,
+  MAIN_WORKER_RESTARTS, M_EP_FAMILY, slotBytesFor, statDrop, statWorker,
 } from '../src/dataplane/layout.js';
 import {
-  Pipeline, type PipelineHooks, type PipelineOptions, RING_LOCAL, RING_RECV, RING_TUN, type SlotMeta, SlotState,
+  Pipeline, type PipelineHooks, RING_LOCAL, RING_RECV, RING_TUN, type SlotMeta, SlotState,
 } from '../src/dataplane/pipeline.js';
+import { MemTun } from './helpers/memtun.js';
+import { PipelineRig, type RigOptions } from './helpers/pipeline-rig.js';
 
 const WAIT_MS = 20_000;
 // Every test starts real worker threads; under tap's --import hook each one takes ~1.5 s to load
@@ -34,38 +36,6 @@ const WAIT_MS = 20_000;
 t.setTimeout(240_000);
 
 // ---- helpers ------------------------------------------------------------------------------------
-
-/**
- * Wakes waiters whenever a hook made progress; until() re-checks its condition after every bump.
- * The re-check runs in a microtask, i.e. after the pipeline's drain that called the hook has
- * updated its cursors.
- */
-class Progress {
-  private waiters: (() => void)[] = [];
-  private scheduled = false;
-  bump(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    queueMicrotask(() => {
-      this.scheduled = false;
-      const w = this.waiters;
-      this.waiters = [];
-      for (const f of w) f();
-    });
-  }
-  until(cond: () => boolean, what: string, ms = WAIT_MS): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-      const check = (): void => {
-        if (cond()) {
-          clearTimeout(timer);
-          resolve();
-        } else this.waiters.push(check);
-      };
-      check();
-    });
-  }
-}
 
 const roundup16 = (n: number): number => (n + 15) & ~15;
 function nonce(lo: number, hi: number): Uint8Array {
@@ -77,12 +47,12 @@ function nonce(lo: number, hi: number): Uint8Array {
 }
 const splitCounter = (c: number): [number, number] => [c % 2 ** 32, Math.floor(c / 2 ** 32)];
 
-/** Deterministic test packet i: length in 0..1420 (some 0), bytes a function of i. */
+/** Deterministic test packet i: length in 1..maxLen (a TUN never yields an empty packet), bytes a function of i. */
 function packet(i: number, maxLen = 1420): Uint8Array {
-  const len = (i * 7919) % (maxLen + 1);
+  const len = 1 + ((i * 7919) % maxLen);
   const p = new Uint8Array(len);
   for (let j = 0; j < len; j++) p[j] = (i * 31 + j * 7 + (j >> 8)) & 0xff;
-  if (len > 0) p[0] = 0x45;
+  p[0] = 0x45;
   if (len >= 4) new DataView(p.buffer).setUint32(len >= 8 ? 4 : 0, i, true);
   return p;
 }
@@ -115,46 +85,75 @@ interface SealedRecord {
   sent: boolean;
 }
 
+/** Receiver index of peer i's messages; the UDP reader maps it to the peer's receive keypair. */
+const receiverOf = (peer: number): number => 0x1000 + peer;
+
 /**
- * A pipeline in test mode with hooks that implement a miniature WireGuard sender: TUN ring packet
- * seq i goes to peer i % peers with that peer's next counter, padded to 16.
+ * A pipeline rig with hooks that implement a miniature WireGuard sender: TUN ring packet seq i goes
+ * to peer i % peers with that peer's next counter, padded to 16; received messages are delivered
+ * with the inner length the test expects for their RECV-ring seq.
  */
 class Harness {
-  readonly progress = new Progress();
   readonly sealed: SealedRecord[] = [];
   readonly opened: { seq: number; ok: boolean; plain: number; state: number }[] = [];
-  readonly delivered: { seq: number; bytes: Uint8Array }[] = [];
+  /** RECV-ring seqs main classified (datagrams the UDP reader could not key). */
+  readonly classified: number[] = [];
+  /** RECV-ring seqs handed to TUN, in order: the k-th packet the OS receives is deliverSeqs[k]'s. */
+  readonly deliverSeqs: number[] = [];
   readonly workerErrors: { id: number; err: unknown }[] = [];
   readonly hookErrors: { stage: string; err: unknown }[] = [];
   readonly restarted: number[] = [];
   readonly peers: Peer[] = [];
-  /** Inner packets injected into the TUN ring, by TUN-ring seq. */
+  /** Inner packets written into the TUN device, in order. */
   readonly injected: Uint8Array[] = [];
-  /** Expected inner packet per recv-ring seq (what deliver() must see). */
+  /** Expected inner packet per recv-ring seq (what the OS must receive). */
   readonly expectRecv: Uint8Array[] = [];
+  routed = 0;
   tunGone = 0;
   routeHook: ((slot: number, data: Uint8Array, len: number, meta: SlotMeta) => boolean | undefined) | null = null;
   sealedHook: ((rec: SealedRecord) => boolean | void) | null = null;
   openedHook: ((slot: number, data: Uint8Array, plain: number, ok: boolean, meta: SlotMeta) => number | undefined) | null = null;
-  p!: Pipeline;
+  rig!: PipelineRig;
 
-  static async start(opts: Partial<PipelineOptions> & { workers: number }, peers = 3, counterStart?: number[]): Promise<Harness> {
+  get p(): Pipeline {
+    return this.rig.p;
+  }
+
+  static async start(opts: RigOptions, peers = 3, counterStart?: number[]): Promise<Harness> {
     const h = new Harness();
-    h.p = await Pipeline.start({ tunFd: null, startTimeoutMs: 60_000, ...opts }, h.hooks()); // threads load slowly under tap on a busy host
+    h.rig = await PipelineRig.start({ startTimeoutMs: 60_000, ...opts }, h.hooks()); // threads load slowly under tap on a busy host
     for (let i = 0; i < peers; i++) {
       const key = new Uint8Array(randomBytes(32));
       const sendKp = h.p.keys.allocate();
       const recvKp = h.p.keys.allocate();
       h.p.keys.setKeys(sendKp, key, new Uint8Array(randomBytes(32))); // other half must not be used
       h.p.keys.setKeys(recvKp, new Uint8Array(randomBytes(32)), key);
+      h.rig.indexMap.set(receiverOf(i), recvKp);
       h.peers.push({ sendKp, recvKp, key, counter: counterStart?.[i] ?? 0 });
     }
     return h;
   }
 
+  until(cond: () => boolean, what: string, ms = WAIT_MS): Promise<void> {
+    return this.rig.until(cond, what, ms);
+  }
+
+  /** Packets the OS received from the interface so far, with the RECV-ring seq of each. */
+  get delivered(): { seq: number; bytes: Uint8Array }[] {
+    return this.rig.memtun!.received.map((bytes, k) => ({ seq: this.deliverSeqs[k]!, bytes }));
+  }
+
+  get deliveredCount(): number {
+    return this.rig.memtun!.received.length;
+  }
+
+  /** RECV-ring slots the check stage has seen (opened or classified). */
+  readonly checked = (): number => this.opened.length + this.classified.length;
+
   hooks(): PipelineHooks {
     return {
       route: (slot, data, len, meta) => {
+        this.routed++;
         if (this.routeHook) {
           const r = this.routeHook(slot, data, len, meta);
           if (r !== undefined) return r;
@@ -164,7 +163,7 @@ class Harness {
         const padded = roundup16(len);
         data.fill(0, 16 + len, 16 + padded);
         const [lo, hi] = splitCounter(peer.counter++);
-        writeHeader(data, 0x1000 + peerId, lo, hi);
+        writeHeader(data, receiverOf(peerId), lo, hi);
         meta.setSeal(padded, peer.sendKp, lo, hi, peerId);
         return true;
       },
@@ -174,36 +173,30 @@ class Harness {
           ok, state: meta.state, msg: data.slice(0, msgLen), sent,
         };
         this.sealed.push(rec);
-        const held = this.sealedHook?.(rec);
-        this.progress.bump();
-        return held;
+        return this.sealedHook?.(rec);
+      },
+      classify: (_slot, _data, _len, meta) => {
+        this.classified.push(meta.seq);
+        return false;
       },
       onOpened: (slot, data, plain, ok, meta) => {
         this.opened.push({ seq: meta.seq, ok, plain, state: meta.state });
-        this.progress.bump();
-        if (this.openedHook) {
-          const r = this.openedHook(slot, data, plain, ok, meta);
-          if (r !== undefined) return r;
-        }
-        if (!ok) return -1;
-        const want = this.expectRecv[meta.seq];
-        return want === undefined ? plain : want.length;
-      },
-      deliver: (_slot, data, len, meta) => {
-        this.delivered.push({ seq: meta.seq, bytes: data.slice(16, 16 + len) });
-        this.progress.bump();
+        let n = ok ? plain : -1;
+        const r = this.openedHook?.(slot, data, plain, ok, meta);
+        if (r !== undefined) n = r;
+        else if (ok) n = this.expectRecv[meta.seq]?.length ?? plain;
+        if (n === 0) n = -1; // a keepalive: nothing for TUN (receive.ts)
+        if (ok && n >= 0) this.deliverSeqs.push(meta.seq);
+        return n;
       },
       onTunGone: () => {
         this.tunGone++;
-        this.progress.bump();
       },
       onWorkerError: (id, err) => {
         this.workerErrors.push({ id, err });
-        this.progress.bump();
       },
       onWorkerRestarted: (id) => {
         this.restarted.push(id);
-        this.progress.bump();
       },
       onHookError: (stage, err) => {
         this.hookErrors.push({ stage, err });
@@ -211,36 +204,22 @@ class Harness {
     };
   }
 
-  /** Inject packets into the TUN ring (test mode), waiting for room when the ring is full. */
+  /** The OS writes packets into the interface (the TUN reader thread, or main at idle, reads them). */
   async inject(pkts: Uint8Array[]): Promise<void> {
-    for (const pkt of pkts) {
-      let s = this.p.reserveTun();
-      if (s < 0) {
-        await this.progress.until(() => this.p.inFlight(RING_TUN) < this.p.slots(RING_TUN), 'a free TUN-ring slot');
-        s = this.p.reserveTun();
-      }
-      this.p.tunData(s).set(pkt, 16);
-      this.injected.push(pkt);
-      if (!this.p.publishTun(s, pkt.length)) throw new Error('publishTun refused a packet');
-    }
+    this.injected.push(...pkts);
+    await this.rig.memtun!.writeAll(pkts);
   }
 
-  /** Feed sealed messages into the RECV ring in order, waiting for room when full. */
+  /** The network sends sealed messages to the pipeline's socket, in order; each is expected to open to inner[k]. */
   async receive(recs: SealedRecord[], inner: Uint8Array[]): Promise<void> {
-    for (let k = 0; k < recs.length; k++) {
-      const rec = recs[k]!;
-      let s = this.p.reserveRecv();
-      if (s < 0) {
-        await this.progress.until(() => this.p.inFlight(RING_RECV) < this.p.slots(RING_RECV), 'a free RECV-ring slot');
-        s = this.p.reserveRecv();
-      }
-      this.p.recvData(s).set(rec.msg, 0);
-      const seq = this.expectRecv.length;
-      this.expectRecv[seq] = inner[k]!;
-      if (!this.p.publishRecv(s, rec.msg.length, this.peers[rec.peer]!.recvKp, rec.peer, rec.counterLo, rec.counterHi)) {
-        throw new Error('publishRecv refused a message');
-      }
-    }
+    await this.receiveRaw(recs.map((r) => r.msg), inner);
+  }
+
+  /** Datagrams in order, expected to open to inner[k] (undefined: whatever they open to). */
+  async receiveRaw(msgs: Uint8Array[], inner: (Uint8Array | undefined)[] = []): Promise<void> {
+    const seq0 = this.expectRecv.length;
+    for (let k = 0; k < msgs.length; k++) this.expectRecv[seq0 + k] = inner[k]!;
+    await this.rig.sendAll(msgs, this.checked);
   }
 
   sum(col: number): number {
@@ -320,11 +299,11 @@ for (const workers of [1, 2]) {
   t.test(`${workers} worker(s): 10000 packets sealed in order, opened back through the receive ring`, async (t) => {
     // Peer 2 starts 5 below 2^32 so its counters cross into the high word.
     const h = await Harness.start({ workers, ringSlots: 256 }, 3, [0, 1000, 2 ** 32 - 5]);
-    t.teardown(() => h.p.stop());
+    t.teardown(() => h.rig.close());
     const N = 10_000;
     const pkts = Array.from({ length: N }, (_, i) => packet(i));
     await h.inject(pkts);
-    await h.progress.until(() => h.sealed.length === N, 'all sealed');
+    await h.until(() => h.sealed.length === N, 'all sealed');
 
     // Order and counters: ring order, per-peer counters consecutive, every message verifies with noble.
     const counters = [0, 1000, 2 ** 32 - 5];
@@ -342,7 +321,7 @@ for (const workers of [1, 2]) {
       }
     }
     t.equal(bad, 0, 'every sealed message in order, with its counter, verifying with an independent AEAD');
-    t.equal(h.sum(CW_SEALED), N, 'workers counted N seals');
+    t.equal(h.sum(CW_SEALED) + h.p.stats[STAT_MAIN + MAIN_INLINE_SEALED]!, N, 'sealed by the workers, or by main (a lone packet while they sleep)');
 
     // Keepalives through the LOCAL ring: 32-byte messages that open to nothing.
     for (let k = 0; k < 3; k++) {
@@ -353,14 +332,14 @@ for (const workers of [1, 2]) {
       writeHeader(h.p.localData(s), 0x1000 + k, lo, hi);
       t.equal(h.p.publishLocal(s, 0, peer.sendKp, k, lo, hi), true);
     }
-    await h.progress.until(() => h.sealed.length === N + 3, 'keepalives sealed');
+    await h.until(() => h.sealed.length === N + 3, 'keepalives sealed');
     const ka = h.sealed.slice(N);
     t.same(ka.map((r) => [r.ring, r.ok, r.msg.length, r.peer]), [[RING_LOCAL, true, 32, 0], [RING_LOCAL, true, 32, 1], [RING_LOCAL, true, 32, 2]]);
     for (const r of ka) t.equal(checkMessage(r.msg, h.peers[r.peer]!.key, 0x1000 + r.peer, r.counterLo, r.counterHi, new Uint8Array(0)), null);
 
     // Receive direction: the same messages decrypt back, delivered in order with the inner length.
     await h.receive(h.sealed.slice(0, N), pkts);
-    await h.progress.until(() => h.delivered.length === N, 'all delivered');
+    await h.until(() => h.deliveredCount === N, 'all delivered');
     let badRecv = 0;
     for (let i = 0; i < N; i++) {
       const d = h.delivered[i]!;
@@ -368,7 +347,7 @@ for (const workers of [1, 2]) {
       if (d.seq !== i || !o.ok || o.plain !== roundup16(pkts[i]!.length) || Buffer.compare(d.bytes, pkts[i]!) !== 0) badRecv++;
     }
     t.equal(badRecv, 0, 'every packet delivered in order, byte-identical, padding trimmed');
-    t.equal(h.sum(CW_OPENED), N);
+    t.equal(h.sum(CW_OPENED) + h.p.stats[STAT_UDP_READER + U_INLINE_OPENED]!, N, 'opened by the workers, or by the UDP reader (small batches)');
     for (const ring of [RING_TUN, RING_LOCAL, RING_RECV]) {
       for (const d of [Drop.DEAD, Drop.CRYPTO_FAILED, Drop.SKIPPED, Drop.REJECTED, Drop.HOOK_ERROR, Drop.BAD_LENGTH]) {
         t.equal(h.p.stats[statDrop(ring, d)], 0, `no drop ${d} on ring ${ring}`);
@@ -380,93 +359,88 @@ for (const workers of [1, 2]) {
   });
 }
 
-t.test('receive ring: corrupted, wrongly keyed and rejected messages come back ok=false / dropped', async (t) => {
+t.test('receive ring: corrupted, wrongly keyed, unkeyed and rejected messages come back ok=false / classified / dropped', async (t) => {
   const h = await Harness.start({ workers: 2, ringSlots: 64 }, 1);
-  t.teardown(() => h.p.stop());
+  t.teardown(() => h.rig.close());
   const key = h.peers[0]!.key;
-  const kp = h.peers[0]!.recvKp;
   const inner = packet(77);
-  const good = nobleSeal(key, 0x1000, 5, inner);
-  const cases: { name: string; msg: Uint8Array; kp: number; ctr: number; ok: boolean }[] = [];
-  cases.push({ name: 'intact', msg: good, kp, ctr: 5, ok: true });
+  const good = nobleSeal(key, receiverOf(0), 5, inner);
+  const withHeader = (m: Uint8Array, receiver: number, ctr: number): Uint8Array => {
+    const c = m.slice();
+    writeHeader(c, receiver, ctr, 0);
+    return c;
+  };
+  h.rig.indexMap.set(0x2000, h.peers[0]!.sendKp);
+  h.rig.indexMap.set(0x3000, h.p.keys.capacity);
   const flipCt = good.slice(); flipCt[20]! ^= 1;
-  cases.push({ name: 'ciphertext bit flipped', msg: flipCt, kp, ctr: 5, ok: false });
   const flipTag = good.slice(); flipTag[flipTag.length - 1]! ^= 0x80;
-  cases.push({ name: 'tag bit flipped', msg: flipTag, kp, ctr: 5, ok: false });
-  cases.push({ name: 'wrong counter (nonce)', msg: good, kp, ctr: 6, ok: false });
-  cases.push({ name: 'send half of the keypair', msg: good, kp: h.peers[0]!.sendKp, ctr: 5, ok: false });
-  cases.push({ name: 'keypair id out of range', msg: good, kp: h.p.keys.capacity, ctr: 5, ok: false });
-  cases.push({ name: 'keepalive (32 bytes)', msg: nobleSeal(key, 0x1000, 9, new Uint8Array(0)), kp, ctr: 9, ok: true });
-  for (const c of cases) {
-    const s = h.p.reserveRecv();
-    h.p.recvData(s).set(c.msg);
-    t.equal(h.p.publishRecv(s, c.msg.length, c.kp, 0, c.ctr, 0), true);
-  }
-  h.expectRecv[0] = inner;
-  h.expectRecv[6] = new Uint8Array(0);
-  // Too short to be a transport message, and larger than a slot: refused at publish.
-  const s = h.p.reserveRecv();
-  t.equal(h.p.publishRecv(s, 31, kp, 0, 0, 0), false);
-  t.equal(h.p.publishRecv(s, h.p.slotBytes + 1, kp, 0, 0, 0), false);
-  t.equal(h.p.stats[statDrop(RING_RECV, Drop.BAD_LENGTH)], 2);
-  await h.progress.until(() => h.opened.length === cases.length, 'all opened');
+  const cases: { name: string; msg: Uint8Array; ok: boolean }[] = [
+    { name: 'intact', msg: good, ok: true },
+    { name: 'ciphertext bit flipped', msg: flipCt, ok: false },
+    { name: 'tag bit flipped', msg: flipTag, ok: false },
+    { name: 'wrong counter (nonce)', msg: withHeader(good, receiverOf(0), 6), ok: false },
+    { name: 'send half of the keypair', msg: withHeader(good, 0x2000, 5), ok: false },
+    { name: 'keypair id out of range', msg: withHeader(good, 0x3000, 5), ok: false },
+    { name: 'keepalive (32 bytes)', msg: nobleSeal(key, receiverOf(0), 9, new Uint8Array(0)), ok: true },
+  ];
+  // Not keyed by the UDP reader, so main classifies them (seq 7 and 8): too short to be a transport
+  // message, and an unknown receiver index. Between them one larger than a slot: the reader drops it.
+  const short = good.slice(0, 31);
+  const huge = new Uint8Array(h.p.slotBytes + 1);
+  huge[0] = 4;
+  const unknown = withHeader(good, 0x4000, 5);
+  await h.receiveRaw([...cases.map((c) => c.msg), short, huge, unknown], [inner]);
+  await h.until(() => h.opened.length === cases.length && h.classified.length === 2, 'every datagram checked');
   t.same(h.opened.map((o) => o.ok), cases.map((c) => c.ok), cases.map((c) => c.name).join(', '));
-  t.same(h.opened.filter((o) => !o.ok).map((o) => o.state), [4, 4, 4, 4, 4].map(() => SlotState.FAILED));
+  t.same(h.opened.filter((o) => !o.ok).map((o) => o.state), [1, 2, 3, 4, 5].map(() => SlotState.FAILED));
   t.equal(h.p.stats[statDrop(RING_RECV, Drop.CRYPTO_FAILED)], 5);
-  await h.progress.until(() => h.delivered.length === 2, 'two deliveries');
-  t.same(h.delivered.map((d) => d.seq), [0, 6]);
+  t.same(h.classified, [7, 8], 'the short datagram and the unknown index went to classify, in ring order');
+  t.equal(h.p.stats[STAT_UDP_READER + U_TOO_BIG], 1, 'the datagram larger than a slot was counted and dropped by the reader');
+  await h.until(() => h.deliveredCount === 1, 'the intact packet delivered');
+  t.same(h.delivered.map((d) => d.seq), [0], 'only the intact packet reached TUN (a keepalive has nothing for it)');
   t.same(h.delivered[0]!.bytes, inner);
-  t.equal(h.delivered[1]!.bytes.length, 0);
+  t.equal(h.p.stats[statDrop(RING_RECV, Drop.REJECTED)], 1, 'the keepalive: authentic, nothing to write');
 
   // onOpened returning -1 for an authentic packet drops it (REJECTED), a shorter length truncates.
-  h.openedHook = (_s, _d, _p, ok, meta) => (ok && meta.seq === 7 ? -1 : ok && meta.seq === 8 ? 3 : undefined);
-  for (const ctr of [10, 11]) {
-    const slot = h.p.reserveRecv();
-    const m = nobleSeal(key, 0x1000, ctr, inner);
-    h.p.recvData(slot).set(m);
-    h.p.publishRecv(slot, m.length, kp, 0, ctr, 0);
-  }
-  await h.progress.until(() => h.delivered.length === 3, 'truncated delivery');
-  t.equal(h.p.stats[statDrop(RING_RECV, Drop.REJECTED)], 1);
-  t.same(h.delivered[2]!.bytes, inner.subarray(0, 3));
+  h.openedHook = (_s, _d, _p, ok, meta) => (ok && meta.seq === 9 ? -1 : ok && meta.seq === 10 ? 3 : undefined);
+  await h.receiveRaw([10, 11].map((ctr) => nobleSeal(key, receiverOf(0), ctr, inner)));
+  await h.until(() => h.deliveredCount === 2, 'truncated delivery');
+  t.equal(h.p.stats[statDrop(RING_RECV, Drop.REJECTED)], 2);
+  t.same(h.delivered[1]!.bytes, inner.subarray(0, 3));
 });
 
-t.test('receive ring full: reserveRecv returns -1 until the check stage frees slots', async (t) => {
+t.test('rings full: the TUN and UDP readers wait for free slots (the device and the socket buffer hold the rest), nothing lost', async (t) => {
   const h = await Harness.start({ workers: 1, ringSlots: 8 }, 1);
-  t.teardown(() => h.p.stop());
-  const key = h.peers[0]!.key;
-  // Main does not drain while this synchronous loop runs, so nothing is freed in between.
-  const used: number[] = [];
-  for (let i = 0; i < 8; i++) {
-    const s = h.p.reserveRecv();
-    used.push(s);
-    const m = nobleSeal(key, 0x1000, i, packet(i));
-    h.p.recvData(s).set(m);
-    h.expectRecv[i] = packet(i);
-    h.p.publishRecv(s, m.length, h.peers[0]!.recvKp, 0, i, 0);
-  }
-  t.same(used, [0, 1, 2, 3, 4, 5, 6, 7]);
-  t.equal(h.p.reserveRecv(), -1, 'full');
-  t.equal(h.p.reserveRecv(), -1, 'still full');
-  t.equal(h.p.stats[statDrop(RING_RECV, Drop.RING_FULL)], 2, 'counted as ring_full');
-  t.throws(() => h.p.publishRecv(0, 64, 0, 0, 0, 0), /not reserved/, 'cannot publish without a reservation');
-  await h.progress.until(() => h.delivered.length === 8, 'deliveries');
-  t.equal(h.p.reserveRecv(), 0, 'slot 0 free again (seq 8)');
-  t.same(h.delivered.map((d) => d.seq), [0, 1, 2, 3, 4, 5, 6, 7]);
+  t.teardown(() => h.rig.close());
+  // The TUN ring: the first packet's slot is held after it is sent, so nothing is released and the
+  // ring fills; the reader has to wait.
+  let held = -1;
+  h.sealedHook = (rec) => {
+    if (rec.seq !== 0) return false;
+    held = rec.seq & 7;
+    return true;
+  };
+  const pkts = Array.from({ length: 200 }, (_, i) => packet(i, 1400));
+  const injecting = h.inject(pkts);
+  await h.until(() => h.routed === 8 && h.sealed.length === 1, 'the TUN ring full, its first slot held');
+  t.equal(h.p.inFlight(RING_TUN), 8, 'every slot in flight');
+  h.p.releaseHeld(RING_TUN, held);
+  await injecting;
+  await h.until(() => h.sealed.length === 200, 'all sealed');
+  t.same(h.sealed.map((r) => r.seq), pkts.map((_, i) => i), 'every packet sealed once, in order');
+  t.ok(h.sealed.every((r, i) => r.ok && checkMessage(r.msg, h.peers[0]!.key, receiverOf(0), i, 0, pkts[i]!) === null), 'each verifies');
 
-  // Same for the TUN ring (test mode) and the LOCAL ring.
-  for (let i = 0; i < 8; i++) {
-    const s = h.p.reserveTun();
-    t.equal(h.p.publishTun(s, 0), true);
-  }
-  t.equal(h.p.reserveTun(), -1, 'TUN ring full');
-  await h.progress.until(() => h.sealed.length === 8, 'TUN ring drained');
-  t.ok(h.p.reserveTun() >= 0);
+  // The RECV ring: the burst arrives faster than 8 slots are checked and written.
+  await h.receive(h.sealed, pkts);
+  await h.until(() => h.deliveredCount === 200, 'all delivered');
+  t.same(h.delivered.map((d) => d.seq), pkts.map((_, i) => i), 'every message delivered once, in order');
+  t.ok(h.delivered.every((d, i) => Buffer.compare(d.bytes, pkts[i]!) === 0), 'byte-identical');
+  t.comment(`readers waited for free slots: TUN ${h.p.stats[STAT_READER + R_FULL_WAITS]}, UDP ${h.p.stats[STAT_UDP_READER + U_FULL_WAITS]} times`);
 });
 
 t.test('onSealed may hold a slot: release stops there until releaseHeld()', async (t) => {
   const h = await Harness.start({ workers: 2, ringSlots: 64 }, 2);
-  t.teardown(() => h.p.stop());
+  t.teardown(() => h.rig.close());
   let heldSlot = -1;
   let countAtRelease = -1;
   h.sealedHook = (rec) => {
@@ -480,7 +454,7 @@ t.test('onSealed may hold a slot: release stops there until releaseHeld()', asyn
     return true;
   };
   await h.inject(Array.from({ length: 20 }, (_, i) => packet(i)));
-  await h.progress.until(() => h.sealed.length === 20, 'all released');
+  await h.until(() => h.sealed.length === 20, 'all released');
   t.equal(countAtRelease, 4, 'nothing after the held slot was released while it was held');
   t.same(h.sealed.map((r) => r.seq), Array.from({ length: 20 }, (_, i) => i));
   t.throws(() => h.p.releaseHeld(RING_TUN, heldSlot), /not held/);
@@ -488,7 +462,7 @@ t.test('onSealed may hold a slot: release stops there until releaseHeld()', asyn
 
 t.test('route() declining (SKIP) and throwing: slots released without onSealed, order kept', async (t) => {
   const h = await Harness.start({ workers: 1, ringSlots: 16 }, 1);
-  t.teardown(() => h.p.stop());
+  t.teardown(() => h.rig.close());
   h.routeHook = (_s, _d, _l, meta) => {
     if (meta.seq % 5 === 1) return false;
     if (meta.seq === 7) throw new Error('route bug');
@@ -496,9 +470,9 @@ t.test('route() declining (SKIP) and throwing: slots released without onSealed, 
   };
   await h.inject(Array.from({ length: 40 }, (_, i) => packet(i)));
   const want = Array.from({ length: 40 }, (_, i) => i).filter((i) => i % 5 !== 1 && i !== 7);
-  await h.progress.until(() => h.sealed.length === want.length, 'sealed');
+  await h.until(() => h.sealed.length === want.length, 'sealed');
   // All 40 slots were released (skipped ones too): the ring is empty again.
-  await h.progress.until(() => h.p.inFlight(RING_TUN) === 0, 'ring empty');
+  await h.until(() => h.p.inFlight(RING_TUN) === 0, 'ring empty');
   t.same(h.sealed.map((r) => r.seq), want);
   t.equal(h.p.stats[statDrop(RING_TUN, Drop.SKIPPED)], 9);
   t.equal(h.p.stats[statDrop(RING_TUN, Drop.HOOK_ERROR)], 1);
@@ -508,28 +482,38 @@ t.test('route() declining (SKIP) and throwing: slots released without onSealed, 
 
 t.test('retireKeys: keys stay until slots published before it are consumed, then zeroed and freed', async (t) => {
   const h = await Harness.start({ workers: 1, ringSlots: 16, keypairCapacity: 8 }, 1);
-  t.teardown(() => h.p.stop());
+  t.teardown(() => h.rig.close());
   const kp = h.peers[0]!.recvKp;
   const used = h.p.keys.used;
-  for (let i = 0; i < 4; i++) {
-    const s = h.p.reserveRecv();
-    const m = nobleSeal(h.peers[0]!.key, 0x1000, i, packet(i));
-    h.p.recvData(s).set(m);
-    h.expectRecv[i] = packet(i);
-    h.p.publishRecv(s, m.length, kp, 0, i, 0);
-  }
-  h.p.retireKeys(kp);
-  t.equal(h.p.keys.used, used, 'not freed while its slots are in flight');
-  await h.progress.until(() => h.delivered.length === 4, 'deliveries');
-  t.same(h.opened.map((o) => o.ok), [true, true, true, true], 'in-flight packets still opened with the retired keys');
-  await h.progress.until(() => h.p.keys.used === used - 1, 'id freed');
+  let publishedAtRetire = 0;
+  let usedAtRetire = -1;
+  // Retired from the check stage of the first message, as the Device retires a keypair: that slot,
+  // and any the UDP reader published with it, are still in the ring.
+  h.openedHook = (_s, _d, _p, _ok, meta) => {
+    if (meta.seq === 0) {
+      publishedAtRetire = h.p.inFlight(RING_RECV);
+      h.rig.indexMap.delete(receiverOf(0));
+      h.p.retireKeys(kp);
+      usedAtRetire = h.p.keys.used;
+    }
+    return undefined;
+  };
+  const N = 8;
+  const pkts = Array.from({ length: N }, (_, i) => packet(i));
+  await h.receiveRaw(pkts.map((p, i) => nobleSeal(h.peers[0]!.key, receiverOf(0), i, p)), pkts);
+  await h.until(() => h.checked() === N, 'every datagram checked');
+  t.equal(usedAtRetire, used, 'not freed while slots published before it are in flight');
+  t.ok(publishedAtRetire >= 1);
+  t.same(h.opened.slice(0, publishedAtRetire).map((o) => o.ok), Array(publishedAtRetire).fill(true),
+    `the ${publishedAtRetire} published before the retirement were opened with the retired keys`);
+  await h.until(() => h.p.keys.used === used - 1, 'id freed');
   t.same(KeyTable.attach(h.p.keys.buffer).recvKey(kp), new Uint8Array(32), 'zeroed');
   h.p.retireKeys(h.peers[0]!.sendKp);
   t.equal(h.p.keys.used, used - 2, 'nothing in flight: freed at once');
 });
 
 // A crypto module that wraps the real transport and parks the worker that gets a packet whose first
-// byte is 0xEE: it reports its id in gate[0] and waits on gate[1] forever (until terminated).
+// byte is 0xEE until gate[1] is set (or it is terminated): it reports its id in gate[0].
 function gatedCryptoModule(): string {
   const real = new URL('../src/crypto/transport.js', import.meta.url).href;
   const src = `
@@ -537,7 +521,7 @@ function gatedCryptoModule(): string {
     let gate = null; let wid = -1;
     export function init(buf, id) { gate = new Int32Array(buf); wid = id; }
     export function sealTransport(key, lo, hi, buf, off, len) {
-      if (len > 0 && buf[off] === 0xee) { Atomics.store(gate, 0, wid + 1); Atomics.notify(gate, 0); Atomics.wait(gate, 1, 0); }
+      if (len > 0 && buf[off] === 0xee) { Atomics.store(gate, 0, wid + 1); Atomics.notify(gate, 0); Atomics.wait(gate, 1, 0, 60000); }
       return real.sealTransport(key, lo, hi, buf, off, len);
     }
     export const openTransport = real.openTransport;`;
@@ -549,12 +533,8 @@ for (const workers of [1, 2]) {
     const gateBuf = new SharedArrayBuffer(8);
     const gate = new Int32Array(gateBuf);
     const h = await Harness.start({ workers, ringSlots: 64, cryptoModule: gatedCryptoModule(), cryptoModuleData: gateBuf }, 2);
-    t.teardown(() => h.p.stop());
-    const pkts = Array.from({ length: 100 }, (_, i) => {
-      const p = packet(i, 1400);
-      if (p.length === 0) return new Uint8Array([0x45]);
-      return p;
-    });
+    t.teardown(() => h.rig.close());
+    const pkts = Array.from({ length: 100 }, (_, i) => packet(i, 1400));
     pkts[50] = new Uint8Array(64).fill(0xee);
     const injecting = h.inject(pkts);
     const r = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, ms: number): { async: boolean; value: Promise<string> | string } }).waitAsync(gate, 0, 0, WAIT_MS);
@@ -564,7 +544,7 @@ for (const workers of [1, 2]) {
     const old = h.p.cryptoWorker(victim)!;
     await old.terminate();
     await injecting;
-    await h.progress.until(() => h.sealed.length === 100, 'all 100 released');
+    await h.until(() => h.sealed.length === 100, 'all 100 released');
     t.same(h.sealed.map((r) => r.seq), pkts.map((_, i) => i), 'order kept across the replacement');
     // The victim dies holding its whole claimed batch (≤ 32 slots): those, and only those, are DEAD.
     const bad = h.sealed.filter((r) => !r.ok);
@@ -574,16 +554,16 @@ for (const workers of [1, 2]) {
     t.equal(h.p.stats[statDrop(RING_TUN, Drop.DEAD)], bad.length, 'each counted as a DEAD drop');
     t.ok(h.workerErrors.some((e) => e.id === victim), 'onWorkerError reported the victim');
     t.equal(h.p.stats[STAT_MAIN + MAIN_WORKER_RESTARTS], 1);
-    await h.progress.until(() => h.restarted.length === 1, 'replacement attached');
+    await h.until(() => h.restarted.length === 1, 'replacement attached');
     t.same(h.restarted, [victim]);
     t.not(h.p.cryptoWorker(victim), old);
     // Later packets flow, also through the receive ring (with one worker only the replacement works).
     const more = Array.from({ length: 100 }, (_, i) => packet(1000 + i));
     await h.inject(more);
-    await h.progress.until(() => h.sealed.length === 200, 'later packets sealed');
+    await h.until(() => h.sealed.length === 200, 'later packets sealed');
     t.ok(h.sealed.slice(100).every((r) => r.ok), 'all later packets sealed ok');
     await h.receive(h.sealed.slice(100), more);
-    await h.progress.until(() => h.delivered.length === 100, 'later packets opened');
+    await h.until(() => h.deliveredCount === 100, 'later packets opened');
     t.ok(h.delivered.every((d, i) => Buffer.compare(d.bytes, more[i]!) === 0));
   });
 }
@@ -637,13 +617,13 @@ async function untilShared(cond: () => boolean, what: string, ms = WAIT_MS): Pro
 
 t.test('a lone packet: main seals it while every worker sleeps; while one is awake it is left to that worker, without a wake-up', async (t) => {
   const h = await Harness.start({ workers: 1 }, 1); // the native crypto module: main may seal inline
-  t.teardown(() => h.p.stop());
+  t.teardown(() => h.rig.close());
   const ctl = (h.p as unknown as { ctl: Int32Array }).ctl; // the shared control words, as every thread sees them
   const stat = (col: number): number => h.p.stats[STAT_MAIN + col]!;
   await untilShared(() => Atomics.load(ctl, CTL_WORKER_SLEEPERS) === 1, 'the worker asleep');
 
   await h.inject([packet(0, 100)]);
-  await h.progress.until(() => h.sealed.length === 1, 'the first packet sealed');
+  await h.until(() => h.sealed.length === 1, 'the first packet sealed');
   t.equal(stat(MAIN_INLINE_SEALED), 1, 'every worker asleep: main sealed it itself');
   t.equal(h.sum(CW_SEALED), 0, 'the worker sealed nothing');
 
@@ -651,6 +631,7 @@ t.test('a lone packet: main seals it while every worker sleeps; while one is awa
   Atomics.and(ctl, CTL_WORKER_SLEEPERS, ~1);
   const notifies = stat(MAIN_WORKER_NOTIFIES);
   await h.inject([packet(1, 100)]);
+  await h.until(() => h.routed === 2, 'the second packet routed');
   h.p.drain();
   t.equal(stat(MAIN_INLINE_SEALED), 1, 'not sealed by main');
   t.equal(stat(MAIN_WORKER_NOTIFIES), notifies, 'no worker was notified');
@@ -659,7 +640,7 @@ t.test('a lone packet: main seals it while every worker sleeps; while one is awa
   Atomics.or(ctl, CTL_WORKER_SLEEPERS, 1);
   Atomics.add(ctl, CTL_WORKER_BELL, 1);
   Atomics.notify(ctl, CTL_WORKER_BELL);
-  await h.progress.until(() => h.sealed.length === 2, 'the second packet sealed');
+  await h.until(() => h.sealed.length === 2, 'the second packet sealed');
   t.equal(h.sum(CW_SEALED), 1, 'the worker sealed it');
   t.same(h.sealed.map((r) => [r.counterLo, r.ok]), [[0, true], [1, true]], 'both, in order');
   t.equal(checkMessage(h.sealed[1]!.msg, h.peers[0]!.key, 0x1000, 1, 0, h.injected[1]!), null, 'the worker\'s seal checks out');
@@ -667,18 +648,28 @@ t.test('a lone packet: main seals it while every worker sleeps; while one is awa
 
 t.test('worker sends only while the TUN ring is shallow (workerSendDepth); deeper packets go through main, in order', async (t) => {
   const { got, fd, onRx, words } = await udpPair(t);
-  const h = await Harness.start({ workers: 2, ringSlots: 256, workerSendDepth: 1 }, 1);
-  t.teardown(() => h.p.stop());
-  onRx.push(() => h.progress.bump());
+  const gateBuf = new SharedArrayBuffer(8);
+  const gate = new Int32Array(gateBuf);
+  const h = await Harness.start({ workers: 2, ringSlots: 256, workerSendDepth: 1, cryptoModule: gatedCryptoModule(), cryptoModuleData: gateBuf }, 1);
+  t.teardown(() => { Atomics.store(gate, 1, 1); Atomics.notify(gate, 1); return h.rig.close(); });
+  onRx.push(() => h.rig.bump());
   h.routeHook = (_slot, _data, _len, meta) => {
     meta.sendFd = fd;
     meta.metaWords.set(words, meta.base + M_EP_FAMILY);
     return undefined;
   };
   h.sealedHook = (rec) => { if (!rec.sent && rec.ok) fs.writeSync(fd, rec.msg); };
+  // The first packet parks the worker that seals it, so the other 49 are routed with it ahead of them.
   const pkts = Array.from({ length: 50 }, (_, i) => packet(i, 200));
-  await h.inject(pkts); // one synchronous burst: one route pass sees all 50
-  await h.progress.until(() => got.length >= 50 && h.sealed.length >= 50, 'the burst on the wire');
+  pkts[0] = new Uint8Array(64).fill(0xee);
+  await h.inject(pkts.slice(0, 1));
+  const r = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, ms: number): { async: boolean; value: Promise<string> | string } }).waitAsync(gate, 0, 0, WAIT_MS);
+  t.not(r.async ? await r.value : r.value, 'timed-out', 'a worker took the first packet');
+  await h.inject(pkts.slice(1));
+  await h.until(() => h.routed === 50, 'all 50 routed');
+  Atomics.store(gate, 1, 1);
+  Atomics.notify(gate, 1);
+  await h.until(() => got.length >= 50 && h.sealed.length >= 50, 'all 50 on the wire');
   t.ok(h.sum(CW_SENT) <= 1, `only the packet with nothing ahead of it may be written by a worker (${h.sum(CW_SENT)})`);
   t.same(got.map((m) => m.readUInt32LE(8)), pkts.map((_, i) => i), 'all of them, in order');
 });
@@ -691,8 +682,8 @@ for (const workers of [1, 2]) {
     const badFd = fs.openSync('/dev/null', 'r'); // write() fails with EBADF: the worker must leave it to main
     t.teardown(() => fs.closeSync(badFd));
     const h = await Harness.start({ workers, ringSlots: 256, cryptoModule: jitterCryptoModule(), workerSendDepth: Infinity }, 1);
-    t.teardown(() => h.p.stop());
-    onRx.push(() => h.progress.bump());
+    t.teardown(() => h.rig.close());
+    onRx.push(() => h.rig.bump());
     const noFd = (seq: number): boolean => seq % 13 === 5;
     const failing = (seq: number): boolean => seq % 17 === 3;
     h.routeHook = (_slot, _data, _len, meta) => {
@@ -705,7 +696,7 @@ for (const workers of [1, 2]) {
     const pkts = Array.from({ length: N }, (_, i) => packet(i, 200));
     for (let i = 0; i < N; i += BATCH) {
       await h.inject(pkts.slice(i, i + BATCH));
-      await h.progress.until(() => got.length >= i + BATCH && h.sealed.length >= i + BATCH, `datagrams ${i}..${i + BATCH - 1}`).catch((e) => { throw new Error(`${e.message}: got ${got.length}, sealed ${h.sealed.length}, in flight ${h.p.inFlight(RING_TUN)}`); });
+      await h.until(() => got.length >= i + BATCH && h.sealed.length >= i + BATCH, `datagrams ${i}..${i + BATCH - 1}`).catch((e) => { throw new Error(`${e.message}: got ${got.length}, sealed ${h.sealed.length}, in flight ${h.p.inFlight(RING_TUN)}`); });
     }
     t.equal(h.sealed.length, N, 'every slot released once');
     t.ok(h.sealed.every((r) => r.ok), 'all sealed');
@@ -731,10 +722,12 @@ for (const workers of [1, 2]) {
 }
 
 t.test('start() rejects (and cleans up) when the crypto module cannot be loaded', async (t) => {
-  await t.rejects(Pipeline.start({ workers: 1, tunFd: null, cryptoModule: 'data:text/javascript,throw new Error("no crypto")' }, {
+  const memtun = await MemTun.create();
+  t.teardown(() => memtun.close());
+  await t.rejects(PipelineRig.start({ workers: 1, cryptoModule: 'data:text/javascript,throw new Error("no crypto")' }, {
     route: () => false, onSealed: () => {}, onOpened: () => -1, onTunGone: () => {}, onWorkerError: () => {},
   }), /no crypto/);
-  await t.rejects(Pipeline.start({ workers: 0, tunFd: null }, {} as PipelineHooks), RangeError);
+  await t.rejects(Pipeline.start({ workers: 0, tunFd: memtun.tun.fd, udp: { wakeFd: -1, indexMap: new SharedArrayBuffer(128) } }, {} as PipelineHooks), RangeError);
 });
 
 // ---- real TUN reader/writer threads on named pipes ---------------------------------------------------
@@ -755,26 +748,21 @@ t.test('TUN reader and writer threads: pipe in, pipe out, EOF reported as TUN go
     fs.closeSync(inRead);
     fs.closeSync(outWrite);
   });
+  const h = await Harness.start({ workers: 1, tunFd: inRead, tunWriteFd: outWrite, ringSlots: 64 }, 1);
+  t.teardown(() => h.rig.close());
+  const key = h.peers[0]!.key;
   // Collect what the writer thread writes, without blocking main.
   const sock = new net.Socket({ fd: outRead, readable: true, writable: false });
   const chunks: Buffer[] = [];
   let outBytes = 0;
-  const h0 = new Progress();
-  sock.on('data', (b: Buffer) => { chunks.push(b); outBytes += b.length; h0.bump(); });
+  sock.on('data', (b: Buffer) => { chunks.push(b); outBytes += b.length; h.rig.bump(); });
   t.teardown(() => sock.destroy());
 
-  // 64 slots > 40 packets: the RECV ring never fills (with a writer thread, freeing slots does not
-  // wake main, so receive() could not wait for room here).
-  const h = await Harness.start({ workers: 1, tunFd: inRead, tunWriteFd: outWrite, ringSlots: 64 }, 1);
-  t.teardown(() => h.p.stop());
-  const key = h.peers[0]!.key;
-  t.throws(() => h.p.reserveTun(), /reader thread/);
-
   // One packet at a time (a pipe keeps no boundaries): write, wait until route()d and sealed.
-  const pkts = Array.from({ length: 40 }, (_, i) => packet(i + 1, 1400)).filter((p) => p.length > 0);
+  const pkts = Array.from({ length: 40 }, (_, i) => packet(i + 1, 1400));
   for (let i = 0; i < pkts.length; i++) {
     fs.writeSync(inWrite, pkts[i]!);
-    await h.progress.until(() => h.sealed.length === i + 1, `packet ${i} read and sealed`);
+    await h.until(() => h.sealed.length === i + 1, `packet ${i} read and sealed`);
   }
   t.equal(h.p.stats[STAT_READER + R_PACKETS], pkts.length, 'reader counted every packet');
   let bad = 0;
@@ -787,10 +775,9 @@ t.test('TUN reader and writer threads: pipe in, pipe out, EOF reported as TUN go
   // Receive direction: opened messages are written by the writer thread, back to back.
   await h.receive(h.sealed.slice(), pkts);
   const total = pkts.reduce((n, p) => n + p.length, 0);
-  await h0.until(() => outBytes >= total, 'writer output');
+  await h.until(() => outBytes >= total, 'writer output');
   t.same(Buffer.concat(chunks), Buffer.concat(pkts), 'writer wrote every delivered packet, in order, trimmed');
   t.equal(h.p.stats[STAT_WRITER + W_PACKETS], pkts.length);
-  t.equal(h.delivered.length, 0, 'deliver() is not used when a TUN writer runs');
 
   // Mixed paths, one ordered stream: single packets with the writer idle (main writes them
   // itself), a burst (handed to the writer thread), then singles fed without waiting (each goes
@@ -801,7 +788,7 @@ t.test('TUN reader and writer threads: pipe in, pipe out, EOF reported as TUN go
   for (let i = 0; i < 3; i++) {
     await h.receive([h.sealed[i]!], [pkts[i]!]);
     order.push(pkts[i]!);
-    await h0.until(() => outBytes >= base + bytesOf(order), `single ${i} written`);
+    await h.until(() => outBytes >= base + bytesOf(order), `single ${i} written`);
   }
   await h.receive(h.sealed.slice(3, 33), pkts.slice(3, 33));
   order.push(...pkts.slice(3, 33));
@@ -810,14 +797,14 @@ t.test('TUN reader and writer threads: pipe in, pipe out, EOF reported as TUN go
     order.push(pkts[i]!);
     await new Promise((r) => setImmediate(r));
   }
-  await h0.until(() => outBytes >= base + total, 'second round written');
+  await h.until(() => outBytes >= base + total, 'second round written');
   t.same(Buffer.concat(chunks).subarray(base), Buffer.concat(order), 'second round: every packet once, in order');
   t.equal(h.p.stats[STAT_WRITER + W_PACKETS], 2 * pkts.length, 'main and writer counted every write once');
 
   // EOF on the reader's fd: TUN gone, reported once.
   fs.closeSync(inWrite);
   inWriteOpen = false;
-  await h.progress.until(() => h.tunGone === 1, 'onTunGone');
+  await h.until(() => h.tunGone === 1, 'onTunGone');
   t.equal(h.p.tunGoneCode, 'EOF');
   await h.p.stop();
   t.equal(h.p.tunReaderRunning, false, 'reader exited');

@@ -5,21 +5,22 @@
 // originals back until they are far behind the window. Every message's fate at B (delivered
 // or rejected) is checked against a naive oracle of the window rule: accept counter c iff it
 // was not accepted before and c ≥ last − 8128, where last is the highest accepted counter.
-// The same schedule then goes through the real pipeline (test mode, 2 crypto worker threads):
-// published into the RECV ring in that order, the in-order check stage must see the messages in
-// ring order whatever order the workers decrypt them in, and a ReplayWindow run there (as
-// Device.onOpened does) must decide as the oracle. Set WIREPOOL_SEED to replay a run.
+// The same schedule then goes through the real pipeline (helpers/pipeline-rig.ts: UDP reader, 2
+// crypto worker threads, TUN writer): sent over loopback UDP in that order, the in-order check
+// stage must see the messages in ring order whatever order the reader and the workers open them
+// in, and a ReplayWindow run there (as Device.onOpened does) must decide as the oracle. Set WIREPOOL_SEED to replay a run.
 
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { MESSAGE_TRANSPORT } from '../src/constants.js';
 import { nodeCrypto } from '../src/crypto/crypto.js';
-import { Pipeline, type PipelineHooks, RING_RECV } from '../src/dataplane/pipeline.js';
+import { type PipelineHooks } from '../src/dataplane/pipeline.js';
 import { paddedLength, Transport, writeType, writeU32 } from '../src/protocol/messages.js';
 import { Direction } from '../src/protocol/drops.js';
 import { REPLAY_WINDOW_SIZE, ReplayWindow } from '../src/protocol/replay.js';
 import { Stat, STATS_PER_PEER } from '../src/protocol/peer.js';
 import { ipv4Packet, sealMessage, twoPeers } from './helpers/pair.js';
+import { PipelineRig } from './helpers/pipeline-rig.js';
 import { makePrng, type Prng, testSeed } from './helpers/seeded-prng.js';
 
 const W = 8128;
@@ -193,15 +194,6 @@ t.test('reordered, duplicated and late transport messages: each fresh one delive
   t.equal(b.engine.stats[peerBA.id * STATS_PER_PEER + Stat.RxPackets]! - rx0, expected.accept, 'rx packets count only accepted messages');
 });
 
-/** Poll until cond() holds (the pipeline's hooks run on this thread between polls); bounded. */
-async function until(cond: () => boolean, what: string, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
-
 t.test('real pipeline, 2 crypto workers: the check stage sees RECV-ring order and the window decides as the oracle', async (t) => {
   t.setTimeout(240_000);
   const seed = testSeed();
@@ -228,7 +220,6 @@ t.test('real pipeline, 2 crypto workers: the check stage sees RECV-ring order an
   // The check stage (onOpened) does what Device.onOpened does first: the replay window, in ring order.
   const window = new ReplayWindow();
   const checked: { seq: number; ok: boolean; id: number; counter: number; fresh: boolean }[] = [];
-  const delivered: number[] = [];
   const hookErrors: unknown[] = [];
   const hooks: PipelineHooks = {
     route: () => false,
@@ -240,36 +231,29 @@ t.test('real pipeline, 2 crypto workers: the check stage sees RECV-ring order an
       checked.push({ seq: meta.seq, ok, id, counter, fresh });
       return fresh ? 24 + (id % 40) + 20 : -1;
     },
-    deliver: (_slot, data, len) => {
-      delivered.push(packetId(data.subarray(16, 16 + len)));
-    },
     onTunGone: () => {},
     onWorkerError: (_id, err) => { hookErrors.push(err); },
     onHookError: (_stage, err) => { hookErrors.push(err); },
   };
-  const p = await Pipeline.start({ tunFd: null, workers: 2, ringSlots: 1024, maxInnerMtu: 1420, startTimeoutMs: 60_000 }, hooks);
-  t.teardown(() => p.stop());
-  const kp = p.keys.allocate();
-  p.keys.setKeys(kp, new Uint8Array(randomBytes(32)), key);
+  const rig = await PipelineRig.start({ workers: 2, ringSlots: 1024, maxInnerMtu: 1420, startTimeoutMs: 60_000 }, hooks);
+  t.teardown(() => rig.close());
+  const kp = rig.p.keys.allocate();
+  rig.p.keys.setKeys(kp, new Uint8Array(randomBytes(32)), key);
+  rig.indexMap.set(0x1234, kp);
 
-  for (const id of final) {
-    if (p.inFlight(RING_RECV) >= p.slots(RING_RECV)) {
-      await until(() => p.inFlight(RING_RECV) < p.slots(RING_RECV), 'a free RECV-ring slot');
-    }
-    const s = p.reserveRecv();
-    const m = msgs[id]!;
-    p.recvData(s).set(m, 0);
-    if (!p.publishRecv(s, m.length, kp, 0, id, 0)) throw new Error('publishRecv refused a message');
-  }
-  await until(() => checked.length === final.length, 'every message checked');
-  await until(() => p.inFlight(RING_RECV) === 0, 'the RECV ring drained');
+  // The network delivers them in that order to the pipeline's socket.
+  await rig.sendAll(final.map((id) => msgs[id]!), () => checked.length);
+  await rig.until(() => checked.length === final.length, 'every message checked', 60_000);
+  const accepted = checked.filter((c) => c.fresh).length;
+  await rig.until(() => rig.memtun!.received.length === accepted, 'every accepted packet written to TUN', 60_000);
+  const delivered = rig.memtun!.received.map(packetId);
   t.same(hookErrors, [], 'no worker or hook errors');
 
-  // Ring order: the check stage saw the messages exactly in publication order, all authentic,
+  // Ring order: the check stage saw the messages exactly in arrival order, all authentic,
   // although two workers decrypted them in any order.
   t.same(checked.map((c) => c.seq), final.map((_, k) => k), 'onOpened in ring sequence order');
   t.ok(checked.every((c) => c.ok), 'every message opened');
-  t.same(checked.map((c) => c.id), final, 'plaintext k is message k of the publication order');
+  t.same(checked.map((c) => c.id), final, 'plaintext k is message k of the arrival order');
   t.same(checked.map((c) => c.counter), final, 'counter from the slot meta');
 
   // Window verdicts at the check stage against the oracle, and delivery of exactly the accepts.

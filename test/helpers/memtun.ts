@@ -96,6 +96,7 @@ export class MemTun {
   private readonly reader: Worker;
   private readonly readerExited: Promise<void>;
   private waiters: (() => void)[] = [];
+  private readonly watchers: (() => void)[] = [];
   private closed = false;
 
   private constructor(name: string, mtu: number) {
@@ -183,10 +184,16 @@ export class MemTun {
     return this.until(() => this.received.length >= n, what, ms);
   }
 
+  /** Calls f after every batch the reader delivers (and when it stops), for waits of one's own. */
+  watch(f: () => void): void {
+    this.watchers.push(f);
+  }
+
   private notify(): void {
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();
+    for (const f of this.watchers) f();
   }
 
   /** Stops the reader thread (bounded), then closes the TunDevice, the OS end and the eventfd. */
