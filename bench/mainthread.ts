@@ -1,20 +1,30 @@
-// Benchmark: main-thread CPU per packet on each path of a real Device (src/device.ts), in test
-// mode (tun: null), so no TUN device or namespace is needed.
+// Benchmark: main-thread CPU per packet on each path of a real Device (src/device.ts), wired as
+// in the daemon but on in-memory TUN devices (test/helpers/memtun.ts), so no TUN device,
+// namespace or root is needed.
 //
 // Two processes on 127.0.0.1: this one runs Device A (measured); a forked child runs Device B
-// (the peer). Both use the real native dataplane: UDP sockets owned by src/io/bind.ts, a UDP
-// reader thread, crypto workers that seal and send with sendmmsg. They are configured through
-// the methods the UAPI uses and complete a real handshake over UDP. Then, per inner packet size
-// (1420 and 64 bytes):
-// - send path (TUN → UDP): A's main thread injects IP packets into its TUN ring as the TUN
-//   reader thread would (device.dataplane reserveTun/tunData/publishTun, topped up every
-//   millisecond); main: send.route() → crypto worker: seal + sendmmsg → main: send.onSealed();
-// - receive path (UDP → TUN): B blasts packets the same way; A's UDP reader thread receives
-//   them (recvmmsg) into the RECV ring → main: receive.classify() → crypto worker: open →
-//   main: receive.onOpened() → delivery (in test mode there is no TUN writer: nothing).
+// (the peer). Each Device's TUN is a MemTun, a SOCK_SEQPACKET socketpair that the Device's real
+// TUN reader and writer threads read and write as they would /dev/net/tun without offloads (one
+// packet per read and write); the MemTun is in count-only mode, so its own reader thread counts
+// what the Device writes and posts nothing to main. Both Devices use the real native dataplane:
+// UDP sockets owned by src/io/bind.ts, a UDP reader thread, crypto workers that seal and send
+// with sendmmsg. They are configured through the methods the UAPI uses and complete a real
+// handshake over UDP (started by one packet written into A's MemTun). Then, per inner packet
+// size (1420 and 64 bytes):
+// - send path (TUN → UDP): a worker thread floods A's MemTun with one IP packet for B
+//   (MemTun.flood); A's TUN reader thread reads it into the TUN ring and rings main per batch, as
+//   in the daemon; main: send.route() → crypto worker: seal + sendmmsg → main: send.onSealed().
+//   The flood keeps the ring full (backpressure through the socketpair): main at saturation;
+// - receive path (UDP → TUN): B's MemTun is flooded the same way in the child, B sends at full
+//   rate; A's UDP reader thread receives them (recvmmsg) into the RECV ring → main:
+//   receive.classify() → crypto worker: open → main: receive.onOpened() → A's TUN writer thread
+//   writes them to A's MemTun, where they are counted (a window that delivered none fails).
 // Main-thread CPU is the main thread's own run time from /proc/self/task/<pid>/schedstat (ns;
-// utime+stime from .../stat, 10 ms ticks, where schedstat is missing), so the crypto workers,
-// the UDP reader and B do not count; event-loop-active time is shown too. A second,
+// utime+stime from .../stat, 10 ms ticks, where schedstat is missing), so the flood, the TUN
+// reader and writer, the crypto workers, the UDP reader and B do not count; event-loop-active
+// time is shown too. The packets are produced by other threads, so nothing is subtracted: the
+// figure is all main's own work, the wake-ups the TUN reader's bells cause included (the send
+// path's wake-ups are the TUN reader's and the crypto workers'). A second,
 // instrumented window per case times the main-thread stages with performance.now() wrappers
 // (their own cost calibrated and subtracted): route(), onSealed() and main's own UDP sends
 // (bind.sendTo) on the send path; classify() and onOpened() on the receive path; and the
@@ -22,17 +32,15 @@
 // rows are left out if it is renamed). Each probe's share of that window's event-loop-active
 // time, applied to the first window's CPU per packet, shows where the main thread's time goes
 // (shares, because wall-clock probe times include preemption): the hooks, the drain loop net of
-// them (cursors, slot states, notifying workers), and the rest (doorbell wake-ups through
-// Atomics.waitAsync, the event loop, timers, GC). The pipeline's own counters give main's
-// wake-ups and worker notifications per 1000 packets (the goal is far fewer than one per
-// packet), a counting wrapper on bind.sendTo in the first window how many messages main had to
-// send itself, one sendto each (no socket, or a worker's send failed), and the pipeline's
-// MAIN_FLUSHED how many it sent in sendmmsg batches as a worker would (sealed slots no worker had
-// sent when main's release stage reached them with the flush lock free). The
-// injection standing in for the TUN reader costs main-thread time the daemon does not spend: it
-// is timed and subtracted. In the daemon the TUN reader also rings main for each batch it
-// publishes; here main schedules one drain per injected burst instead, so the send path's
-// wake-ups are those the crypto workers cause.
+// them (cursors, slot states, notifying workers, main's own TUN writes of small batches), and the
+// rest (doorbell wake-ups through Atomics.waitAsync, the event loop, timers, GC). The pipeline's
+// own counters give main's wake-ups and worker notifications per 1000 packets (the goal is far
+// fewer than one per packet), a counting wrapper on bind.sendTo in the first window how many
+// messages main had to send itself, one sendto each (no socket, or a worker's send failed), and
+// the pipeline's MAIN_FLUSHED how many it sent in sendmmsg batches as a worker would (sealed
+// slots no worker had sent when main's release stage reached them with the flush lock free).
+// The flood, the MemTun readers and B's threads share the host's cores with A: on a small host
+// they take CPU from A's threads (not from what is counted per packet, but from the rate).
 //
 // Run: node dist/bench/mainthread.js [seconds-per-window] [workers]   (default 3 s, 1 worker; ~35 s)
 
@@ -45,12 +53,15 @@ import { CW_SEND_FALLBACKS, MAIN_FLUSHED, MAIN_INLINE_SEALED, MAIN_WAKEUPS, MAIN
 import { Device } from '../src/device.js';
 import { createLogger } from '../src/log.js';
 import { type Peer, Stat, STATS_PER_PEER } from '../src/protocol/peer.js';
+import { MemTun } from '../test/helpers/memtun.js';
 import { parseProcStatTicks } from './harness/parse.js';
 
 const INNER_A = [10, 0, 0, 1];
 const INNER_B = [10, 0, 0, 2];
 const LOOPBACK = Uint8Array.from([127, 0, 0, 1]);
 const SIZES = [1420, 64];
+/** The MemTuns' MTU: the largest inner packet measured. */
+const TUN_MTU = 1420;
 const WARM_MS = 500;
 const SETTLE_MS = 300;
 const DEADLINE_MS = 180_000;
@@ -60,7 +71,7 @@ type Msg =
   | { type: 'configure'; pub: string; port: number }
   | { type: 'configured' }
   | { type: 'blast'; size: number; ms: number }
-  | { type: 'blasted'; injected: number }
+  | { type: 'blasted'; flooded: number }
   | { type: 'exit' };
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -76,36 +87,6 @@ function ipv4Packet(size: number, src: number[], dst: number[]): Uint8Array {
   p.set(src, 12);
   p.set(dst, 16);
   return p;
-}
-
-/** Stands in for the TUN reader: keeps a Device's TUN ring topped up every millisecond; times itself. */
-class Injector {
-  injected = 0;
-  ms = 0;
-  private timer: ReturnType<typeof setTimeout> | null = null;
-  constructor(private readonly device: Device, private readonly packet: Uint8Array) {}
-
-  fill = (): void => {
-    const t0 = performance.now();
-    const p = this.device.dataplane;
-    const pkt = this.packet;
-    for (let s = p.reserveTun(); s >= 0; s = p.reserveTun()) {
-      p.tunData(s).set(pkt, 16);
-      p.publishTun(s, pkt.length);
-      this.injected++;
-    }
-    this.ms += performance.now() - t0;
-    if (this.timer !== null) this.timer = setTimeout(this.fill, 1);
-  };
-
-  start(): void {
-    this.timer = setTimeout(this.fill, 0);
-  }
-
-  stop(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-  }
 }
 
 const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
@@ -125,11 +106,18 @@ function mainThreadCpuMs(): number {
 
 const silentLog = (ifname: string) => createLogger({ level: 'silent', ifname });
 
-async function makeDevice(ifname: string, workers: number): Promise<{ device: Device; priv: Uint8Array; pub: Uint8Array }> {
-  const device = await Device.create({ ifname, tun: null, workers, log: silentLog(ifname), listenPort: 0 });
-  const priv = nodeCrypto.generatePrivateKey();
-  device.uapi.setPrivateKey(priv);
-  return { device, priv, pub: nodeCrypto.publicKey(priv) };
+/** A Device on a count-only MemTun. Close the device first, then the MemTun (memtun.ts teardown). */
+async function makeDevice(ifname: string, workers: number): Promise<{ device: Device; memtun: MemTun; pub: Uint8Array }> {
+  const memtun = await MemTun.create(ifname, TUN_MTU, { keep: false });
+  try {
+    const device = await Device.create({ ifname, tun: memtun.tun, workers, log: silentLog(ifname), listenPort: 0 });
+    const priv = nodeCrypto.generatePrivateKey();
+    device.uapi.setPrivateKey(priv);
+    return { device, memtun, pub: nodeCrypto.publicKey(priv) };
+  } catch (err) {
+    await memtun.close();
+    throw err;
+  }
 }
 
 function addPeer(device: Device, pub: Uint8Array, port: number, allowed: number[]): void {
@@ -143,7 +131,7 @@ function addPeer(device: Device, pub: Uint8Array, port: number, allowed: number[
 
 async function peerMain(): Promise<void> {
   const workers = Number(process.argv[3] ?? 1);
-  const { device, pub } = await makeDevice('bench-b', workers);
+  const { device, memtun, pub } = await makeDevice('bench-b', workers);
   const send = (m: Msg): void => void process.send?.(m);
   process.on('disconnect', () => process.exit(0));
   process.on('message', (m: Msg) => {
@@ -152,13 +140,14 @@ async function peerMain(): Promise<void> {
         addPeer(device, Buffer.from(m.pub, 'base64'), m.port, INNER_A);
         send({ type: 'configured' });
       } else if (m.type === 'blast') {
-        const inj = new Injector(device, ipv4Packet(m.size, INNER_B, INNER_A));
-        inj.start();
+        const flooded0 = memtun.floodedCount;
+        await memtun.flood(ipv4Packet(m.size, INNER_B, INNER_A));
         await sleep(m.ms);
-        inj.stop();
-        send({ type: 'blasted', injected: inj.injected });
+        await memtun.stopFlood();
+        send({ type: 'blasted', flooded: memtun.floodedCount - flooded0 });
       } else if (m.type === 'exit') {
         await device.close();
+        await memtun.close();
         process.exit(0);
       }
     })();
@@ -263,7 +252,8 @@ interface Window {
   seconds: number;
   cpuMs: number;
   eluMs: number;
-  injectMs: number;
+  /** Packets A's TUN writer delivered to its MemTun. */
+  delivered: number;
   wakeups: number;
   notifies: number;
   fallbacks: number;
@@ -272,19 +262,19 @@ interface Window {
   probes: Map<string, Acc>;
 }
 
-async function measureWindow(a: Device, workers: number, peer: Peer, path: 'send' | 'recv', seconds: number, probes: Probe[], during: () => { done: Promise<void>; injector?: Injector }): Promise<Window> {
+async function measureWindow(a: Device, memtun: MemTun, workers: number, peer: Peer, path: 'send' | 'recv', seconds: number, probes: Probe[], during: () => Promise<{ done: Promise<void> }>): Promise<Window> {
   const accs = new Map<string, Acc>();
   for (const p of probes) if (!accs.has(p.key)) accs.set(p.key, { ms: 0, calls: 0 });
   const undo = probes.map((p) => instrument(p.obj, p.name, accs.get(p.key)!, p.optional));
   for (let i = 0; i < probes.length; i++) if (undo[i] === null) accs.delete(probes[i]!.key);
-  const load = during();
+  const load = await during();
   await sleep(WARM_MS);
   const s = peer.id * STATS_PER_PEER + (path === 'send' ? Stat.TxPackets : Stat.RxPackets);
   const pk0 = a.engine.stats[s]!;
   const pc0 = pipelineCounters(a, workers);
   const cpu0 = mainThreadCpuMs();
   const elu0 = performance.eventLoopUtilization();
-  const inj0 = load.injector?.ms ?? 0;
+  const delivered0 = memtun.receivedCount;
   for (const acc of accs.values()) { acc.ms = 0; acc.calls = 0; }
   const t0 = performance.now();
   await sleep(seconds * 1000);
@@ -292,12 +282,13 @@ async function measureWindow(a: Device, workers: number, peer: Peer, path: 'send
   const cpuMs = mainThreadCpuMs() - cpu0;
   const t1 = performance.now();
   const pc1 = pipelineCounters(a, workers);
+  const delivered = memtun.receivedCount - delivered0;
   const w: Window = {
     packets: a.engine.stats[s]! - pk0,
     seconds: (t1 - t0) / 1000,
     cpuMs,
     eluMs: elu.active,
-    injectMs: (load.injector?.ms ?? 0) - inj0,
+    delivered,
     wakeups: pc1.wakeups - pc0.wakeups,
     notifies: pc1.notifies - pc0.notifies,
     fallbacks: pc1.fallbacks - pc0.fallbacks,
@@ -344,8 +335,7 @@ async function parentMain(): Promise<void> {
     const peer = A.device.engine.peerByKey(pubB)!;
 
     // Handshake: the first packet is staged, an initiation goes out, the response brings keys.
-    const first = new Injector(A.device, ipv4Packet(100, INNER_A, INNER_B));
-    first.fill();
+    if (!A.memtun.write(ipv4Packet(100, INNER_A, INNER_B))) throw new Error('memory TUN full before the first packet');
     const t0 = Date.now();
     while (A.device.engine.stats[peer.id * STATS_PER_PEER + Stat.TxPackets]! < 1) {
       if (Date.now() - t0 > 10_000) throw new Error('no handshake with the peer process within 10 s');
@@ -356,8 +346,8 @@ async function parentMain(): Promise<void> {
     const bias = wrapperBias();
     const st = stages(A.device);
     const usPer = (ms: number, n: number): number => (ms * 1000) / n;
-    const row = (label: string, us: number, total: number | null): string =>
-      `    ${label.padEnd(68)} ${us.toFixed(2).padStart(6)} µs${total !== null ? `  ${((100 * us) / total).toFixed(0).padStart(3)}%` : ''}`;
+    const row = (label: string, us: number, total: number): string =>
+      `    ${label.padEnd(68)} ${us.toFixed(2).padStart(6)} µs  ${((100 * us) / total).toFixed(0).padStart(3)}%`;
     const results: { path: string; size: number; pps: number; usPerPacket: number }[] = [];
     for (const size of SIZES) {
       for (const path of ['send', 'recv'] as const) {
@@ -370,25 +360,25 @@ async function parentMain(): Promise<void> {
         const probes: Probe[] = path === 'send'
           ? [{ key: 'route', obj: st.send, name: 'route' }, { key: 'onSealed', obj: st.send, name: 'onSealed' }, mainSends, mainBatches, pump]
           : [{ key: 'classify', obj: st.receive, name: 'classify' }, { key: 'onOpened', obj: st.receive, name: 'onOpened' }, pump];
-        const during = (): { done: Promise<void>; injector?: Injector } => {
+        const during = async (): Promise<{ done: Promise<void> }> => {
           if (path === 'send') {
-            const inj = new Injector(A.device, ipv4Packet(size, INNER_A, INNER_B));
-            inj.start();
-            return { done: sleep(WARM_MS + seconds * 1000 + 50).then(() => inj.stop()), injector: inj };
+            await A.memtun.flood(ipv4Packet(size, INNER_A, INNER_B));
+            return { done: sleep(WARM_MS + seconds * 1000 + 50).then(() => A.memtun.stopFlood()) };
           }
           child!.send({ type: 'blast', size, ms: WARM_MS + seconds * 1000 + 200 } satisfies Msg);
           return { done: next('blasted', 30_000 + seconds * 1000).then(() => undefined) };
         };
-        const plain = await measureWindow(A.device, workers, peer, path, seconds, path === 'send' ? [mainSends] : [], during);
-        const inst = await measureWindow(A.device, workers, peer, path, seconds, probes, during);
+        const plain = await measureWindow(A.device, A.memtun, workers, peer, path, seconds, path === 'send' ? [mainSends] : [], during);
+        const inst = await measureWindow(A.device, A.memtun, workers, peer, path, seconds, probes, during);
         if (plain.packets === 0 || inst.packets === 0) throw new Error(`${path} ${size} B: no packets moved`);
-        const total = usPer(plain.cpuMs - plain.injectMs, plain.packets);
+        if (path === 'recv' && (plain.delivered === 0 || inst.delivered === 0)) throw new Error(`recv ${size} B: nothing delivered to the TUN`);
+        const total = usPer(plain.cpuMs, plain.packets);
         const pps = plain.packets / plain.seconds;
         results.push({ path, size, pps, usPerPacket: total });
         // Probe times are wall-clock (a preempted call keeps counting on a shared host), so each
         // probe's share of the instrumented window's event-loop-active time is applied to the
         // plain window's CPU per packet.
-        const activeMs = inst.eluMs - inst.injectMs;
+        const activeMs = inst.eluMs;
         const share = (key: string, minus = 0): number => {
           const acc = inst.probes.get(key);
           return acc === undefined ? NaN : (Math.max(0, acc.ms - bias * acc.calls - minus) / activeMs) * total;
@@ -399,7 +389,7 @@ async function parentMain(): Promise<void> {
         const mainSent = plain.probes.get('sendTo')?.calls ?? 0;
         const out = [
           `${title}: ${Math.round(pps).toLocaleString('en-US')} packets/s, ` +
-            `main thread ${total.toFixed(2)} µs of CPU per packet (event-loop active ${usPer(plain.eluMs - plain.injectMs, plain.packets).toFixed(2)})`,
+            `main thread ${total.toFixed(2)} µs of CPU per packet (event-loop active ${usPer(plain.eluMs, plain.packets).toFixed(2)})`,
           `    per 1000 packets: ${perK(plain.wakeups)} main wake-ups, ${perK(plain.notifies)} worker notifications` +
             (path === 'send' ? `, ${perK(mainSent)} sent by main itself (${perK(plain.inlineSealed)} sealed by main at idle, ` +
               `${plain.fallbacks} after a failed worker write), ${perK(plain.flushed)} sent by main in sendmmsg batches` : ''),
@@ -430,7 +420,6 @@ async function parentMain(): Promise<void> {
         } else {
           out.push(row('rest: drain loop, wake-ups, event loop, timers, GC', total - inHooks, total));
         }
-        if (path === 'send') out.push(row('(not counted: test injection standing in for the TUN reader)', usPer(plain.injectMs, plain.packets), null));
         console.log(out.join('\n'));
       }
     }
@@ -442,6 +431,7 @@ async function parentMain(): Promise<void> {
   } finally {
     if (child !== null && child.exitCode === null) child.kill('SIGKILL');
     await A.device.close();
+    await A.memtun.close();
   }
 }
 

@@ -38,8 +38,8 @@ import { DeviceUapi } from './uapi/device-adapter.js';
 
 export interface DeviceOptions {
   ifname: string;
-  /** null = no TUN (tests/benchmarks drive the TUN ring directly). */
-  tun: TunDevice | null;
+  /** The interface (src/io/tun.ts; tests hand in a memory TUN of the same shape). */
+  tun: TunDevice;
   workers: number;
   /** Handshake worker threads (src/handshake-offload.ts); 0 or absent: initiations are answered on main. */
   handshakeWorkers?: number;
@@ -81,7 +81,7 @@ export class Device {
   /** Closes of replaced socket pairs, handed to the pipeline with the next setUdpSockets(). */
   private retiredSockets: (() => void)[] = [];
   private udpWakeFd = -1;
-  private tun: TunDevice | null = null;
+  private readonly tun: TunDevice;
   /** growSlots() is replacing the pipeline. */
   private growing = false;
   /** Base64 public key → friendly name (`# friendly_name` in the config file): added to log lines naming the peer. */
@@ -105,6 +105,7 @@ export class Device {
 
   private constructor(opts: DeviceOptions) {
     this.ifname = opts.ifname;
+    this.tun = opts.tun;
     this.log = opts.log;
     this.workers = opts.workers;
     const hooks: EngineHooks = {
@@ -183,9 +184,8 @@ export class Device {
 
   static async create(opts: DeviceOptions): Promise<Device> {
     const d = new Device(opts);
-    d.tun = opts.tun;
     d.udpWakeFd = udpNative().eventfd();
-    if (opts.tun) d.mtu = opts.tun.mtu();
+    d.mtu = opts.tun.mtu();
     d.pipeline = await d.startPipeline(Math.max(d.mtu, DEFAULT_MAX_INNER_MTU), null);
     try {
       d.bindPort(opts.listenPort ?? 0);
@@ -207,10 +207,10 @@ export class Device {
     const tun = this.tun;
     return Pipeline.start({
       workers: this.workers,
-      tunFd: tun ? tun.fd : null,
-      tunName: tun?.name,
-      tunWakeFd: tun?.wakeFd,
-      tunVnetHdr: tun?.vnetHdr,
+      tunFd: tun.fd,
+      tunName: tun.name,
+      tunWakeFd: tun.wakeFd,
+      tunVnetHdr: tun.vnetHdr,
       udp: { wakeFd: this.udpWakeFd, indexMap: this.indexMap.buffer },
       maxInnerMtu: jumbo ? TUN_MAX_MTU : DEFAULT_MAX_INNER_MTU,
       ...(jumbo ? { ringSlots: DEFAULT_RING_SLOTS / 4, localSlots: DEFAULT_LOCAL_SLOTS / 4 } : {}),
@@ -295,7 +295,7 @@ export class Device {
     this.pipeline.setUdpSockets(this.udp.fd4, this.udp.fd6, () => { for (const close of closes) close(); });
   }
 
-  /** For tests and benchmarks without a TUN device. */
+  /** The running dataplane (its counters and threads: tests, benchmarks, diagnostics). */
   get dataplane(): Pipeline {
     return this.pipeline;
   }

@@ -10,9 +10,9 @@
 //             data  Uint8Array, slotBytes per slot (64-byte aligned).
 //
 // Three rings (see pipeline.ts for the stages):
-//   RING_TUN    send ring fed by the TUN reader thread (or by main in test mode);
+//   RING_TUN    send ring fed by the TUN reader thread (or by main at idle);
 //   RING_LOCAL  send ring fed by main (keepalives, staged packets: anything main originates);
-//   RING_RECV   receive ring fed by main from UDP, drained to TUN by the TUN writer thread.
+//   RING_RECV   receive ring fed by the UDP reader thread (or by main at idle), drained to TUN by the TUN writer thread.
 //
 // Cursors are Int32 sequence numbers that only grow (wrapping at 2^32; always compare with
 // `(a - b) | 0`); slot index = seq & (slots - 1).

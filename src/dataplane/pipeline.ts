@@ -11,7 +11,6 @@
 //               EAGAIN; GSO super-packets split into MTU-sized packets) into data[16, 16+len),
 //               FILLED, one C_PRODUCED store per batch, rings main. Full ring: waits on C_FREED.
 //               At idle main reads the device itself, with the same code (intake.ts, tun-intake.ts).
-//               Test mode (tunFd null): main produces with reserveTun()/publishTun().
 //   2 routed    main, in order: hooks.route() fills header data[0,16), zero padding, padded length,
 //               keypair id, counter, the endpoint words and the socket's fd (→ PENDING) or
 //               declines (SKIP). C_READY moves per ROUTE_PUBLISH_BATCH slots, wake workers.
@@ -38,8 +37,6 @@
 //               local address in the endpoint words, FILLED, one C_PRODUCED store per batch, rings
 //               main. Full ring: waits on C_FREED (the socket buffer holds the rest). At idle
 //               main reads the sockets itself, with the same code (intake.ts, udp-intake.ts).
-//               Without a UDP reader (tests): main's reserveRecv()/publishRecv() produce PENDING
-//               slots directly (stage 2 is the caller's).
 //   2 classified main, in order: hooks.classify(): a transport message to open (keypair id, counter
 //               set: → PENDING) or not (handshake messages copied out, drops counted: SKIP).
 //   3 opened    crypto workers: a batch opened in one native call (plaintext at data[16, 16+len-32)):
@@ -49,16 +46,14 @@
 //               writer if it waits.
 //   5 written   TUN writer thread (workers/tun-writer.ts): native writeSlots of the DELIVER slots
 //               (TCP segments of a flow coalesced into one GSO write); C_FREED moves (the UDP reader
-//               reuses slots below it). Test mode: main calls hooks.deliver() instead.
+//               reuses slots below it).
 //               Latency shortcut (DIRECT_WRITE_MAX): a check batch of ≤ 2 slots while the writer owes
 //               nothing is written by main itself and marked DROP; the writer then only frees it.
 //
 // Main-thread API (all methods are main-thread only and never block):
 //   Pipeline.start(opts, hooks)            threads attached, doorbell armed
 //   keys                                   KeyTable: allocate(), setKeys(id, send, recv), free(id); retireKeys(id)
-//   reserveRecv() / recvData(s) / publishRecv(s, len, keypairId, peerId, ctrLo, ctrHi)
 //   reserveLocal() / localData(s) / publishLocal(s, paddedLen, keypairId, peerId, ctrLo, ctrHi, fd)
-//   reserveTun() / tunData(s) / publishTun(s, len)   test mode only (no TUN reader)
 //   releaseHeld(ring, s), afterInFlight(fn), drain(), inFlight(ring), slots(ring), stats, tunGoneCode, stop()
 // reserve*() returns the next slot index or -1 (full; counted in stats as Drop.RING_FULL) and may
 // be called again until publish*(); nothing is committed before publish*(). Hooks run on main,
@@ -93,8 +88,7 @@
 // it has more work, so a busy worker wakes main about once per 16–32 packets instead of chasing
 // it packet by packet (one worker, A/B on this noisy 2-vCPU host: 116–235 → ~50 wakes per 1000
 // packets, main CPU 6.9–17.5 → 1.5–1.7 µs per packet). The TUN reader rings whenever
-// main sleeps (it cannot know whether another packet follows). Main as producer (publishTun in
-// test mode) never rings itself: it schedules one drain per synchronous burst (a microtask).
+// main sleeps (it cannot know whether another packet follows).
 //
 // Memory: each ring is slots × (64 B meta + slotBytes); slotBytes = 9280 for the default 9216-byte
 // inner MTU, so the defaults (1024 + 256 + 1024 slots) take ≈ 21 MB; maxInnerMtu 1420 ≈ 3.6 MB.
@@ -107,7 +101,7 @@
 import fs from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { getSystemErrorName } from 'node:util';
-import { AEAD_TAG_LEN, MESSAGE_TRANSPORT_HEADER_SIZE, MESSAGE_TRANSPORT_MIN_SIZE } from '../constants.js';
+import { AEAD_TAG_LEN, MESSAGE_TRANSPORT_HEADER_SIZE } from '../constants.js';
 import { type SlotsFn, sealSlots as nativeSealSlots } from '../crypto/native-aead.js';
 import { TUN_WRITE_OUT, TUN_WRITE_OUT_LEN, tunNative } from '../io/tun.js';
 import { udpNative } from '../io/udp-native.js';
@@ -115,7 +109,7 @@ import { ReceiverIndexMap } from './indexmap.js';
 import { MainIntake } from './intake.js';
 import { KeyTable } from './keytable.js';
 import {
-  CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_OWNER, CTL_UDP_READER_WAITING, CTL_TUN_MTU, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_OWNER,
+  CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_OWNER, CTL_TUN_MTU, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_OWNER,
   CTL_TUN_GONE_ERRNO, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CTL_WRITER_WAITING, DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS,
   DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS, Drop, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_INNER_HEAD, M_KEYPAIR,
   M_LENGTH, M_PEER, M_RECEIVER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_FLUSHED, MAIN_INLINE_SEALED, MAIN_INPUT_RECHECKS, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
@@ -130,9 +124,9 @@ import { UDP_INTAKE_BATCH, UdpIntake } from './udp-intake.js';
 export interface PipelineOptions {
   /** Number of crypto worker threads (1..MAX_WORKERS). */
   workers: number;
-  /** Blocking TUN fd read by the TUN reader thread; null = test mode (main produces into the TUN ring and hooks.deliver() replaces the writer). */
-  tunFd: number | null;
-  /** fd the TUN writer writes to; defaults to tunFd (tests use a second pipe). */
+  /** TUN fd read by the TUN reader thread (and by main at idle). */
+  tunFd: number;
+  /** fd the TUN writer (and main's direct writes) write to; defaults to tunFd (a character device or socket reads and writes on one fd; a pipe needs two). */
   tunWriteFd?: number;
   /** Name of the TUN interface: the reader publishes its MTU with every batch (tunMtu, hooks.onTunMtu). */
   tunName?: string;
@@ -146,10 +140,10 @@ export interface PipelineOptions {
   tunVnetHdr?: boolean;
   /**
    * The UDP reader thread (workers/udp-reader.ts) produces the RECV ring from the sockets given to
-   * setUdpSockets(); `wakeFd` is an eventfd that interrupts its poll. Absent: main produces the
-   * RECV ring with reserveRecv()/publishRecv() (tests, benchmarks).
+   * setUdpSockets(); `wakeFd` is an eventfd that interrupts its poll; `indexMap` the shared
+   * receiver-index map (indexmap.ts) it keys transport messages with.
    */
-  udp?: { wakeFd: number; indexMap: SharedArrayBuffer };
+  udp: { wakeFd: number; indexMap: SharedArrayBuffer };
   /** Slots of the TUN and RECV rings (power of two, default 1024). */
   ringSlots?: number;
   /** Slots of the LOCAL send ring (power of two, default 256). */
@@ -198,8 +192,6 @@ export interface PipelineHooks {
   onSealed(slot: number, data: Uint8Array, msgLen: number, ok: boolean, meta: SlotMeta, sent: boolean): boolean | void;
   /** RECV ring stage 3: plaintext at data[16, 16+plaintextLen) when ok. Return the inner length to deliver to TUN (0..plaintextLen), or -1 to drop. */
   onOpened(slot: number, data: Uint8Array, plaintextLen: number, ok: boolean, meta: SlotMeta): number;
-  /** Test mode only (tunFd null): RECV ring stage 4, a packet at data[16, 16+len) that would be written to TUN. */
-  deliver?(slot: number, data: Uint8Array, len: number, meta: SlotMeta): void;
   /** A drain pass starts; the per-packet hooks of that pass follow (at most a ring's worth each): e.g. read the clock once for them all. */
   drainPass?(): void;
   /** A drain ended (no stage moves any more), before main sleeps: e.g. re-arm timers once for everything the hooks did. */
@@ -216,7 +208,7 @@ export interface PipelineHooks {
   onHookError?(stage: HookStage, err: unknown): void;
 }
 
-export type HookStage = 'route' | 'classify' | 'onSealed' | 'onOpened' | 'deliver';
+export type HookStage = 'route' | 'classify' | 'onSealed' | 'onOpened';
 
 export { TUN_READER_ID, TUN_WRITER_ID, UDP_READER_ID };
 
@@ -319,36 +311,28 @@ export class Pipeline {
   readonly stats: Float64Array;
   readonly slotBytes: number;
   readonly maxInnerMtu: number;
-  readonly testMode: boolean;
 
   private readonly shared: DataplaneShared;
   private readonly ctl: Int32Array;
   private readonly rings: RingView[];
   private readonly views: Uint8Array[][];
   private readonly metas: SlotMeta[];
-  /** Main-owned cursor copies: C_READY and C_RETIRED per ring; TUN produced in test mode; RECV freed in test mode. */
+  /** Main-owned cursor copies: C_READY and C_RETIRED per ring. */
   private readonly ready = new Int32Array(RING_COUNT);
   private readonly retired = new Int32Array(RING_COUNT);
-  private tunProduced = 0;
-  /** Whether the UDP reader thread produces the RECV ring (else main does). */
-  private readonly udpReader: boolean;
   private readonly udpWakeFd: number;
-  private readonly udpIndexMap: SharedArrayBuffer | null;
   private readonly tunWakeFd: number;
-  /** Main's reading of the UDP sockets at idle (intake.ts); null without a UDP reader thread. */
-  private readonly udpMain: MainIntake | null;
-  private readonly udpIntake: UdpIntake | null;
-  /** Main's reading of the TUN device at idle (intake.ts); null in test mode. */
-  private readonly tunMain: MainIntake | null;
+  /** Main's reading of the UDP sockets at idle (intake.ts). */
+  private readonly udpMain: MainIntake;
+  /** Main's reading of the TUN device at idle (intake.ts). */
+  private readonly tunMain: MainIntake;
   /** The inputs main may own at idle (recheckInputs looks at those it owns). */
   private readonly idleInputs: MainIntake[];
-  private readonly tunIntake: TunIntake | null;
   private readonly tunFd: number;
   /** Socket closes waiting for the UDP reader to acknowledge the generation that left them. */
   private readonly pendingUdpClose: { gen: number; run: () => void }[] = [];
-  private recvFreedLocal = 0;
   private readonly workerSendDepth: number;
-  /** fd main writes to in direct mode (-1: none, test mode). */
+  /** fd main writes to in direct mode. */
   private readonly directWriteFd: number;
   /** writeDirect's arguments to the native writeSlots: one slot, its length, the call's out words. */
   private readonly directSlot = new Int32Array(1);
@@ -395,15 +379,12 @@ export class Pipeline {
     private readonly hooks: PipelineHooks) {
     this.maxInnerMtu = opts.maxInnerMtu ?? DEFAULT_MAX_INNER_MTU;
     this.slotBytes = slotBytesFor(this.maxInnerMtu);
-    this.testMode = opts.tunFd === null;
-    this.directWriteFd = opts.tunFd === null ? -1 : opts.tunWriteFd ?? opts.tunFd;
+    this.directWriteFd = opts.tunWriteFd ?? opts.tunFd;
     this.inlineSeal = opts.cryptoModule === undefined ? nativeSealSlots : null;
     this.workerCount = opts.workers;
     this.tunHeader = opts.tunVnetHdr === true ? VIRTIO_NET_HDR_LEN : 0;
     this.workerSendDepth = opts.workerSendDepth ?? WORKER_SEND_DEPTH;
-    this.udpReader = opts.udp !== undefined;
-    this.udpWakeFd = opts.udp?.wakeFd ?? -1;
-    this.udpIndexMap = opts.udp?.indexMap ?? null;
+    this.udpWakeFd = opts.udp.wakeFd;
     this.tunWakeFd = opts.tunWakeFd ?? -1;
     this.keys = opts.keys ?? KeyTable.create(opts.keypairCapacity ?? DEFAULT_KEYPAIR_CAPACITY);
     const ringSlots = opts.ringSlots ?? DEFAULT_RING_SLOTS;
@@ -421,35 +402,25 @@ export class Pipeline {
     this.rings = [RING_TUN, RING_LOCAL, RING_RECV].map((r) => new RingView(r as RingId, this.ctl, this.shared.rings[r]!));
     this.rings[RING_TUN]!.partner = this.rings[RING_RECV]!; // ring.ts "sharing a wake-up"; intake.ts: quiet()
     this.rings[RING_RECV]!.partner = this.rings[RING_TUN]!;
-    if (this.udpIndexMap !== null) {
-      this.udpIntake = new UdpIntake(this.rings[RING_RECV]!, this.keys, ReceiverIndexMap.attach(this.udpIndexMap), this.stats, udpNative());
-      this.udpMain = new MainIntake({
-        ctl: this.ctl, ownerWord: CTL_UDP_OWNER, ring: this.rings[RING_RECV]!, batch: UDP_INTAKE_BATCH,
-        read: (seq, max) => this.udpIntake!.receive(Atomics.load(this.ctl, CTL_UDP_FD4), Atomics.load(this.ctl, CTL_UDP_FD6), -1, 0, seq, max),
-        pending: () => this.udpIntake!.pending,
-        load: () => this.udpIntake!.load,
-        stats: this.stats, takenCell: STAT_MAIN + MAIN_UDP_TAKEN, givenCell: STAT_MAIN + MAIN_UDP_GIVEN,
-        onReadable: this.onInputReadable,
-      });
-    } else {
-      this.udpIntake = null;
-      this.udpMain = null;
-    }
-    this.tunFd = opts.tunFd ?? -1;
-    if (opts.tunFd !== null) {
-      this.tunIntake = new TunIntake(this.rings[RING_TUN]!, this.stats, tunNative(), opts.tunFd, opts.tunName ?? '', opts.tunVnetHdr === true);
-      this.tunMain = new MainIntake({
-        ctl: this.ctl, ownerWord: CTL_TUN_OWNER, ring: this.rings[RING_TUN]!, batch: TUN_INTAKE_BATCH,
-        read: (seq, max) => this.tunIntake!.read(-1, 0, seq, max),
-        pending: () => this.tunIntake!.pending,
-        stats: this.stats, takenCell: STAT_MAIN + MAIN_TUN_TAKEN, givenCell: STAT_MAIN + MAIN_TUN_GIVEN,
-        onReadable: this.onInputReadable,
-      });
-    } else {
-      this.tunIntake = null;
-      this.tunMain = null;
-    }
-    this.idleInputs = [this.tunMain, this.udpMain].filter((input) => input !== null);
+    const udpIntake = new UdpIntake(this.rings[RING_RECV]!, this.keys, ReceiverIndexMap.attach(opts.udp.indexMap), this.stats, udpNative());
+    this.udpMain = new MainIntake({
+      ctl: this.ctl, ownerWord: CTL_UDP_OWNER, ring: this.rings[RING_RECV]!, batch: UDP_INTAKE_BATCH,
+      read: (seq, max) => udpIntake.receive(Atomics.load(this.ctl, CTL_UDP_FD4), Atomics.load(this.ctl, CTL_UDP_FD6), -1, 0, seq, max),
+      pending: () => udpIntake.pending,
+      load: () => udpIntake.load,
+      stats: this.stats, takenCell: STAT_MAIN + MAIN_UDP_TAKEN, givenCell: STAT_MAIN + MAIN_UDP_GIVEN,
+      onReadable: this.onInputReadable,
+    });
+    this.tunFd = opts.tunFd;
+    const tunIntake = new TunIntake(this.rings[RING_TUN]!, this.stats, tunNative(), opts.tunFd, opts.tunName ?? '', opts.tunVnetHdr === true);
+    this.tunMain = new MainIntake({
+      ctl: this.ctl, ownerWord: CTL_TUN_OWNER, ring: this.rings[RING_TUN]!, batch: TUN_INTAKE_BATCH,
+      read: (seq, max) => tunIntake.read(-1, 0, seq, max),
+      pending: () => tunIntake.pending,
+      stats: this.stats, takenCell: STAT_MAIN + MAIN_TUN_TAKEN, givenCell: STAT_MAIN + MAIN_TUN_GIVEN,
+      onReadable: this.onInputReadable,
+    });
+    this.idleInputs = [this.tunMain, this.udpMain];
     this.views = this.rings.map((ring) => Array.from({ length: ring.slots }, (_, s) => ring.data.subarray(s * ring.slotBytes, (s + 1) * ring.slotBytes)));
     this.metas = this.rings.map((ring) => new SlotMeta(ring.id, ring.meta));
     this.freeBatch = Math.max(1, Math.min(64, ringSlots >> 2));
@@ -463,7 +434,7 @@ export class Pipeline {
       tunWakeFd: opts.tunWakeFd ?? -1,
       tunVnetHdr: opts.tunVnetHdr === true,
       udpWakeFd: this.udpWakeFd,
-      udpIndexMap: this.udpIndexMap,
+      udpIndexMap: opts.udp.indexMap,
       workerSpin: opts.workerSpin,
       cryptoModule: cm === undefined ? undefined : cm.toString(),
       cryptoModuleData: opts.cryptoModuleData,
@@ -488,7 +459,6 @@ export class Pipeline {
     }
     const mtu = opts.maxInnerMtu ?? DEFAULT_MAX_INNER_MTU;
     if (!Number.isInteger(mtu) || mtu < 0 || mtu > 65535) throw new RangeError(`maxInnerMtu must be in 0..65535, got ${mtu}`);
-    if (opts.tunFd === null && opts.tunWriteFd !== undefined) throw new RangeError('tunWriteFd needs tunFd');
     const p = new Pipeline({
       ...opts,
       workerSpin: opts.workerSpin ?? 0,
@@ -524,43 +494,13 @@ export class Pipeline {
     Atomics.store(ctl, CTL_UDP_FD6, fd6);
     const gen = (Atomics.load(ctl, CTL_UDP_GEN) + 1) | 0;
     Atomics.store(ctl, CTL_UDP_GEN, gen);
-    if (!this.udpReader || !this.started || this.stopping) {
+    if (!this.started || this.stopping) {
       this.afterInFlight(onLeft);
       return;
     }
     wakeEventFd(this.udpWakeFd);
     this.pendingUdpClose.push({ gen, run: () => this.afterInFlight(onLeft) });
     this.pump();
-  }
-
-  /** RECV stage 1: index of the next free slot, or -1 when the ring is full (counted as Drop.RING_FULL). Idempotent until publishRecv(). */
-  reserveRecv(): number {
-    if (this.udpReader) throw new Error('reserveRecv: the UDP reader thread produces the RECV ring');
-    const ring = this.rings[RING_RECV]!;
-    const freed = this.testMode ? this.recvFreedLocal : Atomics.load(this.ctl, ring.iFreed);
-    const seq = this.ready[RING_RECV]!;
-    if (((seq - freed) | 0) >= ring.slots) {
-      this.stats[statDrop(RING_RECV, Drop.RING_FULL)]! += 1;
-      return -1;
-    }
-    return seq & ring.mask;
-  }
-
-  /** The reserved slot's data area: copy the datagram to [0, len). */
-  recvData(slot: number): Uint8Array {
-    return this.views[RING_RECV]![slot]!;
-  }
-
-  /** RECV stage 1: publish the reserved slot holding a transport message of `len` bytes (≥ 32). False (counted as Drop.BAD_LENGTH) if len does not fit. */
-  publishRecv(slot: number, len: number, keypairId: number, peerId: number, counterLo: number, counterHi: number): boolean {
-    const ring = this.rings[RING_RECV]!;
-    this.checkReserved(RING_RECV, slot);
-    if (!(len >= MESSAGE_TRANSPORT_MIN_SIZE && len <= ring.slotBytes)) {
-      this.stats[statDrop(RING_RECV, Drop.BAD_LENGTH)]! += 1;
-      return false;
-    }
-    this.publishPending(ring, slot, len, keypairId, peerId, counterLo, counterHi);
-    return true;
   }
 
   /** LOCAL stage 1: next free slot of the LOCAL send ring, or -1 when full (Drop.RING_FULL). Idempotent until publishLocal(). */
@@ -591,44 +531,6 @@ export class Pipeline {
     }
     ring.meta[slot * META_WORDS + M_FD] = sendFd;
     this.publishPending(ring, slot, paddedLen, keypairId, peerId, counterLo, counterHi);
-    return true;
-  }
-
-  /** Test mode: next free TUN-ring slot, or -1 when full (Drop.RING_FULL). Idempotent until publishTun(). */
-  reserveTun(): number {
-    if (!this.testMode) throw new Error('reserveTun: the TUN reader thread produces the TUN ring');
-    return this.reserveSend(RING_TUN);
-  }
-
-  /** Test mode: the reserved TUN-ring slot's data area; put the IP packet at [16, 16+len). */
-  tunData(slot: number): Uint8Array {
-    return this.views[RING_TUN]![slot]!;
-  }
-
-  /** Test mode: publish a packet as if the TUN reader had read it (stage 1); route() sees it on the next drain. */
-  publishTun(slot: number, len: number): boolean {
-    if (!this.testMode) throw new Error('publishTun: the TUN reader thread produces the TUN ring');
-    const ring = this.rings[RING_TUN]!;
-    if (slot !== (this.tunProduced & ring.mask) || ((this.tunProduced - this.retired[RING_TUN]!) | 0) >= ring.slots) {
-      throw new Error(`publishTun: slot ${slot} was not reserved`);
-    }
-    if (!(len >= 0 && len <= ring.slotBytes - MESSAGE_TRANSPORT_HEADER_SIZE - AEAD_TAG_LEN)) {
-      this.stats[statDrop(RING_TUN, Drop.BAD_LENGTH)]! += 1;
-      return false;
-    }
-    const m = slot * META_WORDS;
-    ring.meta[m + M_LENGTH] = len;
-    ring.meta[m + M_RESULT] = 0;
-    ring.meta[m + M_SEQ] = this.tunProduced;
-    Atomics.store(ring.meta, m + M_STATE, SlotState.FILLED);
-    this.tunProduced = (this.tunProduced + 1) | 0;
-    Atomics.store(this.ctl, ring.iProduced, this.tunProduced);
-    // Main is the producer here: instead of ringing its own bell (a waitAsync wake per injected
-    // burst), run the route stage once the caller's synchronous burst is over.
-    if (!this.drainScheduled) {
-      this.drainScheduled = true;
-      queueMicrotask(this.scheduledDrain);
-    }
     return true;
   }
 
@@ -670,9 +572,8 @@ export class Pipeline {
   /** Slots currently between the producer and the last stage of `ring`. */
   inFlight(ring: RingId): number {
     const r = this.rings[ring]!;
-    const head = ring === RING_TUN ? (this.testMode ? this.tunProduced : Atomics.load(this.ctl, r.iProduced))
-      : ring === RING_RECV && this.udpReader ? Atomics.load(this.ctl, r.iProduced) : this.ready[ring]!;
-    const freed = ring === RING_RECV ? (this.testMode ? this.recvFreedLocal : Atomics.load(this.ctl, r.iFreed)) : this.retired[ring]!;
+    const head = ring === RING_LOCAL ? this.ready[ring]! : Atomics.load(this.ctl, r.iProduced);
+    const freed = ring === RING_RECV ? Atomics.load(this.ctl, r.iFreed) : this.retired[ring]!;
     return (head - freed) | 0;
   }
 
@@ -706,9 +607,9 @@ export class Pipeline {
 
   // ---- main stages ---------------------------------------------------------------------------------
 
-  private reserveSend(r: typeof RING_TUN | typeof RING_LOCAL): number {
+  private reserveSend(r: typeof RING_LOCAL): number {
     const ring = this.rings[r]!;
-    const seq = r === RING_TUN ? this.tunProduced : this.ready[r]!;
+    const seq = this.ready[r]!;
     if (((seq - this.retired[r]!) | 0) >= ring.slots) {
       this.stats[statDrop(r, Drop.RING_FULL)]! += 1;
       return -1;
@@ -716,11 +617,10 @@ export class Pipeline {
     return seq & ring.mask;
   }
 
-  private checkReserved(r: RingId, slot: number): void {
+  private checkReserved(r: typeof RING_LOCAL, slot: number): void {
     const ring = this.rings[r]!;
     const seq = this.ready[r]!;
-    const freed = r === RING_RECV ? (this.testMode ? this.recvFreedLocal : Atomics.load(this.ctl, ring.iFreed)) : this.retired[r]!;
-    if (slot !== (seq & ring.mask) || ((seq - freed) | 0) >= ring.slots) throw new Error(`slot ${slot} of ring ${r} was not reserved`);
+    if (slot !== (seq & ring.mask) || ((seq - this.retired[r]!) | 0) >= ring.slots) throw new Error(`slot ${slot} of ring ${r} was not reserved`);
   }
 
   private publishPending(ring: RingView, slot: number, len: number, keypairId: number, peerId: number, lo: number, hi: number): void {
@@ -778,12 +678,6 @@ export class Pipeline {
     }
   }
 
-  private drainScheduled = false;
-  private readonly scheduledDrain = (): void => {
-    this.drainScheduled = false;
-    this.pump();
-  };
-
   private readonly onBell = (): void => {
     this.waiting = false;
     this.stats[STAT_MAIN + MAIN_WAKEUPS]! += 1;
@@ -793,9 +687,9 @@ export class Pipeline {
   /** Is there anything a main stage could consume right now? (Called after arming.) */
   private hasWork(): boolean {
     if (Atomics.load(this.ctl, this.rings[RING_TUN]!.iProduced) !== this.ready[RING_TUN]) return true;
-    if (this.udpReader) this.ready[RING_RECV] = Atomics.load(this.ctl, this.rings[RING_RECV]!.iReady);
+    this.ready[RING_RECV] = Atomics.load(this.ctl, this.rings[RING_RECV]!.iReady);
     if (this.pendingUdpClose.length !== 0 && Atomics.load(this.ctl, CTL_UDP_GEN_SEEN) === this.pendingUdpClose[0]!.gen) return true;
-    if (this.udpMain?.awaitsWatch() === true || this.tunMain?.awaitsWatch() === true) return true; // an input handed to main
+    if (this.udpMain.awaitsWatch() || this.tunMain.awaitsWatch()) return true; // an input handed to main
     for (let r = 0; r < RING_COUNT; r++) {
       const ring = this.rings[r]!;
       const head = this.retired[r]!;
@@ -824,9 +718,9 @@ export class Pipeline {
       this.hooks.onTunMtu?.(mtu);
     }
     let moved = this.routeStage();
-    if (this.tunMain !== null && this.tunMain.owned()) this.tunMain.watch(this.tunFd);
-    if (this.udpMain !== null && this.udpMain.owned()) this.watchUdp();
-    if (this.udpReader) this.ready[RING_RECV] = Atomics.load(this.ctl, this.rings[RING_RECV]!.iReady); // the reader publishes
+    if (this.tunMain.owned()) this.tunMain.watch(this.tunFd);
+    if (this.udpMain.owned()) this.watchUdp();
+    this.ready[RING_RECV] = Atomics.load(this.ctl, this.rings[RING_RECV]!.iReady); // the reader publishes
     if (this.pendingUdpClose.length !== 0) this.processUdpSwitch();
     moved = this.releaseStage(RING_TUN) || moved;
     moved = this.releaseStage(RING_LOCAL) || moved;
@@ -943,7 +837,7 @@ export class Pipeline {
   private watchUdp(): void {
     const ctl = this.ctl;
     const gen = Atomics.load(ctl, CTL_UDP_GEN);
-    this.udpMain!.watch(Atomics.load(ctl, CTL_UDP_FD4), Atomics.load(ctl, CTL_UDP_FD6));
+    this.udpMain.watch(Atomics.load(ctl, CTL_UDP_FD4), Atomics.load(ctl, CTL_UDP_FD6));
     if (Atomics.load(ctl, CTL_UDP_GEN_SEEN) !== gen) Atomics.store(ctl, CTL_UDP_GEN_SEEN, gen);
   }
 
@@ -1048,7 +942,7 @@ export class Pipeline {
     return true;
   }
 
-  /** RECV ring stage 3 (and stage 4 in test mode). */
+  /** RECV ring stage 3. */
   private checkStage(): boolean {
     const ring = this.rings[RING_RECV]!;
     const meta = ring.meta;
@@ -1069,7 +963,6 @@ export class Pipeline {
         this.classifyLate(s, views[s]!, meta[m + M_LENGTH]!, sm.at(s));
         Atomics.store(meta, m + M_STATE, SlotState.DROP);
         seq = (seq + 1) | 0;
-        if (this.testMode) this.freeRecvTestMode(m, seq);
         continue;
       }
       if (st !== SlotState.DONE && st !== SlotState.FAILED && st !== SlotState.DEAD) break;
@@ -1089,7 +982,7 @@ export class Pipeline {
           meta[m + M_STATE] = SlotState.DROP; // written: the writer only frees it
         } else {
           direct = false; // from here on the writer writes, in order
-          handed = !this.testMode;
+          handed = true;
           this.deliverMark = (seq + 1) | 0;
           meta[m + M_STATE] = SlotState.DELIVER;
         }
@@ -1100,34 +993,16 @@ export class Pipeline {
         meta[m + M_STATE] = SlotState.DROP;
       }
       seq = (seq + 1) | 0;
-      if (this.testMode) {
-        if (meta[m + M_STATE] === SlotState.DELIVER) {
-          try {
-            this.hooks.deliver?.(s, views[s]!, n, sm.at(s));
-          } catch (err) {
-            this.hookError('deliver', err, RING_RECV);
-          }
-        }
-        this.freeRecvTestMode(m, seq);
-      }
     }
     if (seq === start) return false;
     this.retired[RING_RECV] = seq;
     Atomics.store(this.ctl, ring.iRetired, seq);
-    if (this.testMode) {
-      Atomics.store(this.ctl, ring.iFreed, seq);
-      if (Atomics.load(this.ctl, CTL_UDP_READER_WAITING) !== 0) Atomics.notify(this.ctl, ring.iFreed, 1);
-    } else if (Atomics.load(this.ctl, CTL_WRITER_WAITING) !== 0
+    if (Atomics.load(this.ctl, CTL_WRITER_WAITING) !== 0
       && (handed || ((seq - Atomics.load(this.ctl, ring.iFreed)) | 0) >= this.freeBatch)) {
       // Wake the writer for packets to write, or to free a backlog of slots with nothing to write.
       Atomics.notify(this.ctl, ring.iRetired, 1);
     }
     return true;
-  }
-
-  private freeRecvTestMode(m: number, seq: number): void {
-    Atomics.store(this.rings[RING_RECV]!.meta, m + M_STATE, SlotState.FREE);
-    this.recvFreedLocal = seq;
   }
 
   /**
@@ -1216,8 +1091,8 @@ export class Pipeline {
     Atomics.notify(ctl, this.rings[RING_RECV]!.iFreed); // the UDP reader waiting for room
     wakeEventFd(this.udpWakeFd); // the UDP reader in poll()
     wakeEventFd(this.tunWakeFd); // the TUN reader in poll()
-    this.udpMain?.close(); // before the sockets are closed
-    this.tunMain?.close();
+    this.udpMain.close(); // before the sockets are closed
+    this.tunMain.close();
     Atomics.notify(ctl, CTL_TUN_OWNER);
     Atomics.notify(ctl, CTL_UDP_OWNER); // a reader parked while main owned its input
     ringMainBell(ctl); // resolves a pending waitAsync; onBell then sees `stopping`

@@ -43,7 +43,8 @@ const MAX_RESTART_DELAY_MS = 5000;
 export interface SupervisorConfig {
   shared: DataplaneShared;
   workers: number;
-  tunFd: number | null;
+  tunFd: number;
+  /** fd the TUN writer writes to (null: tunFd). */
   tunWriteFd: number | null;
   /** Name of the TUN interface (the reader reads its MTU); '' when unknown. */
   tunName: string;
@@ -51,10 +52,10 @@ export interface SupervisorConfig {
   tunWakeFd: number;
   /** The TUN fd carries virtio_net_hdr (offloads). */
   tunVnetHdr: boolean;
-  /** eventfd of the UDP reader thread; -1 = no UDP reader (main produces the RECV ring). */
+  /** eventfd that interrupts the UDP reader's poll. */
   udpWakeFd: number;
-  /** The receiver-index map the UDP reader keys transport messages with (with udpWakeFd). */
-  udpIndexMap: SharedArrayBuffer | null;
+  /** The receiver-index map the UDP reader keys transport messages with. */
+  udpIndexMap: SharedArrayBuffer;
   workerSpin: number;
   cryptoModule: string | undefined;
   cryptoModuleData: unknown;
@@ -118,11 +119,9 @@ export class Supervisor {
       ready.push(p.then(() => { pending.delete(name); }));
     };
     for (let id = 0; id < this.cfg.workers; id++) track(`crypto worker ${id}`, this.spawnCrypto(id));
-    if (this.cfg.tunFd !== null) {
-      track('TUN reader', this.spawnReader());
-      track('TUN writer', this.spawnWriter());
-    }
-    if (this.cfg.udpWakeFd >= 0) track('UDP reader', this.spawnUdpReader());
+    track('TUN reader', this.spawnReader());
+    track('TUN writer', this.spawnWriter());
+    track('UDP reader', this.spawnUdpReader());
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`dataplane threads did not attach within ${this.cfg.startTimeoutMs} ms (still starting: ${[...pending].join(', ')})`)),

@@ -24,8 +24,15 @@ export const RIG_WAIT_MS = 20_000;
 /** Datagrams sendAll() lets run ahead of the check stage: far inside the bind's socket buffer. */
 export const RIG_SEND_WINDOW = 256;
 
-/** Pipeline options less the I/O the rig provides; tunFd / tunWriteFd replace the MemTun (e.g. named pipes). */
-export type RigOptions = Omit<PipelineOptions, 'tunFd' | 'udp'> & { tunFd?: number };
+/** Pipeline options less the I/O the rig provides, and how the rig provides it. */
+export type RigOptions = Omit<PipelineOptions, 'tunFd' | 'udp'> & {
+  /** The TUN fd (with tunWriteFd, e.g. named pipes) instead of a MemTun. */
+  tunFd?: number;
+  /** The MemTun to use (the rig closes it), e.g. a count-only one for a benchmark; default a new one. */
+  memtun?: MemTun;
+  /** false: hand the hooks over as they are (no bump() after each: until() then only hears of MemTun batches). Default true. */
+  watchHooks?: boolean;
+};
 
 export class PipelineRig {
   /** The MemTun the pipeline reads and writes (null when opts.tunFd replaced it). */
@@ -50,17 +57,18 @@ export class PipelineRig {
   }
 
   static async start(opts: RigOptions, hooks: PipelineHooks): Promise<PipelineRig> {
-    const memtun = opts.tunFd === undefined ? await MemTun.create('rig', opts.maxInnerMtu ?? 1420) : null;
+    const memtun = opts.tunFd !== undefined ? null : opts.memtun ?? await MemTun.create('rig', opts.maxInnerMtu ?? 1420);
     const tx = dgram.createSocket('udp4');
     await new Promise<void>((resolve) => tx.bind(0, '127.0.0.1', () => resolve()));
     const rig = new PipelineRig(memtun, opts.keys?.capacity ?? opts.keypairCapacity ?? DEFAULT_KEYPAIR_CAPACITY, tx);
     try {
+      const { memtun: _, watchHooks, ...pipelineOpts } = opts;
       rig.p = await Pipeline.start({
-        ...opts,
+        ...pipelineOpts,
         tunFd: opts.tunFd ?? memtun!.tun.fd,
         tunWakeFd: opts.tunFd === undefined ? memtun!.tun.wakeFd : opts.tunWakeFd,
         udp: { wakeFd: rig.udpWakeFd, indexMap: rig.indexMap.buffer },
-      }, rig.watched(hooks));
+      }, watchHooks === false ? hooks : rig.watched(hooks));
       rig.bind.bind(0);
       const closes = rig.retiredSockets.splice(0);
       rig.p.setUdpSockets(rig.bind.fd4, rig.bind.fd6, () => { for (const close of closes) close(); });
