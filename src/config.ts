@@ -16,6 +16,7 @@ import { formatAddress, parseAddress, parsePrefix } from './protocol/ipaddr.js';
 import { type UapiDevice, UapiSession, parseUint } from './uapi/protocol.js';
 import { FEED_SLICE } from './uapi/server.js';
 import { resolveMetricsSettings, type MetricsSettings } from './metrics/config.js';
+import { errorText } from './error-text.js';
 
 export class ConfigError extends Error {
   constructor(readonly file: string, readonly line: number, readonly detail: string) {
@@ -189,7 +190,7 @@ export async function resolveEndpoints(config: WgConfig): Promise<void> {
     try {
       address = (await dns.promises.lookup(ep.host)).address;
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+      const code = (err as NodeJS.ErrnoException).code ?? errorText(err);
       throw new ConfigError(config.file, ep.line, `Unable to resolve endpoint host ${q(ep.host)} (${code}): ${q(ep.value)}`);
     }
     ep.address = literalEndpoint(address, ep.port);

@@ -3,6 +3,7 @@
 // pipes); the dataplane needs the interface's UDP sockets and TUN device, which its native addons
 // own. Main-thread only: the callback runs on the loop, like any I/O callback.
 import { createRequire } from 'node:module';
+import { errorText } from '../error-text.js';
 
 interface NativeFdWatch {
   create(fd: number, callback: (events: number) => void): object;
@@ -19,7 +20,7 @@ function load(): NativeFdWatch {
     // dist/src/io/fd-watch.js → <repo>/native/build/Release
     native = createRequire(import.meta.url)('../../../native/build/Release/wirepool_fdwatch.node') as NativeFdWatch;
   } catch (err) {
-    throw new Error(`wirepool's fd-watch addon is not built (run npm ci, or cd native && npx node-gyp rebuild): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new Error(`wirepool's fd-watch addon is not built (run npm ci, or cd native && npx node-gyp rebuild): ${errorText(err)}`, { cause: err });
   }
   return native;
 }

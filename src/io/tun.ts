@@ -36,6 +36,7 @@
 
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import { errorText } from '../error-text.js';
 
 export interface TunDevice {
   readonly name: string;
@@ -224,7 +225,7 @@ export function tunNative(): TunNative {
     try {
       native = createRequire(import.meta.url)('../../../native/build/Release/wirepool_tun.node') as TunNative;
     } catch (err) {
-      throw new TunError('ERR_TUN_UNAVAILABLE', `TUN addon could not be loaded (build it: cd native && npx node-gyp rebuild): ${errMessage(err)}`, { cause: err });
+      throw new TunError('ERR_TUN_UNAVAILABLE', `TUN addon could not be loaded (build it: cd native && npx node-gyp rebuild): ${errorText(err)}`, { cause: err });
     }
   }
   return native;
@@ -287,10 +288,6 @@ function checkMtu(mtu: number): void {
   }
 }
 
-function errMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 function errCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
@@ -302,7 +299,7 @@ function addonError(what: string, err: unknown): TunError {
   if (code === 'EPERM' || code === 'EACCES') {
     return new TunError('ERR_TUN_PERMISSION', `${what}: permission denied (CAP_NET_ADMIN is needed)`, { cause: err });
   }
-  return new TunError('ERR_TUN_SETUP', `${what}: ${errMessage(err)}`, { cause: err });
+  return new TunError('ERR_TUN_SETUP', `${what}: ${errorText(err)}`, { cause: err });
 }
 
 function closeQuietly(fd: number): void {
@@ -447,7 +444,7 @@ export function openTunFromFd(fd: number, name: string, opts: { offload?: boolea
   try {
     info = addon.attach(fd, opts.offload ?? tunOffloadWanted());
   } catch (err) {
-    throw new TunError('ERR_TUN_FD_INVALID', `cannot adopt TUN fd ${fd}: ${errMessage(err)}`, { cause: err });
+    throw new TunError('ERR_TUN_FD_INVALID', `cannot adopt TUN fd ${fd}: ${errorText(err)}`, { cause: err });
   }
   return new LinuxTun(fd, name, info.vnetHdr, info.offloads, info.uso, newWakeFd());
 }

@@ -13,6 +13,7 @@
 // negative errno. Bad arguments (a slot outside the arrays, a length past the slot) throw
 // TypeError / RangeError before anything is sent or received.
 import { createRequire } from 'node:module';
+import { errorText } from '../error-text.js';
 
 export interface OpenOptions {
   /** SO_RCVBUF, then SO_RCVBUFFORCE (root: past net.core.rmem_max); 0 = leave the default. */
@@ -151,7 +152,7 @@ function load(): UdpNative {
     return loaded;
   } catch (err) {
     loaded = null;
-    loadError = new Error(`wirepool's UDP addon is not built (run npm ci, or cd native && npx node-gyp rebuild): ${err instanceof Error ? err.message : String(err)}`);
+    loadError = new Error(`wirepool's UDP addon is not built (run npm ci, or cd native && npx node-gyp rebuild): ${errorText(err)}`);
     throw loadError;
   }
 }

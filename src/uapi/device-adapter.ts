@@ -8,6 +8,7 @@ import { endpointFromBytes, formatEndpoint } from '../protocol/endpoint.js';
 import { type Engine } from '../protocol/engine.js';
 import { type Peer, Stat, STATS_PER_PEER } from '../protocol/peer.js';
 import { type UapiDevice, type UapiDeviceState, UapiError, type UapiPeerState } from './protocol.js';
+import { errorText } from '../error-text.js';
 
 /** What the adapter needs of the Device beyond its engine. */
 export interface UapiDeviceHost {
@@ -143,6 +144,3 @@ export class DeviceUapi implements UapiDevice {
   }
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -37,6 +37,7 @@ import { isZeroKey } from '../crypto/crypto.js';
 import { toHex } from '../hex.js';
 import { peerLabel } from '../peer-name.js';
 import { parseAddress, parsePrefix } from '../protocol/ipaddr.js';
+import { errorText } from '../error-text.js';
 
 /** Errno values as wireguard-go writes them (negative; ipc/uapi_unix.go). */
 export const UAPI_ERRNO = {
@@ -635,7 +636,7 @@ function errnoOf(err: unknown, fallback: number): number {
 
 /** A device error's message, with anything key-like redacted. */
 function errorMessage(err: unknown): string {
-  return redact(err instanceof Error ? err.message : String(err));
+  return redact(errorText(err));
 }
 
 /** Long hex or base64 runs (a pasted key) replaced: logs never carry key material. */
