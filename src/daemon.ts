@@ -13,6 +13,7 @@ import { applyConfig, loadConfigFile } from './config.js';
 import { UapiServer } from './uapi/server.js';
 import { resolveMetricsSettings } from './metrics/config.js';
 import { MetricsEndpoint } from './metrics/endpoint.js';
+import { errorText } from './error-text.js';
 
 export interface DaemonOptions {
   ifname: string;
@@ -77,13 +78,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
       removeLink();
       void runCleanups(cleanups, log).then(() => process.exit(0));
     };
-    if (process.env.WIREPOOL_FAULT_INJECTION === '1') {
-      // Test hook (off unless asked for): SIGUSR2 terminates crypto worker 0, as a crash would.
-      process.on('SIGUSR2', () => {
-        log.info('fault injection: terminating crypto worker 0');
-        void device.dataplane.cryptoWorker(0)?.terminate();
-      });
-    }
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
     // SIGHUP re-reads --config and applies only the difference (as `wg syncconf`): peers and
@@ -100,7 +94,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         log.info('configuration reloaded', { file });
       } catch (err) {
         device.metrics.countConfigReload(false);
-        log.error('configuration reload failed; keeping the running configuration', { file, error: err instanceof Error ? err.message : String(err) });
+        log.error('configuration reload failed; keeping the running configuration', { file, error: errorText(err) });
       }
     };
     let reloads = Promise.resolve();
@@ -129,7 +123,7 @@ async function runCleanups(cleanups: (() => Promise<void> | void)[], log: Logger
     try {
       await c();
     } catch (err) {
-      log.error('error during shutdown', { error: err instanceof Error ? err.message : String(err) });
+      log.error('error during shutdown', { error: errorText(err) });
     }
   }
 }

@@ -35,6 +35,7 @@ import { DrainClock } from './drain-clock.js';
 import { ReceivePath } from './receive.js';
 import { SendPath } from './send.js';
 import { DeviceUapi } from './uapi/device-adapter.js';
+import { errorText } from './error-text.js';
 
 export interface DeviceOptions {
   ifname: string;
@@ -227,7 +228,7 @@ export class Device {
       },
       onTunMtu: (mtu) => this.onTunMtu(mtu),
       onTunGone: () => { for (const cb of this.tunGoneCallbacks) cb(); },
-      onWorkerError: (id, err) => this.log.error('dataplane thread failed; restarting it', { worker: id, error: err instanceof Error ? err.message : String(err) }),
+      onWorkerError: (id, err) => this.log.error('dataplane thread failed; restarting it', { worker: id, error: errorText(err) }),
       onHookError: (stage, err) => this.log.error('packet hook failed', { stage, error: err instanceof Error ? err.stack : String(err) }),
     });
   }
@@ -259,7 +260,7 @@ export class Device {
       this.pipeline = next;
       next.setUdpSockets(this.udp.fd4, this.udp.fd6, () => {});
     } catch (err) {
-      this.log.error('cannot rebuild the dataplane for the new MTU', { mtu: this.mtu, error: err instanceof Error ? err.message : String(err) });
+      this.log.error('cannot rebuild the dataplane for the new MTU', { mtu: this.mtu, error: errorText(err) });
     } finally {
       this.growing = false;
     }

@@ -14,8 +14,6 @@
 // child takes): a child that neither reports nor exits within START_TIMEOUT_MS (30 s, or
 // WIREPOOL_START_TIMEOUT_MS=<ms>, a positive integer; anything else means 30 s) is sent SIGKILL (its whole process
 // group: it leads one, being detached), and the parent says so on stderr and exits 1.
-// Test hook, off unless WIREPOOL_FAULT_INJECTION=1: WIREPOOL_FAULT_STALL_READY=1 makes the
-// foreground daemon start up but never send its readiness report.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -23,6 +21,7 @@ import os from 'node:os';
 import { createLogger, logLevelFromEnv } from '../log.js';
 import { runDaemon } from '../daemon.js';
 import { defaultHandshakeWorkers, parseArgs, usage } from './args.js';
+import { errorText } from '../error-text.js';
 
 const READY_FD_ENV = 'WIREPOOL_READY_FD';
 const START_TIMEOUT_ENV = 'WIREPOOL_START_TIMEOUT_MS';
@@ -78,15 +77,11 @@ export async function main(argv: string[]): Promise<void> {
       log,
       onReady: () => {
         if (args.pidFile !== null) writePidFile(args.pidFile);
-        if (process.env.WIREPOOL_FAULT_INJECTION === '1' && process.env.WIREPOOL_FAULT_STALL_READY === '1') {
-          log.info('fault injection: not reporting readiness');
-          return;
-        }
         report('ok');
       },
     });
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = errorText(err);
     if (readyFd >= 0) report(`error: ${msg}`);
     else log.error('failed to start', { error: msg });
     process.exit(1);
