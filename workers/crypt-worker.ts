@@ -32,8 +32,6 @@ export interface CryptWorkerData {
   /** URL of the crypto module; undefined = src/crypto/native-aead.js. */
   cryptoModule?: string;
   cryptoModuleData?: unknown;
-  /** Idle checks before sleeping (0 = sleep at once; spinning trades CPU for wake-up latency). */
-  spin: number;
 }
 
 /** A crypto module: batch functions (native-aead.ts), or per-packet ones (transport.ts signatures). */
@@ -83,7 +81,6 @@ const crypting = cryptingState(id);
 const row = statWorker(id);
 const sleepWord = CTL_WORKER_SLEEPERS + (id >> 5);
 const sleepBit = 1 << (id & 31);
-const spin = wd.spin;
 const lockOwner = sendLockOwner(id);
 
 /**
@@ -216,15 +213,10 @@ function routineCrypt(): void {
       if (Atomics.load(ctl, CTL_SHUTDOWN) !== 0) return;
       const n = cryptSome(tun, sealBatch, CW_SEALED) + cryptSome(local, sealBatch, CW_SEALED)
         + cryptSome(recv, openBatch, CW_OPENED);
-      if (n !== 0) {
-        const t1 = performance.now(); // account per round, so a worker that never sleeps still reports
-        stats[row + CW_BUSY_NS]! += (t1 - t0) * 1e6;
-        t0 = t1;
-        continue;
-      }
-      let found = false;
-      for (let i = 0; i < spin && !found; i++) found = anyWork();
-      if (!found) break;
+      if (n === 0) break;
+      const t1 = performance.now(); // account per round, so a worker that never sleeps still reports
+      stats[row + CW_BUSY_NS]! += (t1 - t0) * 1e6;
+      t0 = t1;
     }
     stats[row + CW_BUSY_NS]! += (performance.now() - t0) * 1e6;
     // Sleep: announce, read the bell, re-check, wait on the value read (no lost wake-up: ring.ts).

@@ -160,8 +160,6 @@ export interface PipelineOptions {
    * 0 = main sends everything; Infinity = workers send whenever route() named a socket.
    */
   workerSendDepth?: number;
-  /** Idle re-checks a crypto worker makes before it sleeps (default 0). */
-  workerSpin?: number;
   /** Crypto module of the workers (batch sealSlots/openSlots, or per-packet sealTransport/openTransport; optional init(data, workerId)); default src/crypto/native-aead.js. */
   cryptoModule?: string | URL;
   /** Structured-cloneable value passed to the crypto module's init(). */
@@ -375,7 +373,7 @@ export class Pipeline {
   /** stop() finished: every thread is gone. */
   private stopped = false;
 
-  private constructor(opts: Required<Pick<PipelineOptions, 'workers' | 'workerSpin' | 'startTimeoutMs' | 'stopTimeoutMs'>> & PipelineOptions,
+  private constructor(opts: Required<Pick<PipelineOptions, 'workers' | 'startTimeoutMs' | 'stopTimeoutMs'>> & PipelineOptions,
     private readonly hooks: PipelineHooks) {
     this.maxInnerMtu = opts.maxInnerMtu ?? DEFAULT_MAX_INNER_MTU;
     this.slotBytes = slotBytesFor(this.maxInnerMtu);
@@ -435,7 +433,6 @@ export class Pipeline {
       tunVnetHdr: opts.tunVnetHdr === true,
       udpWakeFd: this.udpWakeFd,
       udpIndexMap: opts.udp.indexMap,
-      workerSpin: opts.workerSpin,
       cryptoModule: cm === undefined ? undefined : cm.toString(),
       cryptoModuleData: opts.cryptoModuleData,
       startTimeoutMs: opts.startTimeoutMs,
@@ -461,7 +458,6 @@ export class Pipeline {
     if (!Number.isInteger(mtu) || mtu < 0 || mtu > 65535) throw new RangeError(`maxInnerMtu must be in 0..65535, got ${mtu}`);
     const p = new Pipeline({
       ...opts,
-      workerSpin: opts.workerSpin ?? 0,
       startTimeoutMs: opts.startTimeoutMs ?? 10_000,
       stopTimeoutMs: opts.stopTimeoutMs ?? 2_000,
     }, hooks);

@@ -56,7 +56,6 @@ export interface SupervisorConfig {
   udpWakeFd: number;
   /** The receiver-index map the UDP reader keys transport messages with. */
   udpIndexMap: SharedArrayBuffer;
-  workerSpin: number;
   cryptoModule: string | undefined;
   cryptoModuleData: unknown;
   startTimeoutMs: number;
@@ -207,7 +206,6 @@ export class Supervisor {
       workerId: id,
       cryptoModule: this.cfg.cryptoModule,
       cryptoModuleData: this.cfg.cryptoModuleData,
-      spin: this.cfg.workerSpin,
     };
     const { entry, ready } = this.spawn(CRYPT_WORKER_URL, data, id, this.crypto[id], (e, code) => this.onCryptoExit(id, e, code));
     this.crypto[id] = entry;
