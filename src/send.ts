@@ -18,7 +18,7 @@ import { EP_WORDS, M_EP_FAMILY, M_EP_SRC, META_WORDS } from './dataplane/layout.
 import { type NativeBind } from './io/bind.js';
 import { endpointWordsOf } from './io/endpoint-words.js';
 import { Direction } from './protocol/drops.js';
-import { type Endpoint, Sent, withoutSource } from './protocol/endpoint.js';
+import { type Endpoint, Sent } from './protocol/endpoint.js';
 import { type Engine } from './protocol/engine.js';
 import { type Keypair } from './protocol/keypair.js';
 import { paddedLength, writeTransportHeader } from './protocol/messages.js';
@@ -144,7 +144,7 @@ export class SendPath {
         e.drops.count(Direction.Outbound, 'send_failed');
         return false;
       }
-      if (sent === Sent.WithoutSource && peer.endpoint === ep) e.setEndpoint(peer, withoutSource(ep));
+      if (sent === Sent.WithoutSource) e.sourceRefused(peer, ep);
     }
     else if (slotEp !== undefined && slotEp.src !== undefined && slotEp === peer.endpoint) this.checkSourceKept(peer, meta);
     if (fromTun) e.transportSent(peer, msgLen, true);
@@ -161,6 +161,6 @@ export class SendPath {
     const w = meta.metaWords;
     const b = meta.base;
     if (w[b + M_EP_SRC]! !== 0 || w[b + M_EP_SRC + 1]! !== 0 || w[b + M_EP_SRC + 2]! !== 0 || w[b + M_EP_SRC + 3]! !== 0) return;
-    this.ctx.engine.setEndpoint(peer, withoutSource(peer.endpoint!));
+    this.ctx.engine.sourceRefused(peer, peer.endpoint!);
   }
 }

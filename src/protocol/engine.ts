@@ -296,6 +296,14 @@ export class Engine {
     peer.endpoint = ep;
   }
 
+  /**
+   * A send to `ep` found its sticky source no longer ours (the kernel refused it: our address went
+   * away): if it is still the peer's endpoint, reply from wherever the kernel chooses from now on.
+   */
+  sourceRefused(peer: Peer, ep: Endpoint): void {
+    if (peer.endpoint === ep) this.setEndpoint(peer, withoutSource(ep));
+  }
+
   /** Seconds, 0 = off. Turning it on while up sends a keepalive at once (§6). */
   setPersistentKeepalive(peer: Peer, seconds: number): void {
     const was = peer.persistentKeepalive;
@@ -557,8 +565,7 @@ export class Engine {
     }
     const sent = this.hooks.sendTo(ep, msg);
     if (sent === Sent.No) return;
-    // Our address the peer used to reach went away: reply from wherever the kernel chooses from now on.
-    if (sent === Sent.WithoutSource && peer.endpoint === ep) this.setEndpoint(peer, withoutSource(ep));
+    if (sent === Sent.WithoutSource) this.sourceRefused(peer, ep);
     this.stats[peer.id * STATS_PER_PEER + Stat.TxBytes] += msg.length;
     this.hooks.handshakeMessage?.(type, Direction.Outbound, peer);
   }

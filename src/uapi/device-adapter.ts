@@ -143,4 +143,3 @@ export class DeviceUapi implements UapiDevice {
     return peer;
   }
 }
-

@@ -305,8 +305,7 @@ export class UapiSession {
             this.out.push(reply.chunk(GET_PEERS_PER_STEP));
             if (!reply.done) return; // the next step comes with resume()
           } catch (err) {
-            this.log('error', 'failed to read device state', { error: errorMessage(err) });
-            errno = errnoOf(err, UAPI_ERRNO.UNKNOWN);
+            errno = this.stateUnreadable(err);
           }
           this.getReply = null;
           this.state = 'op';
@@ -438,11 +437,16 @@ export class UapiSession {
     try {
       this.getReply = new GetReplyWriter(this.device.getState());
     } catch (err) {
-      this.log('error', 'failed to read device state', { error: errorMessage(err) });
-      this.reply('get', errnoOf(err, UAPI_ERRNO.UNKNOWN));
+      this.reply('get', this.stateUnreadable(err));
       return;
     }
     this.state = 'reply'; // run() writes its first step now
+  }
+
+  /** The device failed while its state was read for a get: logged; the errno to reply with. */
+  private stateUnreadable(err: unknown): number {
+    this.log('error', 'failed to read device state', { error: errorMessage(err) });
+    return errnoOf(err, UAPI_ERRNO.UNKNOWN);
   }
 
   /**
