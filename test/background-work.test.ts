@@ -2,33 +2,23 @@
 // meanwhile; start() idempotent; stop() final.
 import t from 'tap';
 import { BackgroundWork } from '../src/background-work.js';
-
-/** Resolves after `n` event-loop turns (immediates). */
-function turns(n: number): Promise<void> {
-  return new Promise((resolve) => {
-    const next = (left: number): void => { if (left === 0) resolve(); else setImmediate(() => next(left - 1)); };
-    next(n);
-  });
-}
+import { countTurns, turns } from './helpers/event-loop.js';
 
 t.test('work runs a slice per turn until it says it is done; start() is idempotent', async (t) => {
-  let turn = 0;
-  let counting = true;
-  const tick = (): void => { turn++; if (counting) setImmediate(tick); };
-  setImmediate(tick);
+  const turn = countTurns();
   const calls: { turn: number; budget: number }[] = [];
   let left = 4;
   let finished!: () => void;
   const done = new Promise<void>((resolve) => { finished = resolve; });
   const w = new BackgroundWork({
-    work: (budget) => { calls.push({ turn, budget }); left--; if (left === 0) finished(); return left > 0; },
+    work: (budget) => { calls.push({ turn: turn.now, budget }); left--; if (left === 0) finished(); return left > 0; },
     busy: () => false, sliceMs: 2, retryMs: 10,
   });
   for (let i = 0; i < 5; i++) w.start();
   t.equal(calls.length, 0, 'nothing in the caller\'s turn');
   await done;
   await turns(3);
-  counting = false;
+  turn.stop();
   t.equal(calls.length, 4, 'four slices, the last said done; five start() calls made one run');
   t.ok(calls.every((c) => c.budget === 2), 'each with the slice budget');
   t.equal(new Set(calls.map((c) => c.turn)).size, 4, 'each in a turn of its own');

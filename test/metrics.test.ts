@@ -25,6 +25,7 @@ import { endpointFromAddress } from '../src/protocol/endpoint.js';
 import { type Peer, Stat, STATS_PER_PEER } from '../src/protocol/peer.js';
 import { EngineMetricsSource } from './helpers/metrics-source.js';
 import { type Exposition, one, parseExposition, series } from './helpers/exposition.js';
+import { countTurns } from './helpers/event-loop.js';
 
 // ───────────── fixture ─────────────
 
@@ -166,10 +167,7 @@ t.test('many peers: the scrape gives the event loop turns between chunks of peer
   }
   const m = new WirepoolMetrics(src, { wallNow: () => WALL_NOW, processMetrics: false, mdlayher: true });
   // Turns of the event loop while one scrape is pending (the data plane's wake-ups run in such turns).
-  let turns = 0;
-  let pending = true;
-  const count = (): void => { turns++; if (pending) setImmediate(count); };
-  setImmediate(count);
+  const turns = countTurns();
   const early = peers[1]!;
   const late = peers[peers.length - 2]!;
   const scrape = m.metrics();
@@ -178,9 +176,9 @@ t.test('many peers: the scrape gives the event loop turns between chunks of peer
   src.engine.removePeer(late);
   src.engine.removePeer(early);
   const e = parseExposition(await scrape);
-  pending = false;
+  turns.stop();
   const families = 6 + 5; // compatible + extended, mdlayher
-  t.ok(turns >= families, `the event loop turned ${turns} times during one scrape of ${peers.length} peers (≥ ${families})`);
+  t.ok(turns.now >= families, `the event loop turned ${turns.now} times during one scrape of ${peers.length} peers (≥ ${families})`);
   const of = (p: Peer): number => e.samples.filter((x) => x.labels.public_key === b64(p.publicKey)).length;
   t.equal(of(late), 0, 'a peer removed before its row was read: in no family');
   t.equal(of(early), 5 + 5, 'a peer removed after its row was read: in every per-peer family (no allowed IP: none of that info family)');

@@ -28,6 +28,7 @@ import {
 } from '../src/uapi/protocol.js';
 import { FEED_SLICE, UapiServer } from '../src/uapi/server.js';
 import { toHex } from '../src/hex.js';
+import { countTurns, turnWhen } from './helpers/event-loop.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const key = (byte: number): Uint8Array => new Uint8Array(32).fill(byte);
@@ -710,15 +711,6 @@ function talk(sockPath: string, chunks: string[], opts: { halfClose?: boolean; u
   });
 }
 
-/** Counts event-loop turns (an immediate that re-queues itself) until stop(). */
-function countTurns(): { readonly now: number; stop(): void } {
-  let now = 0;
-  let counting = true;
-  const tick = (): void => { now++; if (counting) setImmediate(tick); };
-  setImmediate(tick);
-  return { get now() { return now; }, stop: () => { counting = false; } };
-}
-
 t.test('server: socket file, permissions, get/set over a real socket, close', async (t) => {
   const base = tmpDir(t);
   const dir = path.join(base, 'run', 'wireguard');
@@ -797,7 +789,7 @@ t.test('server: while one client is inside a set, no other client is served (a g
   const other = 'ff'.repeat(32);
   const big = talk(srv.path, [`set=1\n${keys.map((k) => `public_key=${k}\n`).join('')}\n`], { until: 'errno=0\n\n' });
   // The second client connects once the first set is under way.
-  await new Promise<void>((resolve) => { const poll = (): void => { if (dev.peers.size > 0) resolve(); else setImmediate(poll); }; poll(); });
+  await turnWhen(() => dev.peers.size > 0);
   t.ok(dev.peers.size < keys.length, `the first set is still being applied (${dev.peers.size} of ${keys.length} peers)`);
   const small = talk(srv.path, [`set=1\npublic_key=${other}\n\nget=1\n\n`], { until: 'errno=0\n\nerrno=0\n\n' });
   t.same(await Promise.all([big, small]), [{ out: 'errno=0\n\n', closed: false }, { out: 'errno=0\n\nerrno=0\n\n', closed: false }]);
@@ -829,10 +821,10 @@ t.test('server: a large get is written a step per turn, the next once the client
   await new Promise<void>((resolve) => slow.once('connect', resolve));
   slow.pause();
   slow.write('get=1\n\n');
-  await new Promise<void>((resolve) => { const poll = (): void => { if (dev.read > 0) resolve(); else setImmediate(poll); }; poll(); });
+  await turnWhen(() => dev.read > 0);
   const setter = talk(srv.path, [`set=1\npublic_key=${other}\n\n`], { until: 'errno=0\n\n' });
   const startTurn = turns.now;
-  await new Promise<void>((resolve) => { const poll = (): void => { if (turns.now >= startTurn + 200) resolve(); else setImmediate(poll); }; poll(); });
+  await turnWhen(() => turns.now >= startTurn + 200);
   t.ok(dev.read < n / 2, `${dev.read} of ${n} peers read while the client read nothing for 200 turns (${dev.read / GET_PEERS_PER_STEP} steps)`);
   t.equal(readWhenSet, -1, 'the other client\'s set waits while the reply is unwritten');
 
@@ -865,7 +857,7 @@ t.test('server: exclusive() (a --config reload) waits for a set in progress, and
   t.teardown(() => srv.close());
   const keys = Array.from({ length: 3000 }, (_, i) => (i + 1).toString(16).padStart(64, '0'));
   const big = talk(srv.path, [`set=1\n${keys.map((k) => `public_key=${k}\n`).join('')}\n`], { until: 'errno=0\n\n' });
-  await new Promise<void>((resolve) => { const poll = (): void => { if (dev.peers.size > 0) resolve(); else setImmediate(poll); }; poll(); });
+  await turnWhen(() => dev.peers.size > 0);
   let release!: () => void;
   let seenAtStart = -1;
   const reload = srv.exclusive(async () => {
