@@ -22,6 +22,7 @@ import { createLogger, logLevelFromEnv } from '../log.js';
 import { runDaemon } from '../daemon.js';
 import { defaultHandshakeWorkers, parseArgs, usage } from './args.js';
 import { errorText } from '../error-text.js';
+import { tuneTiering } from './v8-tiering.js';
 
 const READY_FD_ENV = 'WIREPOOL_READY_FD';
 const START_TIMEOUT_ENV = 'WIREPOOL_START_TIMEOUT_MS';
@@ -60,6 +61,7 @@ export async function main(argv: string[]): Promise<void> {
   const foreground = args.foreground || process.env.WG_PROCESS_FOREGROUND === '1';
   if (!foreground) return daemonize(argv, level !== 'silent' && process.env.LOG_LEVEL !== undefined);
 
+  tuneTiering(); // before the dataplane's code first runs (v8-tiering.ts)
   const log = createLogger({ level, ifname: args.ifname });
   const readyFd = process.env[READY_FD_ENV] ? Number(process.env[READY_FD_ENV]) : -1;
   delete process.env[READY_FD_ENV];
