@@ -4,7 +4,7 @@
     "cflags_c": ["-std=gnu11"]
   },
   "targets": [
-    { "target_name": "wirepool_aead", "sources": ["aead.c"] },
+    { "target_name": "wirepool_aead", "sources": ["aead.c", "chacha20poly1305.c"] },
     { "target_name": "wirepool_tun", "sources": ["tun.c"] },
     { "target_name": "wirepool_udp", "sources": ["udp.c"] },
     { "target_name": "wirepool_handshake", "sources": ["handshake.c", "x25519_base.c"] },

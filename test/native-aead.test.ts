@@ -3,7 +3,8 @@
 // 2^32, lengths 0..9216, both directions), sealSlots/openSlots on a SharedArrayBuffer ring with
 // valid and invalid slots in random order (ok flags, M_RESULT, bytes identical to the single-packet
 // functions, untouched invalid slots), misuse of the arguments (throws, never crashes), the layout
-// check, and one addon instance per worker thread. Set WIREPOOL_SEED to replay a run.
+// check, one addon instance per worker thread, and the portable code that crypts batches of one or
+// two (native/chacha20poly1305.c) against OpenSSL's. Set WIREPOOL_SEED to replay a run.
 
 import t from 'tap';
 import { createCipheriv, createDecipheriv } from 'node:crypto';
@@ -331,6 +332,78 @@ t.test('sealSlots then openSlots on a SAB ring: ok flags, M_RESULT, bytes as the
 function metaHead(meta: Int32Array, m: number): Uint8Array {
   return new Uint8Array(meta.buffer, meta.byteOffset + (m + M_INNER_HEAD) * 4, INNER_HEAD_BYTES);
 }
+
+// Batches of one or two messages are crypted by the portable code (native/chacha20poly1305.c),
+// larger ones by OpenSSL (aead.c SMALL_BATCH_MAX): the same slots through both must give the same
+// bytes, each must open what the other sealed, and each must refuse a forgery and wipe it.
+t.test('small batches (portable code) and large ones (OpenSSL) seal and open identically', async (t) => {
+  const rng = makePrng(seed ^ 0x5555);
+  const a = makeRing(rng);
+  const b = makeRing(rng);
+  b.keys.set(a.keys);
+  const maxPlain = SLOT_BYTES - 32;
+  const ok = new Uint8Array(SLOTS);
+  let sealDiffs = 0;
+  let crossOpenFails = 0;
+  let forgeriesOpened = 0;
+  let forgeriesNotWiped = 0;
+  let cases = 0;
+  for (let round = 0; round < 40; round++) {
+    // Slots 0..3 of a: each its own batch of one or two (portable); b: all four in one (OpenSSL).
+    for (let s = 0; s < 4; s++) {
+      const m = s * META_WORDS;
+      const [lo, hi] = randomCounter(rng, round * 4 + s);
+      const len = round === 0 ? [0, 1, 16, maxPlain][s]! : rng.chance(0.5) ? rng.int(200) : rng.int(maxPlain + 1);
+      for (const r of [a, b]) {
+        r.meta[m + M_LENGTH] = len;
+        r.meta[m + M_KEYPAIR] = (round + s) % KEYPAIRS;
+        r.meta[m + M_COUNTER_LO] = lo | 0;
+        r.meta[m + M_COUNTER_HI] = hi | 0;
+      }
+      const bytes = rng.bytes(SLOT_BYTES);
+      slotData(a, s).set(bytes);
+      slotData(b, s).set(bytes);
+    }
+    t.equal(sealSlots(a.data, SLOT_BYTES, a.meta, a.keys, Int32Array.of(0), 1, ok) + sealSlots(a.data, SLOT_BYTES, a.meta, a.keys, Int32Array.of(1, 2), 2, ok)
+      + sealSlots(a.data, SLOT_BYTES, a.meta, a.keys, Int32Array.of(3), 1, ok), 4);
+    t.equal(sealSlots(b.data, SLOT_BYTES, b.meta, b.keys, Int32Array.of(0, 1, 2, 3), 4, ok), 4);
+    for (let s = 0; s < 4; s++) {
+      cases++;
+      if (toHex(slotData(a, s)) !== toHex(slotData(b, s)) || a.meta[s * META_WORDS + M_RESULT] !== b.meta[s * META_WORDS + M_RESULT]) sealDiffs++;
+    }
+    // Open: receive key = send key; a's messages by OpenSSL (batch of 4), b's one at a time (portable).
+    for (const r of [a, b]) {
+      r.keys.copyWithin(KEY_RECV_OFFSET, KEY_SEND_OFFSET, KEY_SEND_OFFSET + 32);
+      for (let kp = 1; kp < KEYPAIRS; kp++) r.keys.copyWithin(kp * KEY_SLOT_BYTES + KEY_RECV_OFFSET, kp * KEY_SLOT_BYTES + KEY_SEND_OFFSET, kp * KEY_SLOT_BYTES + KEY_SEND_OFFSET + 32);
+      for (let s = 0; s < 4; s++) r.meta[s * META_WORDS + M_LENGTH] = r.meta[s * META_WORDS + M_RESULT]!;
+    }
+    // Slot 3 of each is forged: one bit of its tag, or of its ciphertext, flipped.
+    const len3 = a.meta[3 * META_WORDS + M_LENGTH]!;
+    const flip = len3 > 32 && rng.chance(0.5) ? 16 + rng.int(len3 - 32) : len3 - 1 - rng.int(16);
+    for (const r of [a, b]) slotData(r, 3)[flip] ^= 1 << rng.int(8);
+    const sealedA = [0, 1, 2].map((s) => slotData(a, s).slice());
+    t.equal(openSlots(a.data, SLOT_BYTES, a.meta, a.keys, Int32Array.of(0, 1, 2, 3), 4, ok), 3);
+    const okB: number[] = [];
+    for (let s = 0; s < 4; s++) {
+      openSlots(b.data, SLOT_BYTES, b.meta, b.keys, Int32Array.of(s), 1, ok);
+      okB.push(ok[0]!);
+    }
+    if (okB[3] !== 0) forgeriesOpened++;
+    for (let s = 0; s < 3; s++) {
+      const decrypted = a.meta[s * META_WORDS + M_RESULT] === 0 || toHex(slotData(a, s)) !== toHex(sealedA[s]!); // a keepalive has nothing to decrypt
+      if (okB[s] !== 1 || toHex(slotData(a, s)) !== toHex(slotData(b, s)) || !decrypted) crossOpenFails++;
+      const head = (r: Ring): string => r.meta.subarray(s * META_WORDS + M_INNER_HEAD, s * META_WORDS + M_INNER_HEAD + INNER_HEAD_BYTES / 4).join();
+      if (head(a) !== head(b)) crossOpenFails++;
+    }
+    const plain3 = len3 - 32;
+    if (slotData(b, 3).subarray(16, 16 + plain3).some((x) => x !== 0)) forgeriesNotWiped++;
+    if (toHex(slotData(a, 3).subarray(16, 16 + plain3)) !== toHex(slotData(b, 3).subarray(16, 16 + plain3))) forgeriesNotWiped++;
+  }
+  t.equal(sealDiffs, 0, at(`${cases} messages: the portable seal and OpenSSL's are byte-identical (header, tag and slot tail included)`));
+  t.equal(crossOpenFails, 0, at('each opens what the other sealed, to the same plaintext and inner-header copy'));
+  t.equal(forgeriesOpened, 0, at('a flipped bit in the tag or ciphertext is refused by the portable open'));
+  t.equal(forgeriesNotWiped, 0, at('and the refused ciphertext is wiped, as OpenSSL\'s path does'));
+});
 
 t.test('sealSlots/openSlots: n = 0, n < slots.length, keepalives, partial slots', async (t) => {
   const rng = makePrng(seed ^ 0x4444);
