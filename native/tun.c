@@ -829,7 +829,10 @@ static napi_value js_read_slots(napi_env env, napi_callback_info info) {
   int filled = 0;
   if (r != NULL && r->pending) emit_segments(&c, r, &filled);
 
-  if (filled == 0) {
+  // Without a wake fd and with no time to wait (the main thread at idle, whose event loop already
+  // said the device is readable, or which looks once before it sleeps), poll() would only say what
+  // the read says anyway: read at once (EAGAIN: nothing there).
+  if (filled == 0 && (timeout != 0 || wfd >= 0)) {
     struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN}, {.fd = wfd, .events = POLLIN}};
     int pr = poll(pfd, wfd >= 0 ? 2 : 1, timeout);
     if (pr < 0) {
