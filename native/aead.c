@@ -24,8 +24,9 @@
 // the expected tag of an open as a parameter of the init call itself, which was ~20% cheaper per
 // 64-byte open than a separate EVP_CIPHER_CTX_ctrl(EVP_CTRL_AEAD_SET_TAG).
 //
-// Batches of one or two messages (the idle path) go through the portable ChaCha20-Poly1305 of
-// chacha20poly1305.c instead: cold, it costs a fraction of OpenSSL's EVP path (SMALL_BATCH_MAX).
+// Batches of one or two messages that find the caches cold (the idle path), and small messages of
+// such batches at any time, go through the portable ChaCha20-Poly1305 of chacha20poly1305.c
+// instead: cold, it costs a fraction of OpenSSL's EVP path (portable_max).
 //
 // Shared memory: meta words, slot indices and lengths are read exactly once (relaxed atomic
 // loads) and only the local copies are validated and used, so a racing writer can at worst make
@@ -34,6 +35,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <node_api.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -59,16 +61,23 @@
 #define TAG_SIZE 16    /* AEAD_TAG_LEN */
 #define KEY_SIZE 32
 
-// A batch of at most this many messages is crypted with the portable code (chacha20poly1305.h):
-// such batches are the idle path's (main's inline seals, pipeline.ts INLINE_SEAL_MAX; the opens on
-// receipt, udp-intake.ts INLINE_OPEN_MAX), where each call finds the caches cold and OpenSSL's EVP
-// path costs ≈ 25 µs a message against 3–7 µs. Larger batches are load, and OpenSSL's vector code.
+// Which code crypts a message. A batch of at most SMALL_BATCH_MAX is the idle path's (main's
+// inline seals, pipeline.ts INLINE_SEAL_MAX; the opens on receipt, udp-intake.ts INLINE_OPEN_MAX):
+// when it comes more than COLD_NS after this thread's previous call, the caches are cold, and
+// OpenSSL's EVP path costs ≈ 25 µs a message against 3–7 µs for the portable code
+// (chacha20poly1305.h), so all of it goes there. Called warm — a stream at a moderate rate, where
+// the batches stay small — the portable code is faster only below PORTABLE_WARM_MAX bytes (warm,
+// ns per message: 64 B 380 against 500, 128 B 540 against 470, 1424 B 4,240 against 980), so
+// larger messages stay on OpenSSL; every larger batch is load, and OpenSSL's vector code.
 #define SMALL_BATCH_MAX 2
+#define COLD_NS 1000000ull
+#define PORTABLE_WARM_MAX 128
 
 typedef struct {
   EVP_CIPHER_CTX *ctx;
   uint8_t key[KEY_SIZE]; // the key ctx holds, if key_set
   int key_set;
+  uint64_t last_call_ns; // CLOCK_MONOTONIC of this thread's previous sealSlots/openSlots
 } aead_state;
 
 static void state_free(napi_env env, void *data, void *hint) {
@@ -175,7 +184,21 @@ static int restore_one(aead_state *st, const uint8_t *key, uint32_t lo, uint32_t
   return 1;
 }
 
-// The same two operations with the portable code (SMALL_BATCH_MAX): it never fails, and an open
+/**
+ * For a batch of n: the largest message (plaintext bytes) the portable code takes, -1 for none
+ * (SMALL_BATCH_MAX, COLD_NS, PORTABLE_WARM_MAX). Notes the call's time.
+ */
+static int portable_max(aead_state *st, int64_t n) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  int cold = now - st->last_call_ns > COLD_NS;
+  st->last_call_ns = now;
+  if (!CP_AVAILABLE || n > SMALL_BATCH_MAX) return -1;
+  return cold ? INT32_MAX : PORTABLE_WARM_MAX - 1;
+}
+
+// The same two operations with the portable code: it never fails, and an open
 // that is not authentic leaves p as it was (the caller wipes it all the same).
 static int seal_small(const uint8_t *key, uint32_t lo, uint32_t hi, uint8_t *p, int len) {
 #if CP_AVAILABLE
@@ -310,7 +333,7 @@ static napi_value seal_slots(napi_env env, napi_callback_info info) {
   aead_state *st = get_state(env);
   batch_args a;
   if (st == NULL || !get_batch(env, info, "sealSlots(data, slotBytes, meta, keys, slots, n, ok)", &a)) return NULL;
-  const int small = CP_AVAILABLE && a.n <= SMALL_BATCH_MAX;
+  const int portable = portable_max(st, a.n);
   int64_t done = 0;
   for (int64_t i = 0; i < a.n; i++) {
     uint8_t *d;
@@ -324,7 +347,7 @@ static napi_value seal_slots(napi_env env, napi_callback_info info) {
       uint32_t hi = (uint32_t)load_i32(&m[M_COUNTER_HI]);
       if (len >= 0 && (int64_t)HEADER_SIZE + len + TAG_SIZE <= a.slot_bytes &&
           (key = key_at(&a, kp, KEY_SEND_OFFSET)) != NULL &&
-          (small ? seal_small(key, lo, hi, d + HEADER_SIZE, len) : seal_one(st, key, lo, hi, d + HEADER_SIZE, len))) {
+          (len <= portable ? seal_small(key, lo, hi, d + HEADER_SIZE, len) : seal_one(st, key, lo, hi, d + HEADER_SIZE, len))) {
         store_i32(&m[M_RESULT], HEADER_SIZE + len + TAG_SIZE);
         ok = 1;
       }
@@ -347,7 +370,7 @@ static napi_value open_slots(napi_env env, napi_callback_info info) {
   aead_state *st = get_state(env);
   batch_args a;
   if (st == NULL || !get_batch(env, info, "openSlots(data, slotBytes, meta, keys, slots, n, ok)", &a)) return NULL;
-  const int small = CP_AVAILABLE && a.n <= SMALL_BATCH_MAX;
+  const int portable = portable_max(st, a.n);
   int64_t done = 0;
   for (int64_t i = 0; i < a.n; i++) {
     uint8_t *d;
@@ -361,7 +384,7 @@ static napi_value open_slots(napi_env env, napi_callback_info info) {
       uint32_t hi = (uint32_t)load_i32(&m[M_COUNTER_HI]);
       if (len >= HEADER_SIZE + TAG_SIZE && len <= a.slot_bytes && (key = key_at(&a, kp, KEY_RECV_OFFSET)) != NULL) {
         int plain = len - HEADER_SIZE - TAG_SIZE;
-        int r = small ? open_small(key, lo, hi, d + HEADER_SIZE, plain) : open_one(st, key, lo, hi, d + HEADER_SIZE, plain);
+        int r = plain <= portable ? open_small(key, lo, hi, d + HEADER_SIZE, plain) : open_one(st, key, lo, hi, d + HEADER_SIZE, plain);
         if (r == OPEN_OK) {
           uint8_t head[INNER_HEAD_BYTES] = {0};
           memcpy(head, d + HEADER_SIZE, plain < INNER_HEAD_BYTES ? (size_t)plain : INNER_HEAD_BYTES);
