@@ -653,9 +653,9 @@ export class Pipeline {
         Atomics.store(ctl, CTL_MAIN_ARMED, 0);
         while (this.drainOnce()) { /* until no stage moves */ }
         if (recheckFrom < this.idleInputs.length) { // each input once per wake-up: a steady trickle must not keep main from its event loop
-          recheckFrom = this.recheckInputs(recheckFrom);
-          if (recheckFrom <= this.idleInputs.length) continue; // something was read: handle it first
-          recheckFrom = this.idleInputs.length;
+          const next = this.recheckInputs(recheckFrom);
+          recheckFrom = next < 0 ? this.idleInputs.length : next;
+          if (next >= 0) continue; // something was read: handle it first
         }
         this.hooks.drained?.();
         if (this.stopping) return;
@@ -1031,7 +1031,7 @@ export class Pipeline {
    * through the event loop and another wake-up of main (≈ 40–70 µs on a cold 2-vCPU VM, against
    * a read that finds nothing). Looks at the inputs from `from` on, in order, and stops at the first
    * that had something, so that it is drained (the echo reply sent) before the next input is looked
-   * at: returns the index to go on from, or idleInputs.length + 1 when nothing was read.
+   * at: returns the index to go on from, or -1 when nothing was read.
    */
   private recheckInputs(from: number): number {
     const inputs = this.idleInputs;
@@ -1041,7 +1041,7 @@ export class Pipeline {
       this.stats[STAT_MAIN + MAIN_INPUT_RECHECKS]! += 1;
       if (input.readAll() !== 0) return i + 1;
     }
-    return inputs.length + 1;
+    return -1;
   }
 
   private processRetired(): void {
