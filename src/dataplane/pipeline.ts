@@ -55,8 +55,8 @@
 //   keys                                   KeyTable: allocate(), setKeys(id, send, recv), free(id); retireKeys(id)
 //   reserveLocal() / localData(s) / publishLocal(s, paddedLen, keypairId, peerId, ctrLo, ctrHi, fd)
 //   releaseHeld(ring, s), afterInFlight(fn), drain(), inFlight(ring), slots(ring), stats, tunGoneCode, stop()
-// reserve*() returns the next slot index or -1 (full; counted in stats as Drop.RING_FULL) and may
-// be called again until publish*(); nothing is committed before publish*(). Hooks run on main,
+// reserveLocal() returns the next slot index or -1 (full; counted in stats as Drop.RING_FULL) and may
+// be called again until publishLocal(); nothing is committed before publishLocal(). Hooks run on main,
 // inside drains; they may call the producer APIs.
 //
 // Who owns what: a slot belongs to the stage whose cursor range it is in; crypto workers own a slot
@@ -501,7 +501,13 @@ export class Pipeline {
 
   /** LOCAL stage 1: next free slot of the LOCAL send ring, or -1 when full (Drop.RING_FULL). Idempotent until publishLocal(). */
   reserveLocal(): number {
-    return this.reserveSend(RING_LOCAL);
+    const ring = this.rings[RING_LOCAL]!;
+    const seq = this.ready[RING_LOCAL]!;
+    if (((seq - this.retired[RING_LOCAL]!) | 0) >= ring.slots) {
+      this.stats[statDrop(RING_LOCAL, Drop.RING_FULL)]! += 1;
+      return -1;
+    }
+    return seq & ring.mask;
   }
 
   /** The reserved LOCAL slot's data area: plaintext at [16, 16+paddedLen) (zero padded), transport header at [0,16). */
@@ -520,13 +526,27 @@ export class Pipeline {
    */
   publishLocal(slot: number, paddedLen: number, keypairId: number, peerId: number, counterLo: number, counterHi: number, sendFd = -1): boolean {
     const ring = this.rings[RING_LOCAL]!;
-    this.checkReserved(RING_LOCAL, slot);
+    const seq = this.ready[RING_LOCAL]!;
+    if (slot !== (seq & ring.mask) || ((seq - this.retired[RING_LOCAL]!) | 0) >= ring.slots) throw new Error(`slot ${slot} of ring ${RING_LOCAL} was not reserved`);
     if (!(paddedLen >= 0 && paddedLen <= ring.slotBytes - MESSAGE_TRANSPORT_HEADER_SIZE - AEAD_TAG_LEN)) {
       this.stats[statDrop(RING_LOCAL, Drop.BAD_LENGTH)]! += 1;
       return false;
     }
-    ring.meta[slot * META_WORDS + M_FD] = sendFd;
-    this.publishPending(ring, slot, paddedLen, keypairId, peerId, counterLo, counterHi);
+    const meta = ring.meta;
+    const m = slot * META_WORDS;
+    meta[m + M_FD] = sendFd;
+    meta[m + M_LENGTH] = paddedLen;
+    meta[m + M_RESULT] = 0;
+    meta[m + M_KEYPAIR] = keypairId;
+    meta[m + M_PEER] = peerId;
+    meta[m + M_COUNTER_LO] = counterLo;
+    meta[m + M_COUNTER_HI] = counterHi;
+    meta[m + M_SEQ] = seq;
+    Atomics.store(meta, m + M_STATE, SlotState.PENDING);
+    const next = (seq + 1) | 0;
+    this.ready[RING_LOCAL] = next;
+    Atomics.store(this.ctl, ring.iReady, next); // publish (release)
+    this.wakeWorkers(1);
     return true;
   }
 
@@ -602,40 +622,6 @@ export class Pipeline {
   }
 
   // ---- main stages ---------------------------------------------------------------------------------
-
-  private reserveSend(r: typeof RING_LOCAL): number {
-    const ring = this.rings[r]!;
-    const seq = this.ready[r]!;
-    if (((seq - this.retired[r]!) | 0) >= ring.slots) {
-      this.stats[statDrop(r, Drop.RING_FULL)]! += 1;
-      return -1;
-    }
-    return seq & ring.mask;
-  }
-
-  private checkReserved(r: typeof RING_LOCAL, slot: number): void {
-    const ring = this.rings[r]!;
-    const seq = this.ready[r]!;
-    if (slot !== (seq & ring.mask) || ((seq - this.retired[r]!) | 0) >= ring.slots) throw new Error(`slot ${slot} of ring ${r} was not reserved`);
-  }
-
-  private publishPending(ring: RingView, slot: number, len: number, keypairId: number, peerId: number, lo: number, hi: number): void {
-    const meta = ring.meta;
-    const m = slot * META_WORDS;
-    const seq = this.ready[ring.id]!;
-    meta[m + M_LENGTH] = len;
-    meta[m + M_RESULT] = 0;
-    meta[m + M_KEYPAIR] = keypairId;
-    meta[m + M_PEER] = peerId;
-    meta[m + M_COUNTER_LO] = lo;
-    meta[m + M_COUNTER_HI] = hi;
-    meta[m + M_SEQ] = seq;
-    Atomics.store(meta, m + M_STATE, SlotState.PENDING);
-    const next = (seq + 1) | 0;
-    this.ready[ring.id] = next;
-    Atomics.store(this.ctl, ring.iReady, next); // publish (release)
-    this.wakeWorkers(1);
-  }
 
   /** Notify sleeping crypto workers (ring.ts wakeWorkers), counted. */
   private wakeWorkers(n: number): void {
