@@ -23,6 +23,7 @@ import { type BenchOptions, REFERENCE_PAIR_ID, USAGE, pairSpecs, parseBenchArgs 
 import { type BenchSummary, type Samples, METRICS, buildSummary, fmt, formatTable, renderSvg } from './harness/report.js';
 import { percentile } from './harness/stats.js';
 import { BenchPair, type PairSpec } from './harness/topology.js';
+import { errorText } from '../src/error-text.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const WATCHDOG_GRACE_MS = 120_000;
@@ -133,7 +134,7 @@ async function measurePair(pair: BenchPair, o: BenchOptions, round: number, dead
       record(round, spec, step.name, undefined, err);
       for (const k of step.keys) put(k, NaN);
       notes.push(`${step.name} FAILED`);
-      log(`  ${spec.label}: ${step.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+      log(`  ${spec.label}: ${step.name} failed: ${errorText(err)}`);
       if (!pair.alive()) throw new Error(`${spec.label}: a daemon died`);
       await pair.startIperfServer().catch(() => {}); // a failed client can leave the server stuck
     }
@@ -213,7 +214,7 @@ async function main(): Promise<number> {
   // Warm-up (JIT, socket buffers, first keypair): one short TCP run per pair, not recorded.
   for (const pair of pairs) {
     if (cleaning !== null) return 130;
-    await tcpRun(pair, 1, 1).catch((err: unknown) => log(`  warm-up of ${pair.spec.label} failed: ${err instanceof Error ? err.message : String(err)}`));
+    await tcpRun(pair, 1, 1).catch((err: unknown) => log(`  warm-up of ${pair.spec.label} failed: ${errorText(err)}`));
     await sleep(200);
   }
 
@@ -270,7 +271,7 @@ let code = 1;
 try {
   code = await main();
 } catch (err) {
-  process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`bench failed: ${errorText(err)}\n`);
   code = 1;
 } finally {
   await cleanup();

@@ -21,6 +21,7 @@ import os from 'node:os';
 import { type DataMode, type FloodKind, type FloodOptions, type GeneratorOptions, type GeneratorResult, runGenerator } from './harness/handshake-gen.js';
 import { type Impl, type PeerMemory, LoadTarget, MAX_SOURCES, TARGET_INNER, measurePeerMemory } from './harness/load-target.js';
 import { percentile } from './harness/stats.js';
+import { errorText } from '../src/error-text.js';
 
 const USAGE = `usage:
   handshake-load --target ADDR:PORT --target-key PUBKEY --keys FILE [options]   (generator only, current netns)
@@ -431,6 +432,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`handshake-load: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`handshake-load: ${errorText(err)}\n`);
   process.exit(1);
 });

@@ -55,6 +55,7 @@ import { createLogger } from '../src/log.js';
 import { type Peer, Stat, STATS_PER_PEER } from '../src/protocol/peer.js';
 import { MemTun } from '../test/helpers/memtun.js';
 import { parseProcStatTicks } from './harness/parse.js';
+import { errorText } from '../src/error-text.js';
 
 const INNER_A = [10, 0, 0, 1];
 const INNER_B = [10, 0, 0, 2];
@@ -442,7 +443,7 @@ if (process.argv[2] === '--peer') {
     await parentMain();
     process.exit(0);
   } catch (err) {
-    console.error(`mainthread bench failed: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`mainthread bench failed: ${errorText(err)}`);
     process.exit(1);
   }
 }

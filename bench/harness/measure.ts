@@ -8,6 +8,7 @@
 
 import { INNER_B, type BenchPair } from './topology.js';
 import { type PingResult, type TcpResult, type UdpResult, parseIperfTcp, parseIperfUdp, parsePing } from './parse.js';
+import { errorText } from '../../src/error-text.js';
 
 /** Slack on top of an iperf3 run's own duration before it is killed. */
 const IPERF_SLACK_MS = 15_000;
@@ -65,7 +66,7 @@ export async function tcpRun(pair: BenchPair, seconds: number, streams: number, 
   // A failed scrape costs only the message counts (messagesError says why), not the run.
   let messagesError: string | undefined;
   const scrape = (): Promise<[number, number] | null> => pair.transportMessages().catch((err: unknown) => {
-    messagesError ??= err instanceof Error ? err.message : String(err);
+    messagesError ??= errorText(err);
     return null;
   });
   const m0 = opts.countMessages === true ? await scrape() : null;
