@@ -9,6 +9,10 @@
 //                                    (events: 1 readable; a negative libuv error code on failure)
 //   start(handle) / stop(handle)     watch for readability / stop watching (cheap: one epoll_ctl)
 //   close(handle)                    stop and free; the handle must not be used again
+//   setHook(handle, hook | null)     a native hook (idle.h: an External from the TUN or the UDP
+//                                    addon) that runs first when the fd is readable; when it
+//                                    handled what was there, the callback runs IDLE_SETTLE_MS
+//                                    later instead of now (with events 1, as for readability)
 //
 // Watchers are unreferenced: they never keep the process alive by themselves. The callback runs
 // through napi_make_callback, so promise jobs and process.nextTick callbacks queued by it run
@@ -16,6 +20,7 @@
 #include <stdlib.h>
 #include <node_api.h>
 #include <uv.h>
+#include "idle.h"
 
 typedef struct {
   uv_poll_t poll;
@@ -26,16 +31,25 @@ typedef struct {
   int closed;         // close() ran (or the finalizer closed it): no more callbacks, no more use
   int handle_closed;  // libuv's close callback ran
   int finalized;      // the JS handle was garbage-collected
+  wp_fd_hook *hook;   // setHook's, or NULL
+  napi_ref hook_ref;  // keeps the hook's External alive
 } watcher;
+
+// One settle timer for the loop the hooks run on (the main thread's): after a packet a hook handled,
+// one callback — whichever watcher's — runs IDLE_SETTLE_MS later, however many hooks handled
+// packets meanwhile; a callback that runs for any other reason first cancels it (that turn settles).
+static struct {
+  uv_timer_t timer;
+  uv_loop_t *loop;  // NULL until first used
+  watcher *for_w;   // the watcher whose callback it runs; NULL: not armed
+} settle;
 
 static napi_value throw_type(napi_env env, const char *msg) {
   napi_throw_type_error(env, NULL, msg);
   return NULL;
 }
 
-static void on_poll(uv_poll_t *handle, int status, int events) {
-  watcher *w = handle->data;
-  if (w->closed) return;
+static void call_js(watcher *w, int status, int events) {
   napi_env env = w->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -56,6 +70,42 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
+static void on_settle(uv_timer_t *t) {
+  (void)t;
+  watcher *w = settle.for_w;
+  settle.for_w = NULL;
+  if (w != NULL && !w->closed) call_js(w, 0, UV_READABLE);
+}
+
+/** Arms the settle timer for w's callback (if not armed); 0 when w's loop cannot have it (then call now). */
+static int settle_later(watcher *w) {
+  if (settle.loop == NULL) {
+    if (uv_timer_init(w->poll.loop, &settle.timer) != 0) return 0;
+    uv_unref((uv_handle_t *)&settle.timer);
+    settle.loop = w->poll.loop;
+  }
+  if (settle.loop != w->poll.loop) return 0;
+  if (settle.for_w == NULL) {
+    settle.for_w = w;
+    uv_timer_start(&settle.timer, on_settle, IDLE_SETTLE_MS, 0);
+  }
+  return 1;
+}
+
+static void settle_cancel(void) {
+  if (settle.for_w == NULL) return;
+  settle.for_w = NULL;
+  uv_timer_stop(&settle.timer);
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
+  watcher *w = handle->data;
+  if (w->closed) return;
+  if (status >= 0 && w->hook != NULL && w->hook->run(w->hook, w->fd) == WP_HOOK_DONE && settle_later(w)) return;
+  if (settle.loop == w->poll.loop) settle_cancel();  // a callback runs now: its turn settles
+  call_js(w, status, events);
+}
+
 // The struct is freed when both libuv and the JS handle are done with it.
 static void on_close(uv_handle_t *handle) {
   watcher *w = handle->data;
@@ -67,7 +117,11 @@ static void do_close(napi_env env, watcher *w) {
   w->closed = 1;
   uv_poll_stop(&w->poll);
   napi_delete_reference(env, w->callback);
+  if (w->hook_ref != NULL) napi_delete_reference(env, w->hook_ref);
+  w->hook = NULL;
+  w->hook_ref = NULL;
   napi_async_destroy(env, w->context);
+  if (settle.for_w == w) settle_cancel();
   uv_close((uv_handle_t *)&w->poll, on_close);
 }
 
@@ -149,12 +203,35 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_set_hook(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  watcher *w = argc < 2 ? NULL : get_watcher(env, argv[0]);
+  if (w == NULL) return throw_type(env, "setHook(handle, hook): not an open watcher");
+  napi_valuetype t;
+  void *p = NULL;
+  if (napi_typeof(env, argv[1], &t) != napi_ok) return NULL;
+  if (t != napi_null && (t != napi_external || napi_get_value_external(env, argv[1], &p) != napi_ok || p == NULL ||
+                         ((wp_fd_hook *)p)->magic != WP_HOOK_MAGIC))
+    return throw_type(env, "setHook(handle, hook): hook must be an idle hook or null");
+  if (w->hook_ref != NULL) napi_delete_reference(env, w->hook_ref);
+  w->hook_ref = NULL;
+  w->hook = NULL;
+  if (p != NULL) {
+    if (napi_create_reference(env, argv[1], 1, &w->hook_ref) != napi_ok) return throw_type(env, "setHook: cannot keep the hook");
+    w->hook = p;
+  }
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL},
     {"start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
     {"stop", NULL, js_stop, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+    {"setHook", NULL, js_set_hook, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

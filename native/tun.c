@@ -36,6 +36,9 @@
 #include <sys/uio.h>
 #include <linux/if_tun.h>
 #include <node_api.h>
+#include "chacha20poly1305.h"
+#include "endpoint.h"
+#include "idle.h"
 
 // ---- constants ----------------------------------------------------------------------------
 
@@ -787,45 +790,14 @@ static int emit_segments(read_ctx *c, read_state *r, int *filled) {
 
 static int transient_errno(int e) { return e == EAGAIN || e == EWOULDBLOCK || e == EINTR || e == ENOBUFS || e == ENOMEM; }
 
-// readSlots(tunFd, wakeFd, vnetHdr, data, slotBytes, meta, slots, maxSlots, timeoutMs, out) → n
-static napi_value js_read_slots(napi_env env, napi_callback_info info) {
-  napi_value argv[10];
-  int32_t fd, wfd, slot_bytes, max_slots, timeout;
-  int vnet;
-  read_ctx c;
-  size_t slots_len, out_len;
-  void *p;
-  if (get_args(env, info, 10, argv) != 0 || get_i32(env, argv[0], &fd) != 0 || get_i32(env, argv[1], &wfd) != 0 ||
-      get_bool(env, argv[2], &vnet) != 0 || get_typed(env, argv[3], napi_uint8_array, &p, &c.data_len) != 0 ||
-      get_i32(env, argv[4], &slot_bytes) != 0 ||
-      get_typed(env, argv[5], napi_int32_array, (void **)&c.meta, &c.meta_len) != 0 ||
-      get_typed(env, argv[6], napi_int32_array, (void **)&c.slots, &slots_len) != 0 ||
-      get_i32(env, argv[7], &max_slots) != 0 || get_i32(env, argv[8], &timeout) != 0 ||
-      get_typed(env, argv[9], napi_int32_array, (void **)&c.out, &out_len) != 0) {
-    return type_error(env, "readSlots(tunFd, wakeFd, vnetHdr, data: Uint8Array, slotBytes, meta: Int32Array, slots: Int32Array, maxSlots, timeoutMs, out: Int32Array)");
-  }
-  c.data = p;
-  if (slot_bytes < SLOT_PAYLOAD_OFFSET + SLOT_TAIL_ROOM + 20) return range_error(env, "readSlots: slotBytes too small");
-  if (max_slots < 0 || (size_t)max_slots > slots_len) return range_error(env, "readSlots: maxSlots exceeds slots.length");
-  if (out_len < RO_LEN) return range_error(env, "readSlots: out needs 8 entries");
-  c.slot_bytes = (size_t)slot_bytes;
-  c.max_slots = max_slots;
-  c.cap = c.slot_bytes - SLOT_PAYLOAD_OFFSET - SLOT_TAIL_ROOM;
-  memset(c.out, 0, RO_LEN * sizeof(int32_t));
-  for (int k = 0; k < max_slots; k++) {
-    if (slot_at(&c, k) == NULL) return range_error(env, "readSlots: a slot index is outside data or meta");
-  }
-  if (max_slots == 0) return make_int(env, 0);
-
-  read_state *r = NULL;
-  if (vnet) {
-    instance *in = get_instance(env);
-    r = in ? state_for(in, fd) : NULL;
-    if (r == NULL) {
-      throw_errno(env, ENOMEM, "malloc", "readSlots");
-      return NULL;
-    }
-  }
+/**
+ * Reads into the listed slots (c->max_slots of them, valid): first what r (the fd's split state;
+ * NULL without vnet) keeps, then — waiting up to timeout ms for fd or wfd unless something is
+ * kept, or at once with neither a wake fd nor a timeout — until EAGAIN or the slots run out.
+ * Returns the slots filled, or when none were: READ_EOF or -errno for a device that is gone.
+ */
+static int read_core(read_state *r, int fd, int wfd, int vnet, read_ctx *c0, int timeout) {
+  read_ctx c = *c0;
   int filled = 0;
   if (r != NULL && r->pending) emit_segments(&c, r, &filled);
 
@@ -837,27 +809,27 @@ static napi_value js_read_slots(napi_env env, napi_callback_info info) {
     int pr = poll(pfd, wfd >= 0 ? 2 : 1, timeout);
     if (pr < 0) {
       if (errno != EINTR) c.out[RO_TRANSIENT]++;
-      return make_int(env, 0);
+      return 0;
     }
-    if (pr == 0) return make_int(env, 0);
+    if (pr == 0) return 0;
     if (wfd >= 0 && (pfd[1].revents & POLLNVAL)) {
       if (r != NULL) r->pending = 0;
-      return make_int(env, -EBADF);  // the wake eventfd was closed: the device was closed
+      return -EBADF;  // the wake eventfd was closed: the device was closed
     }
     if (wfd >= 0 && pfd[1].revents != 0) {
       uint64_t v;
       if (read(wfd, &v, sizeof(v)) < 0) { /* already drained by someone else */ }
-      return make_int(env, 0);
+      return 0;
     }
     if (pfd[0].revents & POLLNVAL) {
       if (r != NULL) r->pending = 0;
-      return make_int(env, -EBADF);
+      return -EBADF;
     }
     // POLLIN, or POLLERR/POLLHUP: the read below returns the packet or the error.
   }
 
   int gone = 0;  // 0, -errno or READ_EOF, reported only when nothing was filled
-  while (filled < max_slots) {
+  while (filled < c.max_slots) {
     uint8_t *dst = slot_at(&c, filled);
     ssize_t n;
     if (!vnet) {
@@ -937,9 +909,219 @@ static napi_value js_read_slots(napi_env env, napi_callback_info info) {
   if (r != NULL) c.out[RO_PENDING] = r->pending ? (int32_t)(r->plan.nseg - r->next) : 0;
   if (filled == 0 && gone != 0) {
     if (r != NULL) r->pending = 0;
-    return make_int(env, gone);
+    return gone;
   }
-  return make_int(env, filled);
+  return filled;
+}
+
+
+// readSlots(tunFd, wakeFd, vnetHdr, data, slotBytes, meta, slots, maxSlots, timeoutMs, out) → n
+static napi_value js_read_slots(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  int32_t fd, wfd, slot_bytes, max_slots, timeout;
+  int vnet;
+  read_ctx c;
+  size_t slots_len, out_len;
+  void *p;
+  if (get_args(env, info, 10, argv) != 0 || get_i32(env, argv[0], &fd) != 0 || get_i32(env, argv[1], &wfd) != 0 ||
+      get_bool(env, argv[2], &vnet) != 0 || get_typed(env, argv[3], napi_uint8_array, &p, &c.data_len) != 0 ||
+      get_i32(env, argv[4], &slot_bytes) != 0 ||
+      get_typed(env, argv[5], napi_int32_array, (void **)&c.meta, &c.meta_len) != 0 ||
+      get_typed(env, argv[6], napi_int32_array, (void **)&c.slots, &slots_len) != 0 ||
+      get_i32(env, argv[7], &max_slots) != 0 || get_i32(env, argv[8], &timeout) != 0 ||
+      get_typed(env, argv[9], napi_int32_array, (void **)&c.out, &out_len) != 0) {
+    return type_error(env, "readSlots(tunFd, wakeFd, vnetHdr, data: Uint8Array, slotBytes, meta: Int32Array, slots: Int32Array, maxSlots, timeoutMs, out: Int32Array)");
+  }
+  c.data = p;
+  if (slot_bytes < SLOT_PAYLOAD_OFFSET + SLOT_TAIL_ROOM + 20) return range_error(env, "readSlots: slotBytes too small");
+  if (max_slots < 0 || (size_t)max_slots > slots_len) return range_error(env, "readSlots: maxSlots exceeds slots.length");
+  if (out_len < RO_LEN) return range_error(env, "readSlots: out needs 8 entries");
+  c.slot_bytes = (size_t)slot_bytes;
+  c.max_slots = max_slots;
+  c.cap = c.slot_bytes - SLOT_PAYLOAD_OFFSET - SLOT_TAIL_ROOM;
+  memset(c.out, 0, RO_LEN * sizeof(int32_t));
+  for (int k = 0; k < max_slots; k++) {
+    if (slot_at(&c, k) == NULL) return range_error(env, "readSlots: a slot index is outside data or meta");
+  }
+  if (max_slots == 0) return make_int(env, 0);
+
+  read_state *r = NULL;
+  if (vnet) {
+    instance *in = get_instance(env);
+    r = in ? state_for(in, fd) : NULL;
+    if (r == NULL) {
+      throw_errno(env, ENOMEM, "malloc", "readSlots");
+      return NULL;
+    }
+  }
+  return make_int(env, read_core(r, fd, wfd, vnet, &c, timeout));
+}
+
+
+// ---- the idle path's send hook (idle.h) ------------------------------------------------------
+
+typedef struct {
+  wp_fd_hook hook;  // first: the External's data is read as a wp_fd_hook by fdwatch.c
+  il_common c;
+  instance *in;
+  int tun_fd;
+  int vnet;
+  int has_name;
+  char ifname[IFNAMSIZ];
+} send_hook;
+
+static size_t padded_length(size_t len, size_t mtu) {
+  if (mtu == 0) return (len + 15) & ~(size_t)15;
+  size_t last = len > mtu ? len % mtu : len;
+  size_t padded = (last + 15) & ~(size_t)15;
+  if (padded > mtu) padded = mtu;
+  return len - last + padded;
+}
+
+/**
+ * The lone packet in `slot`, if the lease covers it (its destination is the lease's address, the
+ * interface's MTU is still the lease's): a transport message with the next reserved counter, sealed
+ * in the scratch buffer and sent. Returns the message length, or 0 (the slot is untouched).
+ */
+static int idle_send_one(send_hook *t, int32_t slot, uint64_t counter) {
+  il_common *c = &t->c;
+  int32_t *L = c->lease;
+  const uint8_t *pkt = c->data + (size_t)slot * (size_t)c->slot_bytes + SLOT_PAYLOAD_OFFSET;
+  size_t len = (size_t)c->meta[(size_t)slot * META_WORDS + M_LENGTH];
+  if (len < 20) return 0;
+  int version = pkt[0] >> 4;
+  if (version == 4) {
+    if (L[IL_FAMILY] != 4 || memcmp(pkt + 16, &L[IL_ADDR], 4) != 0) return 0;
+  } else if (version == 6) {
+    if (len < 40 || L[IL_FAMILY] != 6 || memcmp(pkt + 24, &L[IL_ADDR], 16) != 0) return 0;
+  } else {
+    return 0;
+  }
+  if (t->has_name) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, t->ifname, sizeof ifr.ifr_name);
+    if (mtu_sock < 0) mtu_sock = mtu_socket();
+    if (mtu_sock < 0 || ioctl(mtu_sock, SIOCGIFMTU, &ifr) != 0 || ifr.ifr_mtu != L[IL_MTU]) return 0;
+  }
+  size_t padded = padded_length(len, (size_t)(L[IL_MTU] > 0 ? L[IL_MTU] : 0));
+  size_t mlen = 16 + padded + 16;
+  if (mlen > c->scratch_len) return 0;
+  uint8_t *m = c->scratch;  // the message: header, packet, padding, tag
+  m[0] = 4;
+  m[1] = m[2] = m[3] = 0;
+  uint32_t ri = (uint32_t)L[IL_REMOTE_INDEX];
+  for (int i = 0; i < 4; i++) m[4 + i] = (uint8_t)(ri >> (8 * i));
+  for (int i = 0; i < 8; i++) m[8 + i] = (uint8_t)(counter >> (8 * i));
+  memcpy(m + 16, pkt, len);
+  memset(m + 16 + len, 0, padded - len);
+  uint8_t nonce[12];
+  il_nonce(nonce, counter);
+  cp_seal(il_key(c, IL_KEY_SEND_OFFSET), nonce, m + 16, padded);
+  il_set_u64(L, IL_SEND_NEXT, counter + 1);  // used, whether or not the send goes through
+  sockaddr_any sa;
+  socklen_t sl = ep_sockaddr(&L[IL_EP], &sa);
+  if (sl == 0) return 0;
+  ctrl_buf ctrl;
+  size_t used = 0;
+  struct iovec iov = {.iov_base = m, .iov_len = mlen};
+  struct msghdr h;
+  memset(&h, 0, sizeof h);
+  h.msg_name = &sa;
+  h.msg_namelen = sl;
+  h.msg_iov = &iov;
+  h.msg_iovlen = 1;
+  if (add_pktinfo(ctrl.buf, &used, L[IL_EP + EPW_FAMILY], &L[IL_EP + EPW_SRC], L[IL_EP + EPW_SRC_IFINDEX])) {
+    h.msg_control = ctrl.buf;
+    h.msg_controllen = used;
+  }
+  ssize_t sent;
+  do {
+    sent = sendmsg(L[IL_SEND_FD], &h, MSG_DONTWAIT);
+  } while (sent < 0 && errno == EINTR);
+  return sent == (ssize_t)mlen ? (int)mlen : 0;
+}
+
+static int idle_send_run(wp_fd_hook *hk, int fd) {
+  send_hook *t = (send_hook *)hk;
+  il_common *c = &t->c;
+  int32_t *L = c->lease;
+  if (fd != t->tun_fd || !il_current(L, &c->st) || L[IL_SENT] >= IL_MAX) return WP_HOOK_PASS;
+  uint64_t counter = il_u64(L, IL_SEND_NEXT);
+  if (counter >= il_u64(L, IL_SEND_END) || il_now_ms() >= il_u64(L, IL_SEND_UNTIL)) return WP_HOOK_PASS;
+  read_state *r = NULL;
+  if (t->vnet) {
+    r = state_for(t->in, t->tun_fd);
+    if (r == NULL || r->pending) return WP_HOOK_PASS;
+  }
+  int n = il_list_free_slots(c, IL_TUN_QUIET, IL_TUN_AT);
+  if (n == 0) return WP_HOOK_PASS;
+  read_ctx rc = {
+      .data = c->data, .data_len = c->data_len, .slot_bytes = (size_t)c->slot_bytes, .meta = c->meta, .meta_len = c->meta_len,
+      .slots = c->slots, .max_slots = n, .cap = (size_t)c->slot_bytes - SLOT_PAYLOAD_OFFSET - SLOT_TAIL_ROOM, .out = c->out,
+  };
+  int32_t *o = c->out;
+  memset(o, 0, RO_LEN * sizeof(int32_t));
+  int got = read_core(r, t->tun_fd, -1, t->vnet, &rc, 0);
+  if (got == 1 && o[RO_PENDING] == 0 && o[RO_SUPER] == 0 && o[RO_TOO_BIG] == 0 && o[RO_MALFORMED] == 0 && o[RO_TRANSIENT] == 0) {
+    int mlen = idle_send_one(t, c->slots[0], counter);
+    if (mlen > 0) {
+      L[IL_SENT_LEN + L[IL_SENT]] = mlen;
+      L[IL_SENT]++;
+      L[IL_SENT_READS] += o[RO_READS];
+      L[IL_SENT_PLAIN] += o[RO_BYTES];
+      return WP_HOOK_DONE;
+    }
+  }
+  L[IL_TUN_ADOPT] = got >= 0 ? 1 + got : got;  // main publishes what was read (or meets the error) as its own read would
+  return WP_HOOK_PASS;
+}
+
+static void send_hook_free(napi_env env, void *data, void *hint) {
+  (void)hint;
+  send_hook *t = data;
+  il_release_common(env, &t->c);
+  free(t);
+}
+
+// idleSendHook({ ...il_read_common's, tunFd, vnetHdr, ifname }) → External for fdwatch's setHook
+static napi_value js_idle_send_hook(napi_env env, napi_callback_info info) {
+  napi_value argv[1], v;
+  if (get_args(env, info, 1, argv) != 0) return type_error(env, "idleSendHook(options)");
+  send_hook *t = calloc(1, sizeof *t);
+  if (t == NULL) {
+    throw_errno(env, ENOMEM, "calloc", "idleSendHook");
+    return NULL;
+  }
+  const char *bad = il_read_common(env, argv[0], &t->c, 16 + MAX_PACKET + 16 + 16);
+  int32_t fd = -1;
+  int vnet = 0;
+  size_t nl = 0;
+  if (bad == NULL && (napi_get_named_property(env, argv[0], "tunFd", &v) != napi_ok || get_i32(env, v, &fd) != 0 || fd < 0)) bad = "tunFd";
+  if (bad == NULL && (napi_get_named_property(env, argv[0], "vnetHdr", &v) != napi_ok || get_bool(env, v, &vnet) != 0)) bad = "vnetHdr";
+  if (bad == NULL && (napi_get_named_property(env, argv[0], "ifname", &v) != napi_ok ||
+                      get_string(env, v, t->ifname, sizeof t->ifname, &nl) != 0)) bad = "ifname";
+  if (bad != NULL) {
+    il_release_common(env, &t->c);
+    free(t);
+    char msg[96];
+    snprintf(msg, sizeof msg, "idleSendHook: bad option %s", bad);
+    return type_error(env, msg);
+  }
+  t->tun_fd = fd;
+  t->vnet = vnet;
+  t->has_name = nl > 0;
+  t->in = get_instance(env);
+  if (t->in == NULL) {
+    send_hook_free(env, t, NULL);
+    throw_errno(env, ENOMEM, "malloc", "idleSendHook");
+    return NULL;
+  }
+  t->hook.magic = WP_HOOK_MAGIC;
+  t->hook.run = idle_send_run;
+  napi_value ext = il_make_hook(env, &t->hook, send_hook_free);
+  if (ext == NULL) send_hook_free(env, t, NULL);
+  return ext;
 }
 
 // ---- writeSlots / GRO ---------------------------------------------------------------------
@@ -1381,6 +1563,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"eventfd", js_eventfd},
       {"wake", js_wake},
       {"readSlots", js_read_slots},
+      {"idleSendHook", js_idle_send_hook},
       {"writeSlots", js_write_slots},
       {"gsoSplit", js_gso_split},
       {"groCoalesce", js_gro_coalesce},
@@ -1393,6 +1576,21 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value v;
   napi_create_int32(env, READ_EOF, &v);
   napi_set_named_property(env, exports, "READ_EOF", v);
+  // The idle lease's word numbers in idle.h's order (src/dataplane/idle-lease.ts must match; a test compares).
+  static const int32_t layout[] = {
+      IL_VALID, IL_ROUTE_VER, IL_ENGINE_VER, IL_UDP_GEN, IL_KEY_ID, IL_KEY_GEN, IL_FAMILY, IL_ADDR, IL_REMOTE_INDEX,
+      IL_LOCAL_INDEX, IL_SEND_NEXT, IL_SEND_END, IL_SEND_UNTIL, IL_RECV_UNTIL, IL_RECV_TOP, IL_EP, IL_SEND_FD, IL_MTU,
+      IL_TUN_ADOPT, IL_UDP_ADOPT, IL_SENT, IL_SENT_READS, IL_SENT_PLAIN, IL_RECEIVED, IL_RECV_BYTES, IL_WRITTEN,
+      IL_WRITTEN_BYTES, IL_SENT_LEN, IL_RECV_REC, IL_TUN_AT, IL_TUN_QUIET, IL_RECV_AT, IL_RECV_QUIET, IL_WORDS, IL_MAX,
+      IL_KEY_SLOT_BYTES, IL_KEY_SEND_OFFSET, IL_KEY_RECV_OFFSET,
+  };
+  napi_value arr;
+  napi_create_array_with_length(env, sizeof layout / sizeof layout[0], &arr);
+  for (uint32_t i = 0; i < sizeof layout / sizeof layout[0]; i++) {
+    napi_create_int32(env, layout[i], &v);
+    napi_set_element(env, arr, i, v);
+  }
+  napi_set_named_property(env, exports, "idleLayout", arr);
   return exports;
 }
 

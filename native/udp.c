@@ -32,6 +32,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <node_api.h>
+#include "endpoint.h"
+#include "chacha20poly1305.h"
+#include "idle.h"
 
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -49,13 +52,6 @@
 #define M_RESULT 2
 #define M_EP_FAMILY 16
 // Offsets inside the endpoint block (relative to M_EP_FAMILY).
-#define EPW_FAMILY 0
-#define EPW_PORT 1
-#define EPW_ADDR 2      // 4 words of raw address bytes
-#define EPW_SCOPE 6
-#define EPW_SRC_IFINDEX 7
-#define EPW_SRC 8       // 4 words of raw local address bytes
-#define EP_WORDS 12
 
 // ---- out[] indices (src/io/udp-native.ts) --------------------------------------------------------
 #define OUT_WORDS 8
@@ -83,7 +79,6 @@
 #define SEND_IOV_CAP 1024        // iovecs (slots) per sendmmsg batch
 #define GSO_MAX_SEGMENTS 64
 #define GSO_MAX_BYTES 65507
-#define CTRL_BYTES 128           // room for a pktinfo and a UDP_SEGMENT / UDP_GRO message
 
 // ---- errors --------------------------------------------------------------------------------------
 
@@ -358,74 +353,6 @@ static napi_value js_gso_disabled(napi_env env, napi_callback_info info) {
 }
 
 // ---- endpoints -----------------------------------------------------------------------------------
-
-typedef union {
-  struct sockaddr sa;
-  struct sockaddr_in v4;
-  struct sockaddr_in6 v6;
-} sockaddr_any;
-
-typedef union {
-  char buf[CTRL_BYTES];
-  struct cmsghdr align;
-} ctrl_buf;
-
-/** Destination sockaddr from an endpoint block. Returns its length, 0 for a family that is neither 4 nor 6. */
-static socklen_t ep_sockaddr(const int32_t *w, sockaddr_any *sa) {
-  memset(sa, 0, sizeof *sa);
-  if (w[EPW_FAMILY] == 4) {
-    sa->v4.sin_family = AF_INET;
-    sa->v4.sin_port = htons((uint16_t)w[EPW_PORT]);
-    memcpy(&sa->v4.sin_addr, &w[EPW_ADDR], 4);
-    return sizeof sa->v4;
-  }
-  if (w[EPW_FAMILY] == 6) {
-    sa->v6.sin6_family = AF_INET6;
-    sa->v6.sin6_port = htons((uint16_t)w[EPW_PORT]);
-    memcpy(&sa->v6.sin6_addr, &w[EPW_ADDR], 16);
-    sa->v6.sin6_scope_id = (uint32_t)w[EPW_SCOPE];
-    return sizeof sa->v6;
-  }
-  return 0;
-}
-
-static int bytes_nonzero(const void *p, size_t n) {
-  const uint8_t *b = p;
-  for (size_t i = 0; i < n; i++)
-    if (b[i]) return 1;
-  return 0;
-}
-
-/**
- * Appends an IP_PKTINFO / IPV6_PKTINFO control message carrying a local source address (and
- * interface index) to `ctrl` at `*used`. Returns 1 if one was added (the source is non-zero).
- */
-static int add_pktinfo(char *ctrl, size_t *used, int family, const void *src, int ifindex) {
-  if (!bytes_nonzero(src, family == 4 ? 4 : 16)) return 0;
-  struct cmsghdr *c = (struct cmsghdr *)(ctrl + *used);
-  if (family == 4) {
-    struct in_pktinfo pi;
-    memset(&pi, 0, sizeof pi);
-    memcpy(&pi.ipi_spec_dst, src, 4);
-    pi.ipi_ifindex = ifindex;
-    c->cmsg_level = IPPROTO_IP;
-    c->cmsg_type = IP_PKTINFO;
-    c->cmsg_len = CMSG_LEN(sizeof pi);
-    memcpy(CMSG_DATA(c), &pi, sizeof pi);
-    *used += CMSG_SPACE(sizeof pi);
-  } else {
-    struct in6_pktinfo pi;
-    memset(&pi, 0, sizeof pi);
-    memcpy(&pi.ipi6_addr, src, 16);
-    pi.ipi6_ifindex = (unsigned)ifindex;
-    c->cmsg_level = IPPROTO_IPV6;
-    c->cmsg_type = IPV6_PKTINFO;
-    c->cmsg_len = CMSG_LEN(sizeof pi);
-    memcpy(CMSG_DATA(c), &pi, sizeof pi);
-    *used += CMSG_SPACE(sizeof pi);
-  }
-  return 1;
-}
 
 static void add_segment(char *ctrl, size_t *used, uint16_t size) {
   struct cmsghdr *c = (struct cmsghdr *)(ctrl + *used);
@@ -896,6 +823,53 @@ static int receive(recv_state *st, int fd, int max, int32_t *res) {
   return r;
 }
 
+/**
+ * Fills slots[0, max) with received datagrams: first those st keeps, then — after a poll of fd4,
+ * fd6 and wake_fd (up to timeout ms when nothing was kept) — recvmmsg on the readable sockets.
+ * Returns the slots filled; res[] counts the rest (errors, calls, what is kept: RO_PENDING).
+ */
+static int recv_core(recv_state *st, int fd4, int fd6, int wake_fd, int timeout, uint8_t *dp, uint32_t slot_bytes, int32_t *mw,
+                     const int32_t *sl, int max, int32_t *res) {
+  // Datagrams kept from the last call go first.
+  int filled = deliver(st, dp, slot_bytes, mw, sl, max, 0, res);
+  if (st->count == 0 && filled < max) {
+    struct pollfd p[3] = {{fd4, POLLIN, 0}, {fd6, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    int r = poll(p, 3, filled > 0 ? 0 : timeout);
+    if (r < 0 && errno != EINTR) {
+      res[RO_ERRORS]++;
+      res[RO_LAST_ERRNO] = -errno;
+    } else if (r > 0) {
+      if (p[2].revents & POLLIN) {
+        uint64_t v;
+        ssize_t rd = read(wake_fd, &v, sizeof v); // drains the eventfd counter
+        (void)rd;
+        res[RO_WOKEN] = 1;
+      } else {
+        for (int q = 0; q < 2; q++) {
+          if (p[q].revents & POLLNVAL) {
+            res[RO_ERRORS]++;
+            res[RO_LAST_ERRNO] = -EBADF;
+          }
+        }
+        const short ready = POLLIN | POLLERR | POLLHUP;
+        int first = st->flip ? 1 : 0;
+        st->flip ^= 1;
+        int budget = max - filled < BATCH ? max - filled : BATCH;
+        int both = (p[0].revents & ready) && (p[1].revents & ready);
+        for (int q = 0; q < 2 && budget > 0; q++) {
+          int k = first ^ q;
+          if (!(p[k].revents & ready)) continue;
+          int take = both && q == 0 ? (budget + 1) / 2 : budget;
+          budget -= receive(st, p[k].fd, take, res);
+        }
+        filled = deliver(st, dp, slot_bytes, mw, sl, max, filled, res);
+      }
+    }
+  }
+  res[RO_PENDING] = pending_datagrams(st);
+  return filled;
+}
+
 // recvSlots(fd4, fd6, wakeFd, timeoutMs, data, slotBytes, meta, slots, maxSlots, out) -> filled
 static napi_value js_recv_slots(napi_env env, napi_callback_info info) {
   size_t argc = 10;
@@ -939,45 +913,154 @@ static napi_value js_recv_slots(napi_env env, napi_callback_info info) {
   int32_t *mw = meta.data;
   uint8_t *dp = data.data;
 
-  // Datagrams kept from the last call go first.
-  int filled = deliver(st, dp, (uint32_t)slot_bytes, mw, sl, max, 0, res);
-  if (st->count == 0 && filled < max) {
-    struct pollfd p[3] = {{fd4, POLLIN, 0}, {fd6, POLLIN, 0}, {wake_fd, POLLIN, 0}};
-    int r = poll(p, 3, filled > 0 ? 0 : timeout);
-    if (r < 0 && errno != EINTR) {
-      res[RO_ERRORS]++;
-      res[RO_LAST_ERRNO] = -errno;
-    } else if (r > 0) {
-      if (p[2].revents & POLLIN) {
-        uint64_t v;
-        ssize_t rd = read(wake_fd, &v, sizeof v); // drains the eventfd counter
-        (void)rd;
-        res[RO_WOKEN] = 1;
-      } else {
-        for (int q = 0; q < 2; q++) {
-          if (p[q].revents & POLLNVAL) {
-            res[RO_ERRORS]++;
-            res[RO_LAST_ERRNO] = -EBADF;
-          }
-        }
-        const short ready = POLLIN | POLLERR | POLLHUP;
-        int first = st->flip ? 1 : 0;
-        st->flip ^= 1;
-        int budget = max - filled < BATCH ? max - filled : BATCH;
-        int both = (p[0].revents & ready) && (p[1].revents & ready);
-        for (int q = 0; q < 2 && budget > 0; q++) {
-          int k = first ^ q;
-          if (!(p[k].revents & ready)) continue;
-          int take = both && q == 0 ? (budget + 1) / 2 : budget;
-          budget -= receive(st, p[k].fd, take, res);
-        }
-        filled = deliver(st, dp, (uint32_t)slot_bytes, mw, sl, max, filled, res);
-      }
-    }
-  }
-  res[RO_PENDING] = pending_datagrams(st);
+  int filled = recv_core(st, fd4, fd6, wake_fd, timeout, dp, (uint32_t)slot_bytes, mw, sl, max, res);
   copy_out(res, &out);
   return int_value(env, filled);
+}
+
+// ---- the idle path's receive hook (idle.h) ---------------------------------------------------
+
+typedef struct {
+  wp_fd_hook hook;  // first: the External's data is read as a wp_fd_hook by fdwatch.c
+  il_common c;
+  recv_state *st;
+  int32_t i_fd4, i_fd6;  // the pipeline's control words holding the current sockets
+  int tun_fd;            // main's TUN write descriptor
+  int vnet;
+} recv_hook;
+
+static uint64_t le64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+  return v;
+}
+
+/**
+ * The lone datagram in `slot`, if the lease covers it: a transport message for its receiver index
+ * from its endpoint words, newer than every counter accepted, that opens (in the scratch buffer,
+ * the slot untouched) to a packet whose source is the lease's address — written to TUN — or to a
+ * keepalive. Returns 1, or 0 (main takes the slot as its own receive would have left it).
+ */
+static int idle_receive_one(recv_hook *u, int32_t slot) {
+  il_common *c = &u->c;
+  int32_t *L = c->lease;
+  const uint8_t *msg = c->data + (size_t)slot * (size_t)c->slot_bytes;
+  const int32_t *m = c->meta + (size_t)slot * META_WORDS;
+  size_t len = (size_t)m[M_LENGTH];
+  if (len < 32 || msg[0] != 4 || msg[1] != 0 || msg[2] != 0 || msg[3] != 0) return 0;
+  uint32_t receiver = (uint32_t)msg[4] | (uint32_t)msg[5] << 8 | (uint32_t)msg[6] << 16 | (uint32_t)msg[7] << 24;
+  if (receiver != (uint32_t)L[IL_LOCAL_INDEX] || memcmp(m + M_EP_FAMILY, &L[IL_EP], EP_WORDS * sizeof(int32_t)) != 0) return 0;
+  uint64_t counter = le64(msg + 8);
+  if (counter <= il_u64(L, IL_RECV_TOP) || 16 + len > c->scratch_len) return 0;
+  size_t plen = len - 32;
+  uint8_t *p = c->scratch + 16;  // 16 bytes of room in front (the virtio header), then the plaintext
+  memcpy(p, msg + 16, len - 16);
+  uint8_t nonce[12];
+  il_nonce(nonce, counter);
+  if (!cp_open(il_key(c, IL_KEY_RECV_OFFSET), nonce, p, plen)) return 0;
+  size_t inner = 0;
+  if (plen > 0) {
+    int version = p[0] >> 4;
+    if (version == 4 && plen >= 20) {
+      inner = (size_t)p[2] << 8 | p[3];
+      if (inner < 20 || inner > plen || L[IL_FAMILY] != 4 || memcmp(p + 12, &L[IL_ADDR], 4) != 0) return 0;
+    } else if (version == 6 && plen >= 40) {
+      inner = ((size_t)p[4] << 8 | p[5]) + 40;
+      if (inner > plen || L[IL_FAMILY] != 6 || memcmp(p + 8, &L[IL_ADDR], 16) != 0) return 0;
+    } else {
+      return 0;
+    }
+    uint8_t *w = u->vnet ? p - 10 : p;  // a plain packet's virtio header: all zero
+    size_t wlen = u->vnet ? inner + 10 : inner;
+    if (u->vnet) memset(w, 0, 10);
+    ssize_t r;
+    do {
+      r = write(u->tun_fd, w, wlen);
+    } while (r < 0 && errno == EINTR);
+    if (r != (ssize_t)wlen) return 0;
+    L[IL_WRITTEN]++;
+    L[IL_WRITTEN_BYTES] += (int32_t)inner;
+  }
+  il_set_u64(L, IL_RECV_TOP, counter);
+  int32_t *rec = &L[IL_RECV_REC + 4 * L[IL_RECEIVED]];
+  rec[0] = (int32_t)(uint32_t)counter;
+  rec[1] = (int32_t)(uint32_t)(counter >> 32);
+  rec[2] = (int32_t)len;
+  rec[3] = (int32_t)plen;
+  L[IL_RECEIVED]++;
+  L[IL_RECV_BYTES] += (int32_t)len;
+  return 1;
+}
+
+static int idle_receive_run(wp_fd_hook *hk, int fd) {
+  recv_hook *u = (recv_hook *)hk;
+  il_common *c = &u->c;
+  int32_t *L = c->lease;
+  if (!il_current(L, &c->st) || L[IL_RECEIVED] >= IL_MAX) return WP_HOOK_PASS;
+  int32_t fd4 = __atomic_load_n(&c->ctl[u->i_fd4], __ATOMIC_ACQUIRE), fd6 = __atomic_load_n(&c->ctl[u->i_fd6], __ATOMIC_ACQUIRE);
+  if ((fd != fd4 && fd != fd6) || u->st->count != 0 || il_now_ms() >= il_u64(L, IL_RECV_UNTIL)) return WP_HOOK_PASS;
+  int n = il_list_free_slots(c, IL_RECV_QUIET, IL_RECV_AT);
+  if (n == 0) return WP_HOOK_PASS;
+  int32_t res[OUT_WORDS];
+  memset(res, 0, sizeof res);
+  int got = recv_core(u->st, fd4, fd6, -1, 0, c->data, (uint32_t)c->slot_bytes, c->meta, c->slots, n, res);
+  memcpy(c->out, res, sizeof res);
+  if (got == 1 && res[RO_PENDING] == 0 && res[RO_TOO_BIG] == 0 && res[RO_ERRORS] == 0 && idle_receive_one(u, c->slots[0])) return WP_HOOK_DONE;
+  L[IL_UDP_ADOPT] = 1 + got;  // main publishes what was received, as its own receive would
+  return WP_HOOK_PASS;
+}
+
+static void recv_hook_free(napi_env env, void *data, void *hint) {
+  (void)hint;
+  recv_hook *u = data;
+  il_release_common(env, &u->c);
+  free(u);
+}
+
+// idleReceiveHook({ ...il_read_common's, iFd4, iFd6, tunFd, vnetHdr }) → External for fdwatch's setHook
+static napi_value js_idle_receive_hook(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], v;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1) {
+    napi_throw_type_error(env, NULL, "idleReceiveHook(options)");
+    return NULL;
+  }
+  recv_hook *u = calloc(1, sizeof *u);
+  if (u == NULL) {
+    throw_errno(env, "calloc", ENOMEM);
+    return NULL;
+  }
+  const char *bad = il_read_common(env, argv[0], &u->c, 16 + SCRATCH_BYTES);
+  int32_t fd = -1;
+  bool vnet = false;
+  if (bad == NULL && (napi_get_named_property(env, argv[0], "iFd4", &v) != napi_ok || napi_get_value_int32(env, v, &u->i_fd4) != napi_ok ||
+                      u->i_fd4 < 0 || (size_t)u->i_fd4 >= u->c.ctl_len)) bad = "iFd4";
+  if (bad == NULL && (napi_get_named_property(env, argv[0], "iFd6", &v) != napi_ok || napi_get_value_int32(env, v, &u->i_fd6) != napi_ok ||
+                      u->i_fd6 < 0 || (size_t)u->i_fd6 >= u->c.ctl_len)) bad = "iFd6";
+  if (bad == NULL && (napi_get_named_property(env, argv[0], "tunFd", &v) != napi_ok || napi_get_value_int32(env, v, &fd) != napi_ok || fd < 0)) bad = "tunFd";
+  if (bad == NULL && (napi_get_named_property(env, argv[0], "vnetHdr", &v) != napi_ok || napi_get_value_bool(env, v, &vnet) != napi_ok)) bad = "vnetHdr";
+  if (bad != NULL) {
+    il_release_common(env, &u->c);
+    free(u);
+    char msg[96];
+    snprintf(msg, sizeof msg, "idleReceiveHook: bad option %s", bad);
+    napi_throw_type_error(env, NULL, msg);
+    return NULL;
+  }
+  u->tun_fd = fd;
+  u->vnet = vnet;
+  u->st = get_recv_state(env);
+  if (u->st == NULL) {
+    recv_hook_free(env, u, NULL);
+    throw_errno(env, "malloc", ENOMEM);
+    return NULL;
+  }
+  u->hook.magic = WP_HOOK_MAGIC;
+  u->hook.run = idle_receive_run;
+  napi_value ext = il_make_hook(env, &u->hook, recv_hook_free);
+  if (ext == NULL) recv_hook_free(env, u, NULL);
+  return ext;
 }
 
 // ---- eventfd -------------------------------------------------------------------------------------
@@ -1046,7 +1129,7 @@ static napi_value init(napi_env env, napi_value exports) {
   } fns[] = {
     {"open", js_open},           {"close", js_close},         {"setMark", js_set_mark},
     {"localPort", js_local_port}, {"gsoDisabled", js_gso_disabled}, {"sendSlots", js_send_slots},
-    {"recvSlots", js_recv_slots}, {"sendTo", js_send_to},     {"eventfd", js_eventfd},
+    {"recvSlots", js_recv_slots}, {"idleReceiveHook", js_idle_receive_hook}, {"sendTo", js_send_to},     {"eventfd", js_eventfd},
     {"wake", js_wake},           {"socketpair", js_socketpair},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {

@@ -31,6 +31,7 @@ import { type Clock, Engine, type EngineHooks } from './protocol/engine.js';
 import { type Keypair } from './protocol/keypair.js';
 import { STATS_PER_PEER } from './protocol/peer.js';
 import { BackgroundWork } from './background-work.js';
+import { IdlePath } from './idle-path.js';
 import { DrainClock } from './drain-clock.js';
 import { ReceivePath } from './receive.js';
 import { SendPath } from './send.js';
@@ -92,6 +93,7 @@ export class Device {
   private readonly indexMap = ReceiverIndexMap.create(DEFAULT_KEYPAIR_CAPACITY);
   /** The rules of each direction (src/send.ts, src/receive.ts). */
   private readonly send: SendPath;
+  private readonly idle: IdlePath;
   private readonly receive: ReceivePath;
   /** The engine's clock: one reading per dataplane drain pass. */
   private readonly clock = new DrainClock();
@@ -152,8 +154,9 @@ export class Device {
       const offload = this.offload;
       this.handshakes.blocked = () => offload.busy;
     }
-    this.send = new SendPath({ engine: this.engine, bind: this.udp, pipeline: () => this.pipeline, mtu: () => this.mtu });
-    this.receive = new ReceivePath(this.engine, this.handshakes, (id) => this.keypairById[id]);
+    this.idle = new IdlePath({ engine: this.engine, bind: this.udp, keyGenerations: () => this.pipeline.keys.generations, mtu: () => this.mtu });
+    this.send = new SendPath({ engine: this.engine, idle: this.idle, bind: this.udp, pipeline: () => this.pipeline, mtu: () => this.mtu });
+    this.receive = new ReceivePath(this.engine, this.handshakes, (id) => this.keypairById[id], this.idle);
     this.precompute = new BackgroundWork({
       work: (budgetMs) => this.engine.precomputeStaticStatics(budgetMs),
       busy: () => this.handshakes.length > 0 || (this.offload?.length ?? 0) > 0,
@@ -216,8 +219,11 @@ export class Device {
       maxInnerMtu: jumbo ? TUN_MAX_MTU : DEFAULT_MAX_INNER_MTU,
       ...(jumbo ? { ringSlots: DEFAULT_RING_SLOTS / 4, localSlots: DEFAULT_LOCAL_SLOTS / 4 } : {}),
       ...(keys ? { keys } : {}),
+      idleVersions: { routeVersion: this.engine.allowedIPs.version, engineVersion: this.engine.version },
     }, {
       route: (slot, data, len, meta) => this.send.route(slot, data, len, meta),
+      idleGrant: (lease) => this.idle.grant(lease),
+      idleSettle: (lease) => this.idle.settle(lease),
       classify: (slot, data, len, meta) => this.receive.classify(slot, data, len, meta),
       onSealed: (slot, data, msgLen, ok, meta, sent) => this.send.onSealed(slot, data, msgLen, ok, meta, sent),
       onOpened: (slot, data, plen, ok, meta) => this.receive.onOpened(slot, data, plen, ok, meta),

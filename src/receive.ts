@@ -24,6 +24,7 @@ import { type SlotMeta, SlotState } from './dataplane/pipeline.js';
 import { M_EP_FAMILY } from './dataplane/layout.js';
 import { endpointFromWords, endpointWordsEqual, endpointWordsOf } from './io/endpoint-words.js';
 import { type HandshakeQueue } from './handshake-queue.js';
+import { type IdlePath } from './idle-path.js';
 import { Direction } from './protocol/drops.js';
 import { type Endpoint } from './protocol/endpoint.js';
 import { type Engine, type PacketSource, Screened } from './protocol/engine.js';
@@ -42,6 +43,8 @@ export class ReceivePath {
     private readonly handshakes: HandshakeQueue,
     /** Installed keypair by key-table id (the UDP reader keyed the slot itself: fast path). */
     private readonly keypairById: (keyId: number) => Keypair | undefined,
+    /** Told each accepted packet's peer and source (the idle lease's candidate). */
+    private readonly idle: IdlePath,
   ) {}
 
   /** Stage 2: what is this datagram (data[0, len), its sender in the endpoint words)? True: open it. */
@@ -111,6 +114,7 @@ export class ReceivePath {
       return this.drop('malformed');
     }
     if (src !== peer) return this.drop('source_not_allowed');
+    this.idle.note(peer, version, head, version === 4 ? h + 12 : h + 8);
     return innerLen;
   }
 

@@ -15,6 +15,7 @@
 //               tried once more from here; a failed seal or a dead worker is counted.
 import { type Pipeline, RING_TUN, type SlotMeta, SlotState } from './dataplane/pipeline.js';
 import { EP_WORDS, M_EP_FAMILY, M_EP_SRC, META_WORDS } from './dataplane/layout.js';
+import { type IdlePath } from './idle-path.js';
 import { type NativeBind } from './io/bind.js';
 import { endpointWordsOf } from './io/endpoint-words.js';
 import { Direction } from './protocol/drops.js';
@@ -26,6 +27,8 @@ import { type Peer } from './protocol/peer.js';
 
 export interface SendPathContext {
   engine: Engine;
+  /** Told each routed packet's peer and destination (the idle lease's candidate). */
+  idle: IdlePath;
   bind: NativeBind;
   pipeline(): Pipeline;
   /** The interface MTU now (padding never goes past it). */
@@ -73,6 +76,7 @@ export class SendPath {
       return false;
     }
     const counter = kp.sendCounter++;
+    this.ctx.idle.note(peer, version, data, version === 4 ? 16 + 16 : 16 + 24);
     writeTransportHeader(data, kp.remoteIndex, counter);
     for (let i = 16 + len; i < 16 + padded; i++) data[i] = 0; // < 16 bytes: a loop beats fill()'s call
     meta.setSeal(padded, kp.keyId, counter >>> 0, Math.floor(counter / 0x1_0000_0000), peer.id);

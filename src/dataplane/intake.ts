@@ -122,6 +122,8 @@ export interface MainIntakeOptions {
   givenCell: number;
   /** A watched descriptor of `input` is readable (the pipeline reads with input.readAll(), then drains). */
   onReadable: (input: MainIntake) => void;
+  /** A native hook the watches run first (FdWatch.setHook: the idle path, idle-lease.ts); null or absent: none. */
+  hook?: object | null;
 }
 
 /** Main's side of one input: watching its descriptors while main owns it, reading them, and handing it back. */
@@ -145,6 +147,7 @@ export class MainIntake {
   private readonly takenCell: number;
   private readonly givenCell: number;
   private readonly onReadable: (input: MainIntake) => void;
+  private readonly hook: object | null;
   /** The watches' callbacks: readable, and polling failed (e.g. the descriptor was closed under the watch: the thread's own read reports what is wrong). */
   private readonly readable = (): void => this.onReadable(this);
   private readonly pollFailed = (): void => this.handBack();
@@ -152,6 +155,7 @@ export class MainIntake {
   constructor(o: MainIntakeOptions) {
     ({ ctl: this.ctl, ownerWord: this.ownerWord, ring: this.ring, batch: this.batch, read: this.read, pending: this.pending } = o);
     this.load = o.load ?? null;
+    this.hook = o.hook ?? null;
     ({ stats: this.stats, takenCell: this.takenCell, givenCell: this.givenCell, onReadable: this.onReadable } = o);
   }
 
@@ -178,6 +182,7 @@ export class MainIntake {
       this.fd0 = fd0;
       this.fd1 = fd1;
       this.watches = [fd0, fd1].filter((fd) => fd >= 0).map((fd) => new FdWatch(fd, this.readable, this.pollFailed));
+      if (this.hook !== null) for (const w of this.watches) w.setHook(this.hook);
     }
     for (const w of this.watches) w.start();
     if (!this.watching) {

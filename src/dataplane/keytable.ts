@@ -23,6 +23,11 @@ export class KeyTable {
   private freeHead = 0;
   private freeCount = 0;
   private inUse: Uint8Array | null = null;
+  /**
+   * Main only: per id, bumped whenever its keys are set or cleared, so a copy of an id (the idle
+   * lease, idle-lease.ts) is known stale once the id's keypair is gone, even if the id is reused.
+   */
+  readonly generations: Int32Array;
 
   private constructor(readonly buffer: SharedArrayBuffer, owner: boolean) {
     this.capacity = buffer.byteLength / KEY_SLOT_BYTES;
@@ -30,6 +35,7 @@ export class KeyTable {
       throw new RangeError(`key table buffer of ${buffer.byteLength} bytes is not a whole number of slots`);
     }
     this.bytes = new Uint8Array(buffer);
+    this.generations = new Int32Array(owner ? this.capacity : 0);
     if (owner) {
       this.freeFifo = new Int32Array(this.capacity);
       for (let i = 0; i < this.capacity; i++) this.freeFifo[i] = i;
@@ -83,6 +89,7 @@ export class KeyTable {
     this.check(id);
     if (send.length !== KEY_LEN || receive.length !== KEY_LEN) throw new RangeError('keys must be 32 bytes');
     const base = id * KEY_SLOT_BYTES;
+    this.generations[id]!++;
     this.bytes.set(send, base + KEY_SEND_OFFSET);
     this.bytes.set(receive, base + KEY_RECV_OFFSET);
   }
@@ -91,6 +98,7 @@ export class KeyTable {
   clear(id: number): void {
     this.check(id);
     const base = id * KEY_SLOT_BYTES;
+    this.generations[id]!++;
     this.bytes.fill(0, base, base + KEY_SLOT_BYTES);
   }
 

@@ -291,6 +291,9 @@ export const MAIN_UDP_GIVEN = 7;
 export const MAIN_FLUSHED = 8;
 /** Looks main took at an input it owns before sleeping (idle: pipeline.ts recheckInputs; those that found packets count as reads too). */
 export const MAIN_INPUT_RECHECKS = 9;
+/** Messages the idle path's hooks sealed and sent, and received, opened and wrote, in C before main's JavaScript ran (idle-lease.ts). */
+export const MAIN_IDLE_SENT = 10;
+export const MAIN_IDLE_RECEIVED = 11;
 /** Row written by the UDP reader (workers/udp-reader.ts). */
 export const STAT_UDP_READER = row(RING_COUNT + 4);
 export const U_DATAGRAMS = 0;

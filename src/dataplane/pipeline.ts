@@ -105,6 +105,10 @@ import { AEAD_TAG_LEN, MESSAGE_TRANSPORT_HEADER_SIZE } from '../constants.js';
 import { type SlotsFn, sealSlots as nativeSealSlots } from '../crypto/native-aead.js';
 import { TUN_WRITE_OUT, TUN_WRITE_OUT_LEN, tunNative } from '../io/tun.js';
 import { udpNative } from '../io/udp-native.js';
+import {
+  IL_RECEIVED, IL_RECV_AT, IL_RECV_BYTES, IL_RECV_QUIET, IL_SENT, IL_SENT_PLAIN, IL_SENT_READS, IL_TUN_ADOPT, IL_TUN_AT, IL_TUN_QUIET,
+  IL_UDP_ADOPT, IL_UDP_GEN, IL_VALID, IL_WORDS, IL_WRITTEN, IL_WRITTEN_BYTES,
+} from './idle-lease.js';
 import { ReceiverIndexMap } from './indexmap.js';
 import { MainIntake } from './intake.js';
 import { KeyTable } from './keytable.js';
@@ -112,9 +116,10 @@ import {
   CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_OWNER, CTL_TUN_MTU, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_OWNER,
   CTL_TUN_GONE_ERRNO, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CTL_WRITER_WAITING, DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS,
   DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS, Drop, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_INNER_HEAD, M_KEYPAIR,
-  M_LENGTH, M_PEER, M_RECEIVER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_FLUSHED, MAIN_INLINE_SEALED, MAIN_INPUT_RECHECKS, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
+  M_LENGTH, M_PEER, M_RECEIVER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_FLUSHED, MAIN_IDLE_RECEIVED, MAIN_IDLE_SENT, MAIN_INLINE_SEALED, MAIN_INPUT_RECHECKS, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
   META_WORDS, RING_COUNT, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
-  SlotState, STAT_WRITER, TunGoneCause, VIRTIO_NET_HDR_LEN, W_BYTES, W_PACKETS, cryptingState, slotBytesFor, statDrop,
+  R_BYTES, R_PACKETS, R_READS, STAT_READER, STAT_UDP_READER, SlotState, STAT_WRITER, TunGoneCause, U_BYTES, U_CALLS, U_DATAGRAMS, U_FAST,
+  VIRTIO_NET_HDR_LEN, W_BYTES, W_PACKETS, W_WRITES, cryptingState, slotBytesFor, statDrop,
 } from './layout.js';
 import { RingView, SEND_LOCK_MAIN, allWorkersAsleep, allocRing, finishedSend, ringMainBell, sendLockOwner, wakeWorkers } from './ring.js';
 import { Supervisor, TUN_READER_ID, TUN_WRITER_ID, UDP_READER_ID } from './supervisor.js';
@@ -164,6 +169,12 @@ export interface PipelineOptions {
   cryptoModule?: string | URL;
   /** Structured-cloneable value passed to the crypto module's init(). */
   cryptoModuleData?: unknown;
+  /**
+   * The versions the idle lease copies state under (idle-lease.ts; AllowedIPs.version and
+   * Engine.version): with them, and the native crypto module, main handles a lone packet at idle in
+   * C (hooks.idleGrant / idleSettle); without them it never does.
+   */
+  idleVersions?: { routeVersion: Int32Array; engineVersion: Int32Array };
   /** Bound on start() waiting for threads to attach (default 10000 ms). */
   startTimeoutMs?: number;
   /** Bound on stop() waiting for each thread to exit before terminating it (default 2000 ms). */
@@ -198,6 +209,14 @@ export interface PipelineHooks {
   onTunMtu?(mtu: number): void;
   /** The TUN reader or writer found the device gone (read error/EOF, EBADF on write). Called once. */
   onTunGone(): void;
+  /**
+   * Main is about to sleep with the rings quiet and an input it owns: fill the idle lease's words
+   * for one peer (idle-lease.ts; the pipeline sets the rings' and sockets' own) and return true, or
+   * return false to grant nothing this time.
+   */
+  idleGrant?(lease: Int32Array): boolean;
+  /** Main's turn starts after a lease was granted: the bookkeeping for what the native hooks did under it (idle-lease.ts results). */
+  idleSettle?(lease: Int32Array): void;
   /** A thread failed: crypto worker id, or TUN_READER_ID / TUN_WRITER_ID. It is being replaced. */
   onWorkerError(workerId: number, err: unknown): void;
   /** A replacement for a failed thread (crypto worker id, TUN_READER_ID or TUN_WRITER_ID) has attached. */
@@ -363,6 +382,10 @@ export class Pipeline {
   private readonly pendingRetire: { run: () => void; marks: number[] }[] = [];
 
   private pumping = false;
+  /** The idle lease (idle-lease.ts), when the idle hooks are installed; null: they are not. */
+  private readonly lease: Int32Array | null;
+  /** A lease was granted and not settled yet. */
+  private leaseOut = false;
   private waiting = false;
   private started = false;
   private stopping = false;
@@ -401,19 +424,39 @@ export class Pipeline {
     this.rings[RING_TUN]!.partner = this.rings[RING_RECV]!; // ring.ts "sharing a wake-up"; intake.ts: quiet()
     this.rings[RING_RECV]!.partner = this.rings[RING_TUN]!;
     const udpIntake = new UdpIntake(this.rings[RING_RECV]!, this.keys, ReceiverIndexMap.attach(opts.udp.indexMap), this.stats, udpNative());
+    const tunIntake = new TunIntake(this.rings[RING_TUN]!, this.stats, tunNative(), opts.tunFd, opts.tunName ?? '', opts.tunVnetHdr === true);
+    this.lease = opts.idleVersions !== undefined && opts.cryptoModule === undefined ? new Int32Array(IL_WORDS) : null;
+    const lease = this.lease;
+    const hookCommon = (ring: RingView, intake: { slotList: Int32Array; out: Int32Array }, batch: number) => ({
+      lease: lease!, ctl: this.ctl, data: ring.data, meta: ring.meta, slots: intake.slotList, out: intake.out, keys: this.keys.bytes,
+      keyGen: this.keys.generations, routeVersion: opts.idleVersions!.routeVersion, engineVersion: opts.idleVersions!.engineVersion,
+      slotBytes: ring.slotBytes, ringSlots: ring.slots, batch, iProduced: ring.iProduced, iFreed: ring.iFreed, iUdpGen: CTL_UDP_GEN,
+    });
+    const udpHook = lease === null ? null : udpNative().idleReceiveHook({
+      ...hookCommon(this.rings[RING_RECV]!, udpIntake, UDP_INTAKE_BATCH),
+      iFd4: CTL_UDP_FD4, iFd6: CTL_UDP_FD6, tunFd: this.directWriteFd, vnetHdr: this.tunHeader !== 0,
+    });
+    const tunHook = lease === null ? null : tunNative().idleSendHook({
+      ...hookCommon(this.rings[RING_TUN]!, tunIntake, TUN_INTAKE_BATCH),
+      tunFd: opts.tunFd, vnetHdr: opts.tunVnetHdr === true, ifname: opts.tunName ?? '',
+    });
     this.udpMain = new MainIntake({
       ctl: this.ctl, ownerWord: CTL_UDP_OWNER, ring: this.rings[RING_RECV]!, batch: UDP_INTAKE_BATCH,
-      read: (seq, max) => udpIntake.receive(Atomics.load(this.ctl, CTL_UDP_FD4), Atomics.load(this.ctl, CTL_UDP_FD6), -1, 0, seq, max),
+      // What the idle hook received and left to main is published first, as main's own receive would.
+      read: (seq, max) => (lease !== null && lease[IL_UDP_ADOPT] !== 0 ? udpIntake.publish(seq, adopt(lease, IL_UDP_ADOPT))
+        : udpIntake.receive(Atomics.load(this.ctl, CTL_UDP_FD4), Atomics.load(this.ctl, CTL_UDP_FD6), -1, 0, seq, max)),
+      hook: udpHook,
       pending: () => udpIntake.pending,
       load: () => udpIntake.load,
       stats: this.stats, takenCell: STAT_MAIN + MAIN_UDP_TAKEN, givenCell: STAT_MAIN + MAIN_UDP_GIVEN,
       onReadable: this.onInputReadable,
     });
     this.tunFd = opts.tunFd;
-    const tunIntake = new TunIntake(this.rings[RING_TUN]!, this.stats, tunNative(), opts.tunFd, opts.tunName ?? '', opts.tunVnetHdr === true);
     this.tunMain = new MainIntake({
       ctl: this.ctl, ownerWord: CTL_TUN_OWNER, ring: this.rings[RING_TUN]!, batch: TUN_INTAKE_BATCH,
-      read: (seq, max) => tunIntake.read(-1, 0, seq, max),
+      read: (seq, max) => (lease !== null && lease[IL_TUN_ADOPT] !== 0 ? tunIntake.publish(seq, adopt(lease, IL_TUN_ADOPT))
+        : tunIntake.read(-1, 0, seq, max)),
+      hook: tunHook,
       pending: () => tunIntake.pending,
       stats: this.stats, takenCell: STAT_MAIN + MAIN_TUN_TAKEN, givenCell: STAT_MAIN + MAIN_TUN_GIVEN,
       onReadable: this.onInputReadable,
@@ -633,6 +676,7 @@ export class Pipeline {
     if (this.pumping || this.stopping || !this.started) return;
     this.pumping = true;
     const ctl = this.ctl;
+    if (this.leaseOut) this.settleLease();
     let recheckFrom = 0; // inputs below this were looked at in this wake-up (recheckInputs)
     try {
       for (;;) {
@@ -649,6 +693,7 @@ export class Pipeline {
         for (let r = 0; r < RING_COUNT; r++) Atomics.store(ctl, this.rings[r]!.iHeadWait, this.retired[r]!);
         const bell = Atomics.load(ctl, CTL_MAIN_BELL);
         if (this.hasWork()) continue;
+        if (this.lease !== null) this.grantLease();
         if (this.waiting) return; // an earlier waitAsync is still pending: any ring notifies it
         const res = waitAsync(ctl, CTL_MAIN_BELL, bell);
         if (!res.async) continue;
@@ -830,12 +875,84 @@ export class Pipeline {
    * drain: route, seal and send, or check and write, in this same turn.
    */
   private readonly onInputReadable = (input: MainIntake): void => {
-    if (this.stopping || !input.owned()) return;
+    if (this.leaseOut) this.settleLease();
+    if (this.stopping || !input.owned()) {
+      this.pump(); // after a settle: its timers are re-armed when the drain ends
+      return;
+    }
     this.stats[STAT_MAIN + MAIN_WAKEUPS]! += 1;
     Atomics.store(this.ctl, CTL_MAIN_ARMED, 0); // awake: what we publish must not ring our own bell
     input.readAll();
     this.pump();
   };
+
+  /**
+   * Main is about to sleep (pump): if it owns an input and that input's ring is quiet — the TUN
+   * ring empty; the RECV ring all checked and the writer owing nothing, so a packet written from C
+   * overtakes none — grant the idle lease (idle-lease.ts): hooks.idleGrant fills in the peer.
+   */
+  private grantLease(): void {
+    const L = this.lease!;
+    if (this.leaseOut || this.stopping) return;
+    const ctl = this.ctl;
+    const tun = this.rings[RING_TUN]!;
+    const recv = this.rings[RING_RECV]!;
+    const tunAt = Atomics.load(ctl, tun.iProduced);
+    const recvAt = Atomics.load(ctl, recv.iProduced);
+    const tunQuiet = this.tunMain.owned() && tunAt === this.retired[RING_TUN] && Atomics.load(ctl, tun.iFreed) === tunAt;
+    const recvQuiet = this.udpMain.owned() && recvAt === this.retired[RING_RECV]
+      && ((Atomics.load(ctl, recv.iFreed) - this.deliverMark) | 0) >= 0;
+    if (!tunQuiet && !recvQuiet) return;
+    L.fill(0);
+    let granted = false;
+    try {
+      granted = this.hooks.idleGrant?.(L) === true;
+    } catch (err) {
+      L.fill(0);
+      throw err;
+    }
+    if (!granted) {
+      L.fill(0);
+      return;
+    }
+    L[IL_TUN_QUIET] = tunQuiet ? 1 : 0;
+    L[IL_TUN_AT] = tunAt;
+    L[IL_RECV_QUIET] = recvQuiet ? 1 : 0;
+    L[IL_RECV_AT] = recvAt;
+    L[IL_UDP_GEN] = Atomics.load(ctl, CTL_UDP_GEN);
+    L[IL_VALID] = 1;
+    this.leaseOut = true;
+  }
+
+  /**
+   * Main's turn starts while a lease is out: withdraw it before anything else, count what the hooks
+   * did under it (the readers' and writer's statistics, as if main's own reads and writes had
+   * moved those packets), then hooks.idleSettle does the protocol's bookkeeping.
+   */
+  private settleLease(): void {
+    const L = this.lease!;
+    L[IL_VALID] = 0;
+    this.leaseOut = false;
+    const st = this.stats;
+    st[STAT_READER + R_READS]! += L[IL_SENT_READS]!;
+    st[STAT_READER + R_PACKETS]! += L[IL_SENT]!;
+    st[STAT_READER + R_BYTES]! += L[IL_SENT_PLAIN]!;
+    st[STAT_MAIN + MAIN_IDLE_SENT]! += L[IL_SENT]!;
+    st[STAT_UDP_READER + U_DATAGRAMS]! += L[IL_RECEIVED]!;
+    st[STAT_UDP_READER + U_CALLS]! += L[IL_RECEIVED]!;
+    st[STAT_UDP_READER + U_BYTES]! += L[IL_RECV_BYTES]!;
+    st[STAT_UDP_READER + U_FAST]! += L[IL_RECEIVED]!;
+    st[STAT_WRITER + W_PACKETS]! += L[IL_WRITTEN]!;
+    st[STAT_WRITER + W_WRITES]! += L[IL_WRITTEN]!;
+    st[STAT_WRITER + W_BYTES]! += L[IL_WRITTEN_BYTES]!;
+    st[STAT_MAIN + MAIN_IDLE_RECEIVED]! += L[IL_RECEIVED]!;
+    try {
+      this.hooks.idleSettle?.(L);
+    } finally {
+      L[IL_SENT] = 0;
+      L[IL_RECEIVED] = 0;
+    }
+  }
 
   /** Publish the routed slots below `seq`; wake up to `n` sleeping workers (0: none). */
   private publishRouted(seq: number, n: number): void {
@@ -1101,4 +1218,14 @@ function wakeEventFd(fd: number): void {
   try {
     fs.writeSync(fd, EVENTFD_ONE);
   } catch { /* closed already: nobody waits on it */ }
+}
+
+/**
+ * An idle hook's hand-over record (IL_TUN_ADOPT / IL_UDP_ADOPT: 1 + slots, or a read's error < 0),
+ * cleared: what main's own read would have returned.
+ */
+function adopt(lease: Int32Array, word: number): number {
+  const v = lease[word]!;
+  lease[word] = 0;
+  return v > 0 ? v - 1 : v;
 }

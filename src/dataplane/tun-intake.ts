@@ -20,8 +20,9 @@ import { type RingView, ringMainBell } from './ring.js';
 export const TUN_INTAKE_BATCH = 128;
 
 export class TunIntake {
-  private readonly slotList = new Int32Array(TUN_INTAKE_BATCH);
-  private readonly out = new Int32Array(TUN_READ_OUT_LEN);
+  /** The slots of the current read, and what it reported (also the idle hook's: idle-lease.ts). */
+  readonly slotList = new Int32Array(TUN_INTAKE_BATCH);
+  readonly out = new Int32Array(TUN_READ_OUT_LEN);
 
   constructor(
     private readonly ring: RingView,
@@ -52,12 +53,21 @@ export class TunIntake {
    * negative value when the device is gone (TUN_READ_EOF, or -errno).
    */
   read(wakeFd: number, timeoutMs: number, seq: number, max: number): number {
-    const { ring, stats, out, slotList } = this;
-    const { meta, data, mask, slotBytes } = ring;
+    const { ring, out, slotList } = this;
     const n = Math.min(max, TUN_INTAKE_BATCH);
-    for (let i = 0; i < n; i++) slotList[i] = (seq + i) & mask;
+    for (let i = 0; i < n; i++) slotList[i] = (seq + i) & ring.mask;
     out.fill(0);
-    const got = this.native.readSlots(this.fd, wakeFd, this.vnetHdr, data, slotBytes, meta, slotList, n, timeoutMs, out);
+    return this.publish(seq, this.native.readSlots(this.fd, wakeFd, this.vnetHdr, ring.data, ring.slotBytes, ring.meta, slotList, n, timeoutMs, out));
+  }
+
+  /**
+   * The rest of a read that filled `got` slots of slotList from `seq` on (or failed: got < 0) and
+   * reported in `out`: count it, publish the MTU and the slots. Also what main does with a read the
+   * idle hook made and left to it (idle-lease.ts IL_TUN_ADOPT).
+   */
+  publish(seq: number, got: number): number {
+    const { ring, stats, out, slotList } = this;
+    const meta = ring.meta;
     stats[STAT_READER + R_READS]! += out[TUN_READ_OUT.READS]!;
     stats[STAT_READER + R_SUPER]! += out[TUN_READ_OUT.SUPER]!;
     stats[STAT_READER + R_TOO_BIG]! += out[TUN_READ_OUT.TOO_BIG]! + out[TUN_READ_OUT.MALFORMED]!;

@@ -30,10 +30,11 @@ export const INLINE_OPEN_MAX = 2;
 export const UDP_INTAKE_BATCH = 64;
 
 export class UdpIntake {
-  private readonly slotList = new Int32Array(UDP_INTAKE_BATCH);
+  /** The slots of the current receive, and what it reported (also the idle hook's: idle-lease.ts). */
+  readonly slotList = new Int32Array(UDP_INTAKE_BATCH);
+  readonly out = new Int32Array(8);
   private readonly openList = new Int32Array(INLINE_OPEN_MAX);
   private readonly openOk = new Uint8Array(INLINE_OPEN_MAX);
-  private readonly out = new Int32Array(8);
   private lastLoad = 0;
 
   constructor(
@@ -63,12 +64,21 @@ export class UdpIntake {
    * process and publish them. Returns how many were published (0: none).
    */
   receive(fd4: number, fd6: number, wakeFd: number, timeoutMs: number, seq: number, max: number): number {
-    const { ring, stats, out, slotList } = this;
-    const { meta, data, mask, slotBytes } = ring;
+    const { ring, out, slotList } = this;
     const n = Math.min(max, UDP_INTAKE_BATCH);
-    for (let i = 0; i < n; i++) slotList[i] = (seq + i) & mask;
+    for (let i = 0; i < n; i++) slotList[i] = (seq + i) & ring.mask;
     out.fill(0);
-    const got = this.native.recvSlots(fd4, fd6, wakeFd, timeoutMs, data, slotBytes, meta, slotList, n, out);
+    return this.publish(seq, this.native.recvSlots(fd4, fd6, wakeFd, timeoutMs, ring.data, ring.slotBytes, ring.meta, slotList, n, out));
+  }
+
+  /**
+   * The rest of a receive that filled `got` slots of slotList from `seq` on and reported in `out`:
+   * key, open or leave for main, and publish them. Also what main does with a receive the idle hook
+   * made and left to it (idle-lease.ts IL_UDP_ADOPT).
+   */
+  publish(seq: number, got: number): number {
+    const { ring, stats, out, slotList } = this;
+    const { meta, data, slotBytes } = ring;
     stats[STAT_UDP_READER + U_TOO_BIG]! += out[RECV_OUT_TOO_BIG]!;
     stats[STAT_UDP_READER + U_ERRORS]! += out[RECV_OUT_ERRORS]!;
     this.lastLoad = 0;

@@ -10,6 +10,7 @@ interface NativeFdWatch {
   start(handle: object): number;
   stop(handle: object): void;
   close(handle: object): void;
+  setHook(handle: object, hook: object | null): void;
 }
 
 let native: NativeFdWatch | null = null;
@@ -61,6 +62,15 @@ export class FdWatch {
     if (this.handle === null || !this.started) return;
     load().stop(this.handle);
     this.started = false;
+  }
+
+  /**
+   * A native hook (the TUN or UDP addon's idle hook, src/dataplane/idle-lease.ts) that runs first
+   * when the fd is readable; when it handled what was there, `onReadable` runs a little later
+   * (native/idle.h IDLE_SETTLE_MS) instead of now. null removes it.
+   */
+  setHook(hook: object | null): void {
+    if (this.handle !== null) load().setHook(this.handle, hook);
   }
 
   /** Stop and free the watcher (before the fd itself is closed). */

@@ -34,6 +34,7 @@
 // network namespace of this process; /sys/class/net is only right when sysfs was
 // mounted in that namespace (`ip netns exec` remounts it, `unshare -n` does not).
 
+import { type IdleHookCommon } from '../dataplane/idle-lease.js';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { errorText } from '../error-text.js';
@@ -194,6 +195,13 @@ export interface TunNative {
     tunFd: number, wakeFd: number, vnetHdr: boolean, data: Uint8Array, slotBytes: number, meta: Int32Array,
     slots: Int32Array, maxSlots: number, timeoutMs: number, out: Int32Array,
   ): number;
+  /**
+   * The idle path's send hook for FdWatch.setHook (native/idle.h): on a readable TUN fd, readSlots
+   * into the ring's free slots, and a lone packet the lease covers sealed and sent from C.
+   */
+  idleSendHook(options: IdleHookCommon & { tunFd: number; vnetHdr: boolean; ifname: string }): object;
+  /** native/idle.h's lease word numbers, in its order (idle-lease.ts IDLE_LAYOUT must equal it). */
+  readonly idleLayout: readonly number[];
   /**
    * Writes packets i < n (data[slots[i]*slotBytes + 16, + lens[i])), each as one write, the
    * virtio header (with vnetHdr) placed in slot bytes 6..16. With gro (and vnetHdr), TCP

@@ -12,6 +12,7 @@
 // as 'EADDRINUSE', .errno negative such as -98, .syscall); the others return 0 / a count, or a
 // negative errno. Bad arguments (a slot outside the arrays, a length past the slot) throw
 // TypeError / RangeError before anything is sent or received.
+import { type IdleHookCommon } from '../dataplane/idle-lease.js';
 import { createRequire } from 'node:module';
 import { errorText } from '../error-text.js';
 
@@ -119,6 +120,12 @@ export interface UdpNative {
    */
   recvSlots(fd4: number, fd6: number, wakeFd: number, timeoutMs: number, data: Uint8Array, slotBytes: number, meta: Int32Array,
     slots: Int32Array, maxSlots: number, out: Int32Array): number;
+  /**
+   * The idle path's receive hook for FdWatch.setHook (native/idle.h): on a readable socket,
+   * recvSlots into the RECV ring's free slots, and a lone transport message the lease covers
+   * opened, checked and written to TUN (tunFd) from C. iFd4/iFd6: the control words of the sockets.
+   */
+  idleReceiveHook(options: IdleHookCommon & { iFd4: number; iFd6: number; tunFd: number; vnetHdr: boolean }): object;
   /**
    * One datagram buf[off, off+len) to addr (4 or 16 bytes) / port / scope, from srcAddr (sticky
    * source; null or all-zero: the kernel chooses) on srcIfindex. Returns 0: sent; 1: sent, but

@@ -24,7 +24,7 @@ import { REJECT_AFTER_TIME } from '../constants.js';
 import { peerKeyBase64 } from '../peer-name.js';
 import { DROP_REASONS } from '../protocol/drops.js';
 import {
-  CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAIN_INLINE_SEALED, MAIN_INPUT_RECHECKS, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_RESTARTS, R_BYTES,
+  CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAIN_IDLE_RECEIVED, MAIN_IDLE_SENT, MAIN_INLINE_SEALED, MAIN_INPUT_RECHECKS, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_RESTARTS, R_BYTES,
   R_FULL_WAITS, R_PACKETS, R_READS, R_SUPER, RING_NAMES, STAT_MAIN, STAT_READER, STAT_UDP_READER, STAT_WRITER, U_CALLS, U_DATAGRAMS,
   U_FAST, U_FULL_WAITS, U_INLINE_OPENED, W_BYTES, W_PACKETS, W_WRITES, statDrop, statWorker,
 } from '../dataplane/layout.js';
@@ -347,8 +347,9 @@ export class WirepoolMetrics {
       'Datagrams received from the UDP sockets (by the UDP reader thread, or by main at idle): all, keyed (transport messages whose session key was found on receipt, so main did not classify them), opened_inline (of those, decrypted on receipt in a small batch, without a crypto worker).',
       'kind', [['all', STAT_UDP_READER + U_DATAGRAMS], ['keyed', STAT_UDP_READER + U_FAST], ['opened_inline', STAT_UDP_READER + U_INLINE_OPENED]]);
     dataplaneCounter('wireguard_dataplane_inline_crypto_total',
-      'Transport messages crypted without a crypto worker, for latency when the path is idle: main_seal (sealed by the main thread: at most 2 routed packets in the ring), udp_reader_open (opened on receipt, by the UDP reader thread or by main at idle, in a batch of at most 2).',
-      'kind', [['main_seal', STAT_MAIN + MAIN_INLINE_SEALED], ['udp_reader_open', STAT_UDP_READER + U_INLINE_OPENED]]);
+      'Transport messages crypted without a crypto worker, for latency when the path is idle: main_seal (sealed by the main thread: at most 2 routed packets in the ring), udp_reader_open (opened on receipt, by the UDP reader thread or by main at idle, in a batch of at most 2), idle_send and idle_receive (a lone packet read, sealed and sent, or received, opened, checked and written, by the main thread in C before any JavaScript ran: the idle path).',
+      'kind', [['main_seal', STAT_MAIN + MAIN_INLINE_SEALED], ['udp_reader_open', STAT_UDP_READER + U_INLINE_OPENED],
+        ['idle_send', STAT_MAIN + MAIN_IDLE_SENT], ['idle_receive', STAT_MAIN + MAIN_IDLE_RECEIVED]]);
     new Counter({
       name: 'wireguard_dataplane_intake_handoffs_total',
       help: 'Who reads an input (the TUN device, the UDP sockets) changed: to="main" when its I/O thread handed it to the main thread\'s event loop (idle: one wake-up per packet), to="thread" when main gave it back (load: batches of 8 or more).',

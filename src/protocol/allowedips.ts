@@ -336,6 +336,11 @@ export class AllowedIPs<P> {
   private readonly texts = new Map<P, readonly string[]>();
   private count = 0;
   private readonly scratch = new Int32Array(4);
+  /**
+   * Bumped by every insert and removal: whoever copied a lookup's answer (the dataplane's idle
+   * lease, src/dataplane/idle-lease.ts, read by native code) sees that it may be stale.
+   */
+  readonly version = new Int32Array(1);
 
   /** Number of prefixes in the table (both families). */
   get size(): number {
@@ -350,6 +355,7 @@ export class AllowedIPs<P> {
    */
   insert(addr: Uint8Array, cidr: number, peer: P): void {
     const trie = this.prepare(addr, cidr);
+    this.version[0]++;
     this.attachPeer(trie, trie.findOrInsert(this.scratch, cidr), peer);
   }
 
@@ -358,12 +364,14 @@ export class AllowedIPs<P> {
     const trie = this.prepare(addr, cidr);
     const n = trie.findExact(this.scratch, cidr);
     if (n === NONE || !trie.hasPeer(n) || trie.peer[n] !== peer) return false;
+    this.version[0]++;
     this.removeNode(trie, n);
     return true;
   }
 
   /** Remove every prefix of peer. */
   removeByPeer(peer: P): void {
+    this.version[0]++;
     this.texts.delete(peer);
     const list = this.lists.get(peer);
     if (list === undefined) return;

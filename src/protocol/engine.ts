@@ -104,6 +104,12 @@ export class Engine {
   readonly crypto: Crypto;
   readonly clock: Clock;
   readonly allowedIPs = new AllowedIPs<Peer>();
+  /**
+   * Bumped whenever a peer's endpoint or sessions change or a peer goes (roaming, UAPI, a keypair
+   * installed, confirmed or retired): the dataplane's idle lease (src/dataplane/idle-lease.ts,
+   * read by native code between main's turns) copied them and must not be used after.
+   */
+  readonly version = new Int32Array(1);
   readonly stats: Float64Array;
   readonly drops: DropCounters;
   readonly rateLimiter: RateLimiter;
@@ -249,6 +255,7 @@ export class Engine {
     this.clearHandshake(peer);
     peer.lastSentHandshake = -Infinity;
     for (const kp of [peer.keypairs.current, peer.keypairs.next]) if (kp) kp.sendCounter = COUNTER_LIMIT;
+    this.version[0]++;
   }
 
   /** Create a peer (the caller checks for duplicates and for our own key). */
@@ -267,6 +274,7 @@ export class Engine {
   }
 
   removePeer(peer: Peer): void {
+    this.version[0]++;
     if (peer.removed) return;
     peer.removed = true;
     this.timers.cancelAll(peer.timers);
@@ -294,6 +302,7 @@ export class Engine {
 
   setEndpoint(peer: Peer, ep: Endpoint): void {
     peer.endpoint = ep;
+    this.version[0]++;
   }
 
   /**
@@ -469,6 +478,7 @@ export class Engine {
     entry.keypair = kp;
     this.hooks.keypairCreated(kp);
     peer.keypairs.installAsResponder(kp);
+    this.version[0]++;
     if (this.verbose) this.logKeypairCreated(peer, kp);
     this.timersSessionDerived(peer, now);
     peer.cookieGenerator.addMacs(out, now);
@@ -504,6 +514,7 @@ export class Engine {
     entry.keypair = kp;
     this.hooks.keypairCreated(kp);
     peer.keypairs.installAsInitiator(kp);
+    this.version[0]++;
     if (this.verbose) this.logKeypairCreated(peer, kp);
     this.timersSessionDerived(peer, now);
     this.timersHandshakeComplete(peer, true);
@@ -678,10 +689,11 @@ export class Engine {
       const ep = src.endpoint();
       if (ep) {
         if (this.verbose) this.logEndpointChanged(peer, peer.endpoint, ep);
-        peer.endpoint = ep;
+        this.setEndpoint(peer, ep);
       }
     }
     if (peer.keypairs.receivedWith(kp)) {
+      this.version[0]++;
       this.timersHandshakeComplete(peer, false);
       this.sendStaged(peer, now);
     }
@@ -706,7 +718,7 @@ export class Engine {
     const ep = peer.endpoint;
     if (ep && sameEndpoint(ep, src)) return;
     if (this.verbose) this.logEndpointChanged(peer, ep, src);
-    peer.endpoint = src;
+    this.setEndpoint(peer, src);
   }
 
   // ───────────────────────── timers (§6) ─────────────────────────
@@ -808,6 +820,7 @@ export class Engine {
   // ───────────────────────── key lifetime ─────────────────────────
 
   private retireKeypair(kp: Keypair): void {
+    this.version[0]++;
     this.index.delete(kp.localIndex);
     this.hooks.keypairRetired(kp);
     kp.zero();

@@ -501,7 +501,7 @@ export const METRICS_ADDR = '127.0.0.1:9586';
 export const METRICS_ARGS = ['--metrics', METRICS_ADDR];
 
 /** wirepool's metrics exposition, read from its endpoint inside ns (started with METRICS_ARGS). */
-async function metricsText(ns: Netns): Promise<string> {
+export async function metricsText(ns: Netns): Promise<string> {
   const script = `fetch("http://${METRICS_ADDR}/metrics").then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(String(e)); process.exit(1); })`;
   const r = await ns.exec(process.execPath, ['-e', script], { timeoutMs: 10_000 });
   if (r.code !== 0) throw new Error(`metrics in ${ns.name}: ${r.stderr.trim()}`);
