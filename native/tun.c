@@ -1054,11 +1054,12 @@ static int idle_send_run(wp_fd_hook *hk, int fd) {
     r = state_for(t->in, t->tun_fd);
     if (r == NULL || r->pending) return WP_HOOK_PASS;
   }
-  int n = il_list_free_slots(c, IL_TUN_QUIET, IL_TUN_AT);
-  if (n == 0) return WP_HOOK_PASS;
+  if (il_list_free_slots(c, IL_TUN_QUIET, IL_TUN_AT) == 0) return WP_HOOK_PASS;
+  // One slot: a lone packet needs one read, not a second that says EAGAIN (a super-packet's other
+  // segments stay pending for main; a second packet makes the fd readable again).
   read_ctx rc = {
       .data = c->data, .data_len = c->data_len, .slot_bytes = (size_t)c->slot_bytes, .meta = c->meta, .meta_len = c->meta_len,
-      .slots = c->slots, .max_slots = n, .cap = (size_t)c->slot_bytes - SLOT_PAYLOAD_OFFSET - SLOT_TAIL_ROOM, .out = c->out,
+      .slots = c->slots, .max_slots = 1, .cap = (size_t)c->slot_bytes - SLOT_PAYLOAD_OFFSET - SLOT_TAIL_ROOM, .out = c->out,
   };
   int32_t *o = c->out;
   memset(o, 0, RO_LEN * sizeof(int32_t));

@@ -1003,7 +1003,10 @@ static int idle_receive_run(wp_fd_hook *hk, int fd) {
   if (n == 0) return WP_HOOK_PASS;
   int32_t res[OUT_WORDS];
   memset(res, 0, sizeof res);
-  int got = recv_core(u->st, fd4, fd6, -1, 0, c->data, (uint32_t)c->slot_bytes, c->meta, c->slots, n, res);
+  // One datagram from the socket the loop found readable (no poll first; a GRO super-datagram
+  // fills several slots, which main then takes).
+  int got = receive(u->st, fd, 1, res) > 0 ? deliver(u->st, c->data, (uint32_t)c->slot_bytes, c->meta, c->slots, n, 0, res) : 0;
+  res[RO_PENDING] = pending_datagrams(u->st);
   memcpy(c->out, res, sizeof res);
   if (got == 1 && res[RO_PENDING] == 0 && res[RO_TOO_BIG] == 0 && res[RO_ERRORS] == 0 && idle_receive_one(u, c->slots[0])) return WP_HOOK_DONE;
   L[IL_UDP_ADOPT] = 1 + got;  // main publishes what was received, as its own receive would

@@ -379,9 +379,10 @@ t.test('wirepool ↔ wirepool', { skip, timeout: 60_000 }, async (t) => {
   const p = await pair(t, { outer: 4, b: 'wirepool', prefix: 'wpwp', wirepoolArgs: METRICS_ARGS });
   t.ok(await pingUntilUp(p.a.ns, p.b.inner4), 'ping A → B (IPv4)');
   t.equal(pingReplies(await ping(p.b.ns, p.a.inner6, { count: 3 })), 3, 'ping B → A (IPv6)');
-  // At idle B's main thread answers a ping in one wake-up: it reads the request from its socket,
-  // writes it to TUN, and finds the kernel's echo reply there when it looks again before sleeping
-  // (pipeline.ts recheckInputs) instead of waking up again for it.
+  // At idle B's main thread runs its JavaScript once per ping at most: the request and the kernel's
+  // echo reply are handled in C by its fd watchers' idle hooks and one turn settles both
+  // (src/idle-path.ts); when JavaScript handles the request, it finds the echo reply when it looks
+  // again before sleeping (pipeline.ts recheckInputs) instead of waking up again for it.
   const before = await ioCalls(p.b.ns);
   t.equal(pingReplies(await ping(p.a.ns, p.b.inner4, { count: 5 })), 5, 'ping A → B at idle');
   const after = await ioCalls(p.b.ns);

@@ -1185,6 +1185,7 @@ export class Pipeline {
 
   private async doStop(): Promise<void> {
     this.stopping = true;
+    if (this.leaseOut) this.settleLease(); // what the idle hooks did is accounted; they run no more
     const ctl = this.ctl;
     Atomics.store(ctl, CTL_SHUTDOWN, 1);
     Atomics.add(ctl, CTL_WORKER_BELL, 1);
