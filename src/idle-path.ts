@@ -97,7 +97,7 @@ export class IdlePath {
     this.leasePeer = peer;
     this.leaseKeypair = kp;
     this.leaseEnd = next + IL_MAX;
-    this.source.endpoint_ = ep;
+    this.source.leased = ep;
     return true;
   }
 
@@ -117,19 +117,19 @@ export class IdlePath {
       const r = IL_RECV_REC + 4 * i;
       e.receiveTransport(kp, leaseU64(L, r), L[r + 2]!, L[r + 3]!, this.source);
     }
-    this.source.endpoint_ = null;
+    this.source.leased = null;
   }
 }
 
 /** Where the hooks' received messages came from: the lease's endpoint (the hook compared the words). */
 class LeaseSource implements PacketSource {
-  endpoint_: Endpoint | null = null;
+  leased: Endpoint | null = null;
 
   isEndpoint(ep: Endpoint | null): boolean {
-    return ep !== null && ep === this.endpoint_;
+    return ep !== null && ep === this.leased;
   }
 
   endpoint(): Endpoint | null {
-    return this.endpoint_;
+    return this.leased;
   }
 }

@@ -902,19 +902,16 @@ export class Pipeline {
     const tunQuiet = this.tunMain.owned() && tunAt === this.retired[RING_TUN] && Atomics.load(ctl, tun.iFreed) === tunAt;
     const recvQuiet = this.udpMain.owned() && recvAt === this.retired[RING_RECV]
       && ((Atomics.load(ctl, recv.iFreed) - this.deliverMark) | 0) >= 0;
-    if (!tunQuiet && !recvQuiet) return;
+    // A hook's hand-over not taken yet (only while stopping) means main is not idle: no lease.
+    if ((!tunQuiet && !recvQuiet) || L[IL_TUN_ADOPT] !== 0 || L[IL_UDP_ADOPT] !== 0) return;
     L.fill(0);
     let granted = false;
     try {
       granted = this.hooks.idleGrant?.(L) === true;
-    } catch (err) {
-      L.fill(0);
-      throw err;
+    } finally {
+      if (!granted) L.fill(0);
     }
-    if (!granted) {
-      L.fill(0);
-      return;
-    }
+    if (!granted) return;
     L[IL_TUN_QUIET] = tunQuiet ? 1 : 0;
     L[IL_TUN_AT] = tunAt;
     L[IL_RECV_QUIET] = recvQuiet ? 1 : 0;
