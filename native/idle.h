@@ -36,44 +36,54 @@
 #include <string.h>
 #include <time.h>
 
-// Lease words (Int32; src/dataplane/idle-lease.ts has the same numbers, and a test compares them).
+// Lease words (Int32; src/dataplane/idle-lease.ts has the same numbers, and a test compares them):
+// a header, then up to IL_ENTRIES entries, one per peer.
 enum {
   IL_VALID = 0,          // 1: the hooks may use it
   IL_ROUTE_VER = 1,      // allowed-IPs version at the grant
   IL_ENGINE_VER = 2,     // engine version at the grant
   IL_UDP_GEN = 3,        // CTL_UDP_GEN at the grant
-  IL_KEY_ID = 4,         // the keypair's key-table id
-  IL_KEY_GEN = 5,        // that id's generation at the grant
-  IL_FAMILY = 6,         // 4 or 6: the inner address's family
-  IL_ADDR = 7,           // 4 words: the inner address (raw bytes)
-  IL_REMOTE_INDEX = 11,  // the peer's receiver index (our sends)
-  IL_LOCAL_INDEX = 12,   // ours (the peer's sends)
-  IL_SEND_NEXT = 13,     // u64 (lo, hi): the next reserved send counter
-  IL_SEND_END = 15,      // u64: the end of the reserved counters (exclusive)
-  IL_SEND_UNTIL = 17,    // u64: ms on CLOCK_MONOTONIC until which the keypair may send
-  IL_RECV_UNTIL = 19,    // u64: ... receive
-  IL_RECV_TOP = 21,      // u64: the highest counter accepted
-  IL_EP = 23,            // 12 endpoint words (endpoint.h)
-  IL_SEND_FD = 35,       // the socket for the endpoint's family
-  IL_MTU = 36,           // the MTU main pads to (the send hook checks the interface's)
-  IL_TUN_ADOPT = 37,     // set by the TUN hook: 1 + slots it read and left for main, or the read's error (< 0)
-  IL_UDP_ADOPT = 38,     // set by the UDP hook: 1 + slots it received and left for main
-  IL_SENT = 39,          // results, zeroed by main at the settle: messages sent
-  IL_SENT_READS = 40,    //   TUN reads they took
-  IL_SENT_PLAIN = 41,    //   their packets' bytes
-  IL_RECEIVED = 42,      //   messages received (keepalives included)
-  IL_RECV_BYTES = 43,    //   their datagrams' bytes
-  IL_WRITTEN = 44,       //   packets written to TUN
-  IL_WRITTEN_BYTES = 45, //   their bytes
-  IL_SENT_LEN = 46,      // IL_MAX words: each sent message's length
-  IL_RECV_REC = 54,      // IL_MAX × 4 words: counter lo, hi, message length, plaintext length
-  IL_TUN_AT = 86,        // the TUN ring's producer cursor at the grant
-  IL_TUN_QUIET = 87,     // 1: the TUN ring was empty at the grant, with its producer cursor at IL_TUN_AT
-  IL_RECV_AT = 88,       // the RECV ring's producer cursor at the grant
-  IL_RECV_QUIET = 89,    // 1: everything it held was checked and written at the grant (nothing to overtake)
-  IL_WORDS = 90,
+  IL_MTU = 4,            // the MTU main pads to (the send hook checks the interface's)
+  IL_TUN_ADOPT = 5,      // set by the TUN hook: 1 + slots it read and left for main, or the read's error (< 0)
+  IL_UDP_ADOPT = 6,      // set by the UDP hook: 1 + slots it received and left for main
+  IL_TUN_AT = 7,         // the TUN ring's producer cursor at the grant
+  IL_TUN_QUIET = 8,      // 1: the TUN ring was empty at the grant, with its producer cursor at IL_TUN_AT
+  IL_RECV_AT = 9,        // the RECV ring's producer cursor at the grant
+  IL_RECV_QUIET = 10,    // 1: everything it held was checked and written at the grant (nothing to overtake)
+  IL_COUNT = 11,         // entries granted
+  IL_SENT = 12,          // results, all entries (zeroed at the grant): messages sent
+  IL_SENT_READS = 13,    //   TUN reads they took
+  IL_SENT_PLAIN = 14,    //   their packets' bytes
+  IL_RECEIVED = 15,      //   messages received (keepalives included)
+  IL_RECV_BYTES = 16,    //   their datagrams' bytes
+  IL_WRITTEN = 17,       //   packets written to TUN
+  IL_WRITTEN_BYTES = 18, //   their bytes
+  IL_HEADER = 20,        // the first entry
 };
-#define IL_MAX 8  // sends, and receives, per lease
+// An entry's words, from its first (IL_HEADER + i × IE_WORDS).
+enum {
+  IE_KEY_ID = 0,         // the keypair's key-table id
+  IE_KEY_GEN = 1,        // that id's generation at the grant
+  IE_FAMILY = 2,         // 4 or 6: the inner address's family
+  IE_ADDR = 3,           // 4 words: the inner address (raw bytes) routed to the peer
+  IE_REMOTE_INDEX = 7,   // the peer's receiver index (our sends)
+  IE_LOCAL_INDEX = 8,    // ours (the peer's sends)
+  IE_SEND_NEXT = 9,      // u64 (lo, hi): the next reserved send counter
+  IE_SEND_END = 11,      // u64: the end of the reserved counters (exclusive)
+  IE_SEND_UNTIL = 13,    // u64: ms on CLOCK_MONOTONIC until which the keypair may send
+  IE_RECV_UNTIL = 15,    // u64: ... receive
+  IE_RECV_TOP = 17,      // u64: the highest counter accepted
+  IE_EP = 19,            // 12 endpoint words (endpoint.h)
+  IE_SEND_FD = 31,       // the socket for the endpoint's family
+  IE_SENT = 32,          // results: messages sent under this entry
+  IE_SENT_LEN = 33,      //   IL_MAX words: each one's length
+  IE_RECEIVED = 41,      //   messages received under it
+  IE_RECV_REC = 42,      //   IL_MAX × 4 words: counter lo, hi, message length, plaintext length
+  IE_WORDS = 74,
+};
+#define IL_MAX 8      // sends, and receives, per entry and lease
+#define IL_ENTRIES 8  // peers per lease
+#define IL_WORDS (IL_HEADER + IL_ENTRIES * IE_WORDS)
 
 // The key table (src/dataplane/layout.ts KEY_*).
 #define IL_KEY_SLOT_BYTES 64
@@ -123,15 +133,36 @@ typedef struct {
   size_t keys_len;
 } il_state;
 
-/** Is the lease valid, and nothing it copied has changed since it was granted? */
+/** Is the lease valid, and has nothing it copied changed since it was granted (routes, peers, sockets)? */
 static inline int il_current(const int32_t *L, const il_state *s) {
-  if (L[IL_VALID] != 1) return 0;
-  int32_t id = L[IL_KEY_ID];
-  if (id < 0 || (size_t)id >= s->key_gen_len || (size_t)(id + 1) * IL_KEY_SLOT_BYTES > s->keys_len) return 0;
-  return __atomic_load_n(s->route_ver, __ATOMIC_RELAXED) == L[IL_ROUTE_VER] &&
+  return L[IL_VALID] == 1 && __atomic_load_n(s->route_ver, __ATOMIC_RELAXED) == L[IL_ROUTE_VER] &&
          __atomic_load_n(s->engine_ver, __ATOMIC_RELAXED) == L[IL_ENGINE_VER] &&
-         __atomic_load_n(s->udp_gen, __ATOMIC_ACQUIRE) == L[IL_UDP_GEN] &&
-         __atomic_load_n(&s->key_gen[id], __ATOMIC_RELAXED) == L[IL_KEY_GEN];
+         __atomic_load_n(s->udp_gen, __ATOMIC_ACQUIRE) == L[IL_UDP_GEN];
+}
+
+/** Is entry E's keypair still the one whose key-table id it names (not retired, the id not reused)? */
+static inline int il_entry_current(const int32_t *E, const il_state *s) {
+  int32_t id = E[IE_KEY_ID];
+  return id >= 0 && (size_t)id < s->key_gen_len && (size_t)(id + 1) * IL_KEY_SLOT_BYTES <= s->keys_len &&
+         __atomic_load_n(&s->key_gen[id], __ATOMIC_RELAXED) == E[IE_KEY_GEN];
+}
+
+/** The entry whose inner address is addr (family 4: 4 bytes, 6: 16), or NULL. */
+static inline int32_t *il_entry_for_addr(int32_t *L, int family, const uint8_t *addr) {
+  for (int i = 0; i < L[IL_COUNT] && i < IL_ENTRIES; i++) {
+    int32_t *E = L + IL_HEADER + i * IE_WORDS;
+    if (E[IE_FAMILY] == family && memcmp(&E[IE_ADDR], addr, family == 4 ? 4 : 16) == 0) return E;
+  }
+  return NULL;
+}
+
+/** The entry whose keypair has our receiver index `index`, or NULL. */
+static inline int32_t *il_entry_for_index(int32_t *L, uint32_t index) {
+  for (int i = 0; i < L[IL_COUNT] && i < IL_ENTRIES; i++) {
+    int32_t *E = L + IL_HEADER + i * IE_WORDS;
+    if ((uint32_t)E[IE_LOCAL_INDEX] == index) return E;
+  }
+  return NULL;
 }
 
 /** The transport message's 12-byte nonce: 4 zero bytes, the counter little-endian. */
@@ -178,9 +209,9 @@ void il_release_common(napi_env env, il_common *c);
  * produced since, or lacks room for a batch (the hook then leaves the input to main).
  */
 int il_list_free_slots(il_common *c, int quiet_word, int at_word);
-/** The key of the lease's keypair, at `offset` in its key-table slot. */
-static inline const uint8_t *il_key(const il_common *c, int offset) {
-  return c->st.keys + (size_t)c->lease[IL_KEY_ID] * IL_KEY_SLOT_BYTES + offset;
+/** The key of entry E's keypair, at `offset` in its key-table slot. */
+static inline const uint8_t *il_key(const il_common *c, const int32_t *E, int offset) {
+  return c->st.keys + (size_t)E[IE_KEY_ID] * IL_KEY_SLOT_BYTES + offset;
 }
 /** napi_create_external for a hook whose struct starts with wp_fd_hook; `release` runs when it is collected. */
 napi_value il_make_hook(napi_env env, wp_fd_hook *hook, napi_finalize release);

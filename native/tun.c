@@ -979,24 +979,25 @@ static size_t padded_length(size_t len, size_t mtu) {
 }
 
 /**
- * The lone packet in `slot`, if the lease covers it (its destination is the lease's address, the
- * interface's MTU is still the lease's): a transport message with the next reserved counter, sealed
- * in the scratch buffer and sent. Returns the message length, or 0 (the slot is untouched).
+ * The lone packet in `slot`, if the lease covers it (its destination is an entry's address, that
+ * entry's keypair may still send and has a reserved counter left, the interface's MTU is still the
+ * lease's): a transport message with the entry's next counter, sealed in the scratch buffer and
+ * sent. Returns the message length, or 0 (the slot is untouched).
  */
-static int idle_send_one(send_hook *t, int32_t slot, uint64_t counter) {
+static int idle_send_one(send_hook *t, int32_t slot) {
   il_common *c = &t->c;
   int32_t *L = c->lease;
   const uint8_t *pkt = c->data + (size_t)slot * (size_t)c->slot_bytes + SLOT_PAYLOAD_OFFSET;
   size_t len = (size_t)c->meta[(size_t)slot * META_WORDS + M_LENGTH];
   if (len < 20) return 0;
   int version = pkt[0] >> 4;
-  if (version == 4) {
-    if (L[IL_FAMILY] != 4 || memcmp(pkt + 16, &L[IL_ADDR], 4) != 0) return 0;
-  } else if (version == 6) {
-    if (len < 40 || L[IL_FAMILY] != 6 || memcmp(pkt + 24, &L[IL_ADDR], 16) != 0) return 0;
-  } else {
-    return 0;
-  }
+  int32_t *E;
+  if (version == 4) E = il_entry_for_addr(L, 4, pkt + 16);
+  else if (version == 6 && len >= 40) E = il_entry_for_addr(L, 6, pkt + 24);
+  else return 0;
+  if (E == NULL || E[IE_SENT] >= IL_MAX || !il_entry_current(E, &c->st)) return 0;
+  uint64_t counter = il_u64(E, IE_SEND_NEXT);
+  if (counter >= il_u64(E, IE_SEND_END) || il_now_ms() >= il_u64(E, IE_SEND_UNTIL)) return 0;
   if (t->has_name) {
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
@@ -1010,17 +1011,17 @@ static int idle_send_one(send_hook *t, int32_t slot, uint64_t counter) {
   uint8_t *m = c->scratch;  // the message: header, packet, padding, tag
   m[0] = 4;
   m[1] = m[2] = m[3] = 0;
-  uint32_t ri = (uint32_t)L[IL_REMOTE_INDEX];
+  uint32_t ri = (uint32_t)E[IE_REMOTE_INDEX];
   for (int i = 0; i < 4; i++) m[4 + i] = (uint8_t)(ri >> (8 * i));
   for (int i = 0; i < 8; i++) m[8 + i] = (uint8_t)(counter >> (8 * i));
   memcpy(m + 16, pkt, len);
   memset(m + 16 + len, 0, padded - len);
   uint8_t nonce[12];
   il_nonce(nonce, counter);
-  cp_seal(il_key(c, IL_KEY_SEND_OFFSET), nonce, m + 16, padded);
-  il_set_u64(L, IL_SEND_NEXT, counter + 1);  // used, whether or not the send goes through
+  cp_seal(il_key(c, E, IL_KEY_SEND_OFFSET), nonce, m + 16, padded);
+  il_set_u64(E, IE_SEND_NEXT, counter + 1);  // used, whether or not the send goes through
   sockaddr_any sa;
-  socklen_t sl = ep_sockaddr(&L[IL_EP], &sa);
+  socklen_t sl = ep_sockaddr(&E[IE_EP], &sa);
   if (sl == 0) return 0;
   ctrl_buf ctrl;
   size_t used = 0;
@@ -1031,24 +1032,25 @@ static int idle_send_one(send_hook *t, int32_t slot, uint64_t counter) {
   h.msg_namelen = sl;
   h.msg_iov = &iov;
   h.msg_iovlen = 1;
-  if (add_pktinfo(ctrl.buf, &used, L[IL_EP + EPW_FAMILY], &L[IL_EP + EPW_SRC], L[IL_EP + EPW_SRC_IFINDEX])) {
+  if (add_pktinfo(ctrl.buf, &used, E[IE_EP + EPW_FAMILY], &E[IE_EP + EPW_SRC], E[IE_EP + EPW_SRC_IFINDEX])) {
     h.msg_control = ctrl.buf;
     h.msg_controllen = used;
   }
   ssize_t sent;
   do {
-    sent = sendmsg(L[IL_SEND_FD], &h, MSG_DONTWAIT);
+    sent = sendmsg(E[IE_SEND_FD], &h, MSG_DONTWAIT);
   } while (sent < 0 && errno == EINTR);
-  return sent == (ssize_t)mlen ? (int)mlen : 0;
+  if (sent != (ssize_t)mlen) return 0;
+  E[IE_SENT_LEN + E[IE_SENT]] = (int32_t)mlen;
+  E[IE_SENT]++;
+  return (int)mlen;
 }
 
 static int idle_send_run(wp_fd_hook *hk, int fd) {
   send_hook *t = (send_hook *)hk;
   il_common *c = &t->c;
   int32_t *L = c->lease;
-  if (fd != t->tun_fd || !il_current(L, &c->st) || L[IL_SENT] >= IL_MAX) return WP_HOOK_PASS;
-  uint64_t counter = il_u64(L, IL_SEND_NEXT);
-  if (counter >= il_u64(L, IL_SEND_END) || il_now_ms() >= il_u64(L, IL_SEND_UNTIL)) return WP_HOOK_PASS;
+  if (fd != t->tun_fd || !il_current(L, &c->st)) return WP_HOOK_PASS;
   read_state *r = NULL;
   if (t->vnet) {
     r = state_for(t->in, t->tun_fd);
@@ -1064,15 +1066,12 @@ static int idle_send_run(wp_fd_hook *hk, int fd) {
   int32_t *o = c->out;
   memset(o, 0, RO_LEN * sizeof(int32_t));
   int got = read_core(r, t->tun_fd, -1, t->vnet, &rc, 0);
-  if (got == 1 && o[RO_PENDING] == 0 && o[RO_SUPER] == 0 && o[RO_TOO_BIG] == 0 && o[RO_MALFORMED] == 0 && o[RO_TRANSIENT] == 0) {
-    int mlen = idle_send_one(t, c->slots[0], counter);
-    if (mlen > 0) {
-      L[IL_SENT_LEN + L[IL_SENT]] = mlen;
-      L[IL_SENT]++;
-      L[IL_SENT_READS] += o[RO_READS];
-      L[IL_SENT_PLAIN] += o[RO_BYTES];
-      return WP_HOOK_DONE;
-    }
+  if (got == 1 && o[RO_PENDING] == 0 && o[RO_SUPER] == 0 && o[RO_TOO_BIG] == 0 && o[RO_MALFORMED] == 0 && o[RO_TRANSIENT] == 0 &&
+      idle_send_one(t, c->slots[0]) > 0) {
+    L[IL_SENT]++;
+    L[IL_SENT_READS] += o[RO_READS];
+    L[IL_SENT_PLAIN] += o[RO_BYTES];
+    return WP_HOOK_DONE;
   }
   L[IL_TUN_ADOPT] = got >= 0 ? 1 + got : got;  // main publishes what was read (or meets the error) as its own read would
   return WP_HOOK_PASS;
@@ -1579,11 +1578,11 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "READ_EOF", v);
   // The idle lease's word numbers in idle.h's order (src/dataplane/idle-lease.ts must match; a test compares).
   static const int32_t layout[] = {
-      IL_VALID, IL_ROUTE_VER, IL_ENGINE_VER, IL_UDP_GEN, IL_KEY_ID, IL_KEY_GEN, IL_FAMILY, IL_ADDR, IL_REMOTE_INDEX,
-      IL_LOCAL_INDEX, IL_SEND_NEXT, IL_SEND_END, IL_SEND_UNTIL, IL_RECV_UNTIL, IL_RECV_TOP, IL_EP, IL_SEND_FD, IL_MTU,
-      IL_TUN_ADOPT, IL_UDP_ADOPT, IL_SENT, IL_SENT_READS, IL_SENT_PLAIN, IL_RECEIVED, IL_RECV_BYTES, IL_WRITTEN,
-      IL_WRITTEN_BYTES, IL_SENT_LEN, IL_RECV_REC, IL_TUN_AT, IL_TUN_QUIET, IL_RECV_AT, IL_RECV_QUIET, IL_WORDS, IL_MAX,
-      IL_KEY_SLOT_BYTES, IL_KEY_SEND_OFFSET, IL_KEY_RECV_OFFSET,
+      IL_VALID, IL_ROUTE_VER, IL_ENGINE_VER, IL_UDP_GEN, IL_MTU, IL_TUN_ADOPT, IL_UDP_ADOPT, IL_TUN_AT, IL_TUN_QUIET, IL_RECV_AT,
+      IL_RECV_QUIET, IL_COUNT, IL_SENT, IL_SENT_READS, IL_SENT_PLAIN, IL_RECEIVED, IL_RECV_BYTES, IL_WRITTEN, IL_WRITTEN_BYTES,
+      IL_HEADER, IE_KEY_ID, IE_KEY_GEN, IE_FAMILY, IE_ADDR, IE_REMOTE_INDEX, IE_LOCAL_INDEX, IE_SEND_NEXT, IE_SEND_END,
+      IE_SEND_UNTIL, IE_RECV_UNTIL, IE_RECV_TOP, IE_EP, IE_SEND_FD, IE_SENT, IE_SENT_LEN, IE_RECEIVED, IE_RECV_REC, IE_WORDS,
+      IL_MAX, IL_ENTRIES, IL_WORDS, IL_KEY_SLOT_BYTES, IL_KEY_SEND_OFFSET, IL_KEY_RECV_OFFSET,
   };
   napi_value arr;
   napi_create_array_with_length(env, sizeof layout / sizeof layout[0], &arr);

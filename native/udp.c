@@ -936,10 +936,10 @@ static uint64_t le64(const uint8_t *p) {
 }
 
 /**
- * The lone datagram in `slot`, if the lease covers it: a transport message for its receiver index
- * from its endpoint words, newer than every counter accepted, that opens (in the scratch buffer,
- * the slot untouched) to a packet whose source is the lease's address — written to TUN — or to a
- * keepalive. Returns 1, or 0 (main takes the slot as its own receive would have left it).
+ * The lone datagram in `slot`, if the lease covers it: a transport message for an entry's receiver
+ * index, from that entry's endpoint words, newer than every counter accepted, that opens (in the
+ * scratch buffer, the slot untouched) to a packet whose source is the entry's address — written to
+ * TUN — or to a keepalive. Returns 1, or 0 (main takes the slot as its own receive would have left it).
  */
 static int idle_receive_one(recv_hook *u, int32_t slot) {
   il_common *c = &u->c;
@@ -949,24 +949,26 @@ static int idle_receive_one(recv_hook *u, int32_t slot) {
   size_t len = (size_t)m[M_LENGTH];
   if (len < 32 || msg[0] != 4 || msg[1] != 0 || msg[2] != 0 || msg[3] != 0) return 0;
   uint32_t receiver = (uint32_t)msg[4] | (uint32_t)msg[5] << 8 | (uint32_t)msg[6] << 16 | (uint32_t)msg[7] << 24;
-  if (receiver != (uint32_t)L[IL_LOCAL_INDEX] || memcmp(m + M_EP_FAMILY, &L[IL_EP], EP_WORDS * sizeof(int32_t)) != 0) return 0;
+  int32_t *E = il_entry_for_index(L, receiver);
+  if (E == NULL || E[IE_RECEIVED] >= IL_MAX || !il_entry_current(E, &c->st) || il_now_ms() >= il_u64(E, IE_RECV_UNTIL) ||
+      memcmp(m + M_EP_FAMILY, &E[IE_EP], EP_WORDS * sizeof(int32_t)) != 0) return 0;
   uint64_t counter = le64(msg + 8);
-  if (counter <= il_u64(L, IL_RECV_TOP) || 16 + len > c->scratch_len) return 0;
+  if (counter <= il_u64(E, IE_RECV_TOP) || 16 + len > c->scratch_len) return 0;
   size_t plen = len - 32;
   uint8_t *p = c->scratch + 16;  // 16 bytes of room in front (the virtio header), then the plaintext
   memcpy(p, msg + 16, len - 16);
   uint8_t nonce[12];
   il_nonce(nonce, counter);
-  if (!cp_open(il_key(c, IL_KEY_RECV_OFFSET), nonce, p, plen)) return 0;
+  if (!cp_open(il_key(c, E, IL_KEY_RECV_OFFSET), nonce, p, plen)) return 0;
   size_t inner = 0;
   if (plen > 0) {
     int version = p[0] >> 4;
     if (version == 4 && plen >= 20) {
       inner = (size_t)p[2] << 8 | p[3];
-      if (inner < 20 || inner > plen || L[IL_FAMILY] != 4 || memcmp(p + 12, &L[IL_ADDR], 4) != 0) return 0;
+      if (inner < 20 || inner > plen || E[IE_FAMILY] != 4 || memcmp(p + 12, &E[IE_ADDR], 4) != 0) return 0;
     } else if (version == 6 && plen >= 40) {
       inner = ((size_t)p[4] << 8 | p[5]) + 40;
-      if (inner > plen || L[IL_FAMILY] != 6 || memcmp(p + 8, &L[IL_ADDR], 16) != 0) return 0;
+      if (inner > plen || E[IE_FAMILY] != 6 || memcmp(p + 8, &E[IE_ADDR], 16) != 0) return 0;
     } else {
       return 0;
     }
@@ -981,12 +983,13 @@ static int idle_receive_one(recv_hook *u, int32_t slot) {
     L[IL_WRITTEN]++;
     L[IL_WRITTEN_BYTES] += (int32_t)inner;
   }
-  il_set_u64(L, IL_RECV_TOP, counter);
-  int32_t *rec = &L[IL_RECV_REC + 4 * L[IL_RECEIVED]];
+  il_set_u64(E, IE_RECV_TOP, counter);
+  int32_t *rec = &E[IE_RECV_REC + 4 * E[IE_RECEIVED]];
   rec[0] = (int32_t)(uint32_t)counter;
   rec[1] = (int32_t)(uint32_t)(counter >> 32);
   rec[2] = (int32_t)len;
   rec[3] = (int32_t)plen;
+  E[IE_RECEIVED]++;
   L[IL_RECEIVED]++;
   L[IL_RECV_BYTES] += (int32_t)len;
   return 1;
@@ -996,9 +999,9 @@ static int idle_receive_run(wp_fd_hook *hk, int fd) {
   recv_hook *u = (recv_hook *)hk;
   il_common *c = &u->c;
   int32_t *L = c->lease;
-  if (!il_current(L, &c->st) || L[IL_RECEIVED] >= IL_MAX) return WP_HOOK_PASS;
+  if (!il_current(L, &c->st)) return WP_HOOK_PASS;
   int32_t fd4 = __atomic_load_n(&c->ctl[u->i_fd4], __ATOMIC_ACQUIRE), fd6 = __atomic_load_n(&c->ctl[u->i_fd6], __ATOMIC_ACQUIRE);
-  if ((fd != fd4 && fd != fd6) || u->st->count != 0 || il_now_ms() >= il_u64(L, IL_RECV_UNTIL)) return WP_HOOK_PASS;
+  if ((fd != fd4 && fd != fd6) || u->st->count != 0) return WP_HOOK_PASS;
   int n = il_list_free_slots(c, IL_RECV_QUIET, IL_RECV_AT);
   if (n == 0) return WP_HOOK_PASS;
   int32_t res[OUT_WORDS];

@@ -3,23 +3,23 @@
 // side; native/idle.h the hooks; bench/IDLE-FASTPATH.md why). Main-thread stages of the pipeline:
 //
 //   note()    the send and receive paths tell it the peer and the inner address of each packet
-//             they routed or accepted (route: the destination; onOpened: the source): the peer
-//             a lease is for is the one main last exchanged packets with.
-//   grant()   main is about to sleep with quiet rings: if that address still routes to that peer
-//             and the peer's current keypair may send and receive, lease them: the address, the
+//             they routed or accepted (route: the destination; onOpened: the source): a lease is
+//             for the IL_ENTRIES peers main last exchanged packets with, one entry each.
+//   grant()   main is about to sleep with quiet rings: for each of those peers whose address still
+//             routes to it and whose current keypair may send, an entry: the address, the
 //             keypair's key-table id and indices, IL_MAX send counters reserved from it (taken
 //             from kp.sendCounter now, so no other send can use them), the replay window's top,
-//             the endpoint's words and socket, the MTU, and when the keypair stops being usable
-//             for sending (REKEY_AFTER_TIME for an initiator, else REJECT_AFTER_TIME) and receiving.
+//             the endpoint's words and socket, and when the keypair stops being usable for
+//             sending (REKEY_AFTER_TIME for an initiator, else REJECT_AFTER_TIME) and receiving.
 //   settle()  main's next turn: what the hooks did is accounted as the send and receive paths
 //             would have (transportSent, receiveTransport: counters, timers, the replay window,
 //             key freshness); reserved counters no message used go back to the keypair if nothing
 //             else has sent with it since.
 import { COUNTER_LIMIT, REJECT_AFTER_TIME, REKEY_AFTER_TIME } from './constants.js';
 import {
-  IL_ADDR, IL_ENGINE_VER, IL_EP, IL_FAMILY, IL_KEY_GEN, IL_KEY_ID, IL_LOCAL_INDEX, IL_MAX, IL_MTU, IL_RECEIVED, IL_RECV_REC, IL_RECV_TOP,
-  IL_RECV_UNTIL, IL_REMOTE_INDEX, IL_ROUTE_VER, IL_SEND_END, IL_SEND_FD, IL_SEND_NEXT, IL_SEND_UNTIL, IL_SENT, IL_SENT_LEN, leaseU64,
-  monotonicMs, setLeaseU64,
+  IE_ADDR, IE_EP, IE_FAMILY, IE_KEY_GEN, IE_KEY_ID, IE_LOCAL_INDEX, IE_RECEIVED, IE_RECV_REC, IE_RECV_TOP, IE_RECV_UNTIL, IE_REMOTE_INDEX,
+  IE_SEND_END, IE_SEND_FD, IE_SEND_NEXT, IE_SEND_UNTIL, IE_SENT, IE_SENT_LEN, IE_WORDS, IL_COUNT, IL_ENGINE_VER, IL_ENTRIES, IL_HEADER,
+  IL_MAX, IL_MTU, IL_ROUTE_VER, leaseU64, monotonicMs, setLeaseU64,
 } from './dataplane/idle-lease.js';
 import { type NativeBind } from './io/bind.js';
 import { endpointWordsOf } from './io/endpoint-words.js';
@@ -37,24 +37,35 @@ export interface IdlePathContext {
   mtu(): number;
 }
 
+/** A peer main exchanged a packet with, and the inner address of the last one. */
+interface Note {
+  peer: Peer;
+  family: 4 | 6;
+  readonly addr: Uint8Array;
+}
+
+/** What one entry of the lease out now was granted for. */
+interface Granted {
+  peer: Peer | null;
+  keypair: Keypair | null;
+  end: number;
+  readonly source: LeaseSource;
+}
+
 export class IdlePath {
-  /** The peer and inner address main last routed a packet to or accepted one from. */
-  private peer: Peer | null = null;
-  private family = 0;
-  private readonly addr = new Uint8Array(16);
-  /** What the lease out now was granted for. */
-  private leasePeer: Peer | null = null;
-  private leaseKeypair: Keypair | null = null;
-  private leaseEnd = 0;
-  private readonly source = new LeaseSource();
+  /** The peers main last exchanged packets with, the most recent first (at most IL_ENTRIES, distinct). */
+  private readonly notes: Note[] = [];
+  private readonly granted: Granted[] = Array.from({ length: IL_ENTRIES }, () => ({ peer: null, keypair: null, end: 0, source: new LeaseSource() }));
+  private count = 0;
 
   constructor(private readonly ctx: IdlePathContext) {}
 
   /** A packet main routed to `peer` (destination) or accepted from it (source): the address is data[at, at + 4 or 16). */
   note(peer: Peer, version: 4 | 6, data: Uint8Array, at: number): void {
-    this.peer = peer;
-    this.family = version;
-    const a = this.addr;
+    let n = this.notes[0];
+    if (n === undefined || n.peer !== peer) n = this.toFront(peer);
+    n.family = version;
+    const a = n.addr;
     a[0] = data[at]!;
     a[1] = data[at + 1]!;
     a[2] = data[at + 2]!;
@@ -62,66 +73,96 @@ export class IdlePath {
     if (version === 6) for (let i = 4; i < 16; i++) a[i] = data[at + i]!;
   }
 
-  /** Fill the lease for the peer last noted, or return false. */
+  /** Fill the lease for the peers last noted that may send and receive now; false when none may. */
   grant(L: Int32Array): boolean {
-    const peer = this.peer;
     const e = this.ctx.engine;
-    if (peer === null || peer.removed || peer.staged.length !== 0) return false;
-    const routed = this.family === 4 ? e.allowedIPs.lookupV4(this.addr, 0) : e.allowedIPs.lookupV6(this.addr, 0);
-    const kp = peer.keypairs.current;
-    const ep = peer.endpoint;
-    if (routed !== peer || kp === null || kp.keyId < 0 || kp.retired || ep === null) return false;
     const now = e.clock.now();
-    const fd = this.ctx.bind.fdFor(ep.family);
-    if (!kp.canSend(now) || kp.sendCounter + IL_MAX >= COUNTER_LIMIT || fd < 0) return false;
     const mono = monotonicMs();
-    const sendUntil = kp.created + (kp.isInitiator ? REKEY_AFTER_TIME : REJECT_AFTER_TIME);
-    const next = kp.sendCounter;
-    kp.sendCounter = next + IL_MAX; // reserved: only the hooks use these
+    let n = 0;
+    for (let i = 0; i < this.notes.length; i++) {
+      if (this.notes[i]!.peer.removed) this.notes.splice(i--, 1);
+      else if (this.fill(L, n, this.notes[i]!, now, mono)) n++;
+    }
+    this.count = n;
+    if (n === 0) return false;
     L[IL_ROUTE_VER] = e.allowedIPs.version[0]!;
     L[IL_ENGINE_VER] = e.version[0]!;
-    L[IL_KEY_ID] = kp.keyId;
-    L[IL_KEY_GEN] = this.ctx.keyGenerations()[kp.keyId]!;
-    L[IL_FAMILY] = this.family;
-    new Uint8Array(L.buffer, L.byteOffset + IL_ADDR * 4, 16).set(this.addr);
-    L[IL_REMOTE_INDEX] = kp.remoteIndex | 0;
-    L[IL_LOCAL_INDEX] = kp.localIndex | 0;
-    setLeaseU64(L, IL_SEND_NEXT, next);
-    setLeaseU64(L, IL_SEND_END, next + IL_MAX);
-    setLeaseU64(L, IL_SEND_UNTIL, Math.max(0, mono + sendUntil - now));
-    setLeaseU64(L, IL_RECV_UNTIL, Math.max(0, mono + kp.created + REJECT_AFTER_TIME - now));
-    setLeaseU64(L, IL_RECV_TOP, kp.replay.highest);
-    L.set(endpointWordsOf(ep), IL_EP);
-    L[IL_SEND_FD] = fd;
     L[IL_MTU] = this.ctx.mtu();
-    this.leasePeer = peer;
-    this.leaseKeypair = kp;
-    this.leaseEnd = next + IL_MAX;
-    this.source.leased = ep;
+    L[IL_COUNT] = n;
     return true;
   }
 
   /** The lease was withdrawn: account for what the hooks did under it, and give back unused counters. */
   settle(L: Int32Array): void {
-    const peer = this.leasePeer;
-    const kp = this.leaseKeypair;
-    this.leasePeer = null;
-    this.leaseKeypair = null;
-    if (peer === null || kp === null) return;
     const e = this.ctx.engine;
-    if (kp.sendCounter === this.leaseEnd) kp.sendCounter = leaseU64(L, IL_SEND_NEXT);
-    if (!peer.removed) {
-      for (let i = 0; i < L[IL_SENT]!; i++) e.transportSent(peer, L[IL_SENT_LEN + i]!, true);
+    for (let i = 0; i < this.count; i++) {
+      const g = this.granted[i]!;
+      const peer = g.peer!;
+      const kp = g.keypair!;
+      g.peer = null;
+      g.keypair = null;
+      const b = IL_HEADER + i * IE_WORDS;
+      if (kp.sendCounter === g.end) kp.sendCounter = leaseU64(L, b + IE_SEND_NEXT);
+      if (!peer.removed) for (let k = 0; k < L[b + IE_SENT]!; k++) e.transportSent(peer, L[b + IE_SENT_LEN + k]!, true);
+      for (let k = 0; k < L[b + IE_RECEIVED]!; k++) {
+        const r = b + IE_RECV_REC + 4 * k;
+        e.receiveTransport(kp, leaseU64(L, r), L[r + 2]!, L[r + 3]!, g.source);
+      }
+      g.source.leased = null;
     }
-    for (let i = 0; i < L[IL_RECEIVED]!; i++) {
-      const r = IL_RECV_REC + 4 * i;
-      e.receiveTransport(kp, leaseU64(L, r), L[r + 2]!, L[r + 3]!, this.source);
-    }
-    this.source.leased = null;
+    this.count = 0;
+  }
+
+  /** Entry i of the lease for `n`'s peer, if its address still routes to it and its current keypair may send: true when filled. */
+  private fill(L: Int32Array, i: number, n: Note, now: number, mono: number): boolean {
+    const e = this.ctx.engine;
+    const peer = n.peer;
+    if (peer.staged.length !== 0) return false;
+    const routed = n.family === 4 ? e.allowedIPs.lookupV4(n.addr, 0) : e.allowedIPs.lookupV6(n.addr, 0);
+    const kp = peer.keypairs.current;
+    const ep = peer.endpoint;
+    if (routed !== peer || kp === null || kp.keyId < 0 || kp.retired || ep === null) return false;
+    const fd = this.ctx.bind.fdFor(ep.family);
+    if (!kp.canSend(now) || kp.sendCounter + IL_MAX >= COUNTER_LIMIT || fd < 0) return false;
+    const b = IL_HEADER + i * IE_WORDS;
+    const next = kp.sendCounter;
+    kp.sendCounter = next + IL_MAX; // reserved: only the hooks use these
+    L[b + IE_KEY_ID] = kp.keyId;
+    L[b + IE_KEY_GEN] = this.ctx.keyGenerations()[kp.keyId]!;
+    L[b + IE_FAMILY] = n.family;
+    new Uint8Array(L.buffer, L.byteOffset + (b + IE_ADDR) * 4, 16).set(n.addr);
+    L[b + IE_REMOTE_INDEX] = kp.remoteIndex | 0;
+    L[b + IE_LOCAL_INDEX] = kp.localIndex | 0;
+    setLeaseU64(L, b + IE_SEND_NEXT, next);
+    setLeaseU64(L, b + IE_SEND_END, next + IL_MAX);
+    const sendUntil = kp.created + (kp.isInitiator ? REKEY_AFTER_TIME : REJECT_AFTER_TIME);
+    setLeaseU64(L, b + IE_SEND_UNTIL, Math.max(0, mono + sendUntil - now));
+    setLeaseU64(L, b + IE_RECV_UNTIL, Math.max(0, mono + kp.created + REJECT_AFTER_TIME - now));
+    setLeaseU64(L, b + IE_RECV_TOP, kp.replay.highest);
+    L.set(endpointWordsOf(ep), b + IE_EP);
+    L[b + IE_SEND_FD] = fd;
+    const g = this.granted[i]!;
+    g.peer = peer;
+    g.keypair = kp;
+    g.end = next + IL_MAX;
+    g.source.leased = ep;
+    return true;
+  }
+
+  /** Move `peer`'s note to the front (a new one: the oldest is dropped past IL_ENTRIES). */
+  private toFront(peer: Peer): Note {
+    const notes = this.notes;
+    const i = notes.findIndex((x) => x.peer === peer);
+    let n: Note;
+    if (i >= 0) n = notes.splice(i, 1)[0]!;
+    else n = notes.length >= IL_ENTRIES ? notes.pop()! : { peer, family: 4, addr: new Uint8Array(16) };
+    n.peer = peer;
+    notes.unshift(n);
+    return n;
   }
 }
 
-/** Where the hooks' received messages came from: the lease's endpoint (the hook compared the words). */
+/** Where an entry's received messages came from: its endpoint (the hook compared the words). */
 class LeaseSource implements PacketSource {
   leased: Endpoint | null = null;
 

@@ -9,49 +9,58 @@
 // The word numbers are native/idle.h's (test/idle-path.test.ts compares them).
 import { KEY_RECV_OFFSET, KEY_SEND_OFFSET, KEY_SLOT_BYTES } from './layout.js';
 
+// A header, then up to IL_ENTRIES entries, one per peer (IE_* words from the entry's first).
 export const IL_VALID = 0;
 export const IL_ROUTE_VER = 1;
 export const IL_ENGINE_VER = 2;
 export const IL_UDP_GEN = 3;
-export const IL_KEY_ID = 4;
-export const IL_KEY_GEN = 5;
-export const IL_FAMILY = 6;
-export const IL_ADDR = 7;
-export const IL_REMOTE_INDEX = 11;
-export const IL_LOCAL_INDEX = 12;
-export const IL_SEND_NEXT = 13;
-export const IL_SEND_END = 15;
-export const IL_SEND_UNTIL = 17;
-export const IL_RECV_UNTIL = 19;
-export const IL_RECV_TOP = 21;
-export const IL_EP = 23;
-export const IL_SEND_FD = 35;
-export const IL_MTU = 36;
-export const IL_TUN_ADOPT = 37;
-export const IL_UDP_ADOPT = 38;
-export const IL_SENT = 39;
-export const IL_SENT_READS = 40;
-export const IL_SENT_PLAIN = 41;
-export const IL_RECEIVED = 42;
-export const IL_RECV_BYTES = 43;
-export const IL_WRITTEN = 44;
-export const IL_WRITTEN_BYTES = 45;
-export const IL_SENT_LEN = 46;
-export const IL_RECV_REC = 54;
-export const IL_TUN_AT = 86;
-export const IL_TUN_QUIET = 87;
-export const IL_RECV_AT = 88;
-export const IL_RECV_QUIET = 89;
-export const IL_WORDS = 90;
-/** Sends, and receives, one lease allows before main takes over (native/idle.h IL_MAX). */
+export const IL_MTU = 4;
+export const IL_TUN_ADOPT = 5;
+export const IL_UDP_ADOPT = 6;
+export const IL_TUN_AT = 7;
+export const IL_TUN_QUIET = 8;
+export const IL_RECV_AT = 9;
+export const IL_RECV_QUIET = 10;
+export const IL_COUNT = 11;
+export const IL_SENT = 12;
+export const IL_SENT_READS = 13;
+export const IL_SENT_PLAIN = 14;
+export const IL_RECEIVED = 15;
+export const IL_RECV_BYTES = 16;
+export const IL_WRITTEN = 17;
+export const IL_WRITTEN_BYTES = 18;
+export const IL_HEADER = 20;
+export const IE_KEY_ID = 0;
+export const IE_KEY_GEN = 1;
+export const IE_FAMILY = 2;
+export const IE_ADDR = 3;
+export const IE_REMOTE_INDEX = 7;
+export const IE_LOCAL_INDEX = 8;
+export const IE_SEND_NEXT = 9;
+export const IE_SEND_END = 11;
+export const IE_SEND_UNTIL = 13;
+export const IE_RECV_UNTIL = 15;
+export const IE_RECV_TOP = 17;
+export const IE_EP = 19;
+export const IE_SEND_FD = 31;
+export const IE_SENT = 32;
+export const IE_SENT_LEN = 33;
+export const IE_RECEIVED = 41;
+export const IE_RECV_REC = 42;
+export const IE_WORDS = 74;
+/** Sends, and receives, one entry allows before main takes over (native/idle.h IL_MAX). */
 export const IL_MAX = 8;
+/** Peers per lease. */
+export const IL_ENTRIES = 8;
+export const IL_WORDS = IL_HEADER + IL_ENTRIES * IE_WORDS;
 
 /** The numbers native/idle.h must agree on, in its order (the TUN addon's idleLayout; test/e2e-idle.test.ts). */
 export const IDLE_LAYOUT: readonly number[] = [
-  IL_VALID, IL_ROUTE_VER, IL_ENGINE_VER, IL_UDP_GEN, IL_KEY_ID, IL_KEY_GEN, IL_FAMILY, IL_ADDR, IL_REMOTE_INDEX, IL_LOCAL_INDEX,
-  IL_SEND_NEXT, IL_SEND_END, IL_SEND_UNTIL, IL_RECV_UNTIL, IL_RECV_TOP, IL_EP, IL_SEND_FD, IL_MTU, IL_TUN_ADOPT, IL_UDP_ADOPT,
-  IL_SENT, IL_SENT_READS, IL_SENT_PLAIN, IL_RECEIVED, IL_RECV_BYTES, IL_WRITTEN, IL_WRITTEN_BYTES, IL_SENT_LEN, IL_RECV_REC,
-  IL_TUN_AT, IL_TUN_QUIET, IL_RECV_AT, IL_RECV_QUIET, IL_WORDS, IL_MAX, KEY_SLOT_BYTES, KEY_SEND_OFFSET, KEY_RECV_OFFSET,
+  IL_VALID, IL_ROUTE_VER, IL_ENGINE_VER, IL_UDP_GEN, IL_MTU, IL_TUN_ADOPT, IL_UDP_ADOPT, IL_TUN_AT, IL_TUN_QUIET, IL_RECV_AT,
+  IL_RECV_QUIET, IL_COUNT, IL_SENT, IL_SENT_READS, IL_SENT_PLAIN, IL_RECEIVED, IL_RECV_BYTES, IL_WRITTEN, IL_WRITTEN_BYTES,
+  IL_HEADER, IE_KEY_ID, IE_KEY_GEN, IE_FAMILY, IE_ADDR, IE_REMOTE_INDEX, IE_LOCAL_INDEX, IE_SEND_NEXT, IE_SEND_END,
+  IE_SEND_UNTIL, IE_RECV_UNTIL, IE_RECV_TOP, IE_EP, IE_SEND_FD, IE_SENT, IE_SENT_LEN, IE_RECEIVED, IE_RECV_REC, IE_WORDS,
+  IL_MAX, IL_ENTRIES, IL_WORDS, KEY_SLOT_BYTES, KEY_SEND_OFFSET, KEY_RECV_OFFSET,
 ];
 
 /** What both idle hooks are given (native/idle.c il_read_common). */
