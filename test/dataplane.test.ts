@@ -355,7 +355,11 @@ for (const workers of [1, 2]) {
     }
     t.same(h.workerErrors, []);
     t.equal(h.p.inFlight(RING_TUN), 0);
-    t.equal(h.p.inFlight(RING_RECV), 0);
+    // Everything was delivered; what may still sit in the receive ring are the last few packets if
+    // main wrote them to TUN itself (a small batch while the writer was idle): the writer frees such
+    // slots with its next batch, and is not woken for fewer than a quarter of the ring (pipeline.ts
+    // checkStage), so they can stay counted until then.
+    t.ok(h.p.inFlight(RING_RECV) < 256 / 4, `nothing left in the receive ring but slots main wrote itself (${h.p.inFlight(RING_RECV)})`);
   });
 }
 
