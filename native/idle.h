@@ -3,19 +3,20 @@
 // measurements). At idle the main thread reads the TUN device and the UDP sockets itself
 // (src/dataplane/intake.ts); entering JavaScript for a lone packet after a quiet gap costs more
 // than the rest of its path, on both daemons of a round trip. So main, at the end of each turn,
-// grants a *lease*: one peer, the inner address it routed to that peer, the peer's current
-// keypair (key-table id and indices), a few send counters reserved from that keypair, the
-// replay window's highest counter, the endpoint, the socket and the MTU. While it is valid:
+// grants a *lease*: for each of the peers it last exchanged packets with (IL_ENTRIES at most), an
+// entry with the inner address it last routed to that peer, the peer's current keypair (key-table
+// id and indices), a few send counters reserved from that keypair, the replay window's highest
+// counter, the endpoint and the socket; and the MTU. While it is valid:
 //
 //   tun.c   TUN readable: the same read as main's (idle_send_run); if it gave exactly one plain
-//           packet addressed to the lease's address: header, padding and seal into a scratch
+//           packet addressed to an entry's address: header, padding and seal into a scratch
 //           buffer (chacha20poly1305.c), sendmsg from the sticky source. The slot is not
 //           published: the ring stays empty.
 //   udp.c   UDP readable: the same receive as main's (idle_receive_run); if it gave exactly one
-//           transport message for the lease's receiver index, from the lease's endpoint words
+//           transport message for an entry's receiver index, from that entry's endpoint words
 //           (no roaming, same local address), with a counter above every counter accepted so far
 //           (never a replay): opened into a scratch buffer, the inner header checked (length,
-//           source = the lease's address: cryptokey routing), written to TUN.
+//           source = the entry's address: cryptokey routing), written to TUN.
 //
 // Anything else — more than one packet, a super-packet, another destination or source, an old
 // counter, a failed open, a failed send or write — leaves the slots as main's read would have
