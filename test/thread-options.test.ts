@@ -4,8 +4,6 @@
 
 import t from 'tap';
 import { once } from 'node:events';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { startThread, withoutPreloads, withoutRefusedOptions } from '../src/thread-options.js';
@@ -44,8 +42,7 @@ t.test('a real thread starts with the preloads gone, also beside process-wide op
 });
 
 t.test('a piscina pool (the handshake workers) starts its threads the same way', async (t) => {
-  const dir = t.testdir({ 'task.mjs': 'export default () => process.execArgv;\n' });
-  const task = pathToFileURL(join(dir, 'task.mjs')).href;
+  const task = new URL('./fixtures/exec-argv-task.js', import.meta.url).href;
   const argv = ['--import=/nonexistent/hook.mjs', '--perf-basic-prof', '--no-deprecation', '--max-old-space-size=600'];
   const pool = startThread((execArgv) => new Piscina({ filename: task, minThreads: 1, maxThreads: 2, execArgv }), argv);
   try {
