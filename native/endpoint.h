@@ -89,4 +89,32 @@ static inline int add_pktinfo(char *ctrl, size_t *used, int family, const void *
   return 1;
 }
 
+/** One datagram to an endpoint: the msghdr and what it points to (keep it where it was set up). */
+typedef struct {
+  sockaddr_any sa;
+  ctrl_buf ctrl;
+  struct iovec iov;
+  struct msghdr h;
+} ep_msg;
+
+/**
+ * Sets m up to send buf[0, len) to the endpoint words w, from their sticky source when they have
+ * one (IP_PKTINFO / IPV6_PKTINFO). Returns 1 if a source was added; m->h.msg_namelen is 0 for a
+ * family that is neither 4 nor 6.
+ */
+static inline int ep_msg_init(ep_msg *m, const int32_t *w, void *buf, size_t len) {
+  memset(&m->h, 0, sizeof m->h);
+  m->iov.iov_base = buf;
+  m->iov.iov_len = len;
+  m->h.msg_namelen = ep_sockaddr(w, &m->sa);
+  m->h.msg_name = &m->sa;
+  m->h.msg_iov = &m->iov;
+  m->h.msg_iovlen = 1;
+  size_t used = 0;
+  int pkt = add_pktinfo(m->ctrl.buf, &used, w[EPW_FAMILY], &w[EPW_SRC], w[EPW_SRC_IFINDEX]);
+  m->h.msg_control = used ? m->ctrl.buf : NULL;
+  m->h.msg_controllen = used;
+  return pkt;
+}
+
 #endif

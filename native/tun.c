@@ -705,17 +705,20 @@ static napi_value js_set_mtu(napi_env env, napi_callback_info info) {
 // from the next packet), so each thread keeps its ioctl socket instead of opening one per call.
 static __thread int mtu_sock = -1;
 
+/** The MTU of the interface ifr names, into ifr->ifr_mtu: NULL, or the call that failed (errno set). */
+static const char *read_mtu(struct ifreq *ifr) {
+  if (mtu_sock < 0) mtu_sock = mtu_socket();
+  if (mtu_sock < 0) return "socket";
+  return ioctl(mtu_sock, SIOCGIFMTU, ifr) != 0 ? "SIOCGIFMTU" : NULL;
+}
+
 static napi_value js_get_mtu(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   struct ifreq ifr;
   if (get_args(env, info, 1, argv) != 0 || get_ifname(env, argv[0], &ifr) != 0) return type_error(env, "getMtu(name)");
-  if (mtu_sock < 0) mtu_sock = mtu_socket();
-  if (mtu_sock < 0) {
-    throw_errno(env, errno, "socket", "cannot read the MTU");
-    return NULL;
-  }
-  if (ioctl(mtu_sock, SIOCGIFMTU, &ifr) != 0) {
-    throw_errno(env, errno, "SIOCGIFMTU", "cannot read the MTU");
+  const char *failed = read_mtu(&ifr);
+  if (failed != NULL) {
+    throw_errno(env, errno, failed, "cannot read the MTU");
     return NULL;
   }
   return make_int(env, ifr.ifr_mtu);
@@ -914,7 +917,6 @@ static int read_core(read_state *r, int fd, int wfd, int vnet, read_ctx *c0, int
   return filled;
 }
 
-
 // readSlots(tunFd, wakeFd, vnetHdr, data, slotBytes, meta, slots, maxSlots, timeoutMs, out) → n
 static napi_value js_read_slots(napi_env env, napi_callback_info info) {
   napi_value argv[10];
@@ -956,7 +958,6 @@ static napi_value js_read_slots(napi_env env, napi_callback_info info) {
   }
   return make_int(env, read_core(r, fd, wfd, vnet, &c, timeout));
 }
-
 
 // ---- the idle path's send hook (idle.h) ------------------------------------------------------
 
@@ -1002,8 +1003,7 @@ static int idle_send_one(send_hook *t, int32_t slot) {
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     memcpy(ifr.ifr_name, t->ifname, sizeof ifr.ifr_name);
-    if (mtu_sock < 0) mtu_sock = mtu_socket();
-    if (mtu_sock < 0 || ioctl(mtu_sock, SIOCGIFMTU, &ifr) != 0 || ifr.ifr_mtu != L[IL_MTU]) return 0;
+    if (read_mtu(&ifr) != NULL || ifr.ifr_mtu != L[IL_MTU]) return 0;
   }
   size_t padded = padded_length(len, (size_t)(L[IL_MTU] > 0 ? L[IL_MTU] : 0));
   size_t mlen = 16 + padded + 16;
@@ -1020,25 +1020,12 @@ static int idle_send_one(send_hook *t, int32_t slot) {
   il_nonce(nonce, counter);
   cp_seal(il_key(c, E, IL_KEY_SEND_OFFSET), nonce, m + 16, padded);
   il_set_u64(E, IE_SEND_NEXT, counter + 1);  // used, whether or not the send goes through
-  sockaddr_any sa;
-  socklen_t sl = ep_sockaddr(&E[IE_EP], &sa);
-  if (sl == 0) return 0;
-  ctrl_buf ctrl;
-  size_t used = 0;
-  struct iovec iov = {.iov_base = m, .iov_len = mlen};
-  struct msghdr h;
-  memset(&h, 0, sizeof h);
-  h.msg_name = &sa;
-  h.msg_namelen = sl;
-  h.msg_iov = &iov;
-  h.msg_iovlen = 1;
-  if (add_pktinfo(ctrl.buf, &used, E[IE_EP + EPW_FAMILY], &E[IE_EP + EPW_SRC], E[IE_EP + EPW_SRC_IFINDEX])) {
-    h.msg_control = ctrl.buf;
-    h.msg_controllen = used;
-  }
+  ep_msg msg;
+  ep_msg_init(&msg, &E[IE_EP], m, mlen);
+  if (msg.h.msg_namelen == 0) return 0;
   ssize_t sent;
   do {
-    sent = sendmsg(E[IE_SEND_FD], &h, MSG_DONTWAIT);
+    sent = sendmsg(E[IE_SEND_FD], &msg.h, MSG_DONTWAIT);
   } while (sent < 0 && errno == EINTR);
   if (sent != (ssize_t)mlen) return 0;
   E[IE_SENT_LEN + E[IE_SENT]] = (int32_t)mlen;

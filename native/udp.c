@@ -50,8 +50,7 @@
 #define META_WORDS 32
 #define M_LENGTH 1
 #define M_RESULT 2
-#define M_EP_FAMILY 16
-// Offsets inside the endpoint block (relative to M_EP_FAMILY).
+#define M_EP_FAMILY 16  // the endpoint block (endpoint.h EPW_* inside it)
 
 // ---- out[] indices (src/io/udp-native.ts) --------------------------------------------------------
 #define OUT_WORDS 8
@@ -610,29 +609,23 @@ static napi_value js_send_to(napi_env env, napi_callback_info info) {
   w[EPW_PORT] = port;
   memcpy(&w[EPW_ADDR], addr.data, alen);
   w[EPW_SCOPE] = scope;
-  sockaddr_any sa;
-  ctrl_buf ctrl;
-  struct iovec v = {(uint8_t *)buf.data + off, (size_t)len};
-  struct msghdr h;
-  memset(&h, 0, sizeof h);
-  h.msg_namelen = ep_sockaddr(w, &sa);
-  h.msg_name = &sa;
-  h.msg_iov = &v;
-  h.msg_iovlen = 1;
-  size_t used = 0;
-  int pkt = src.data != NULL && add_pktinfo(ctrl.buf, &used, family, src.data, ifindex);
-  h.msg_control = used ? ctrl.buf : NULL;
-  h.msg_controllen = used;
+  if (src.data != NULL) {
+    memcpy(&w[EPW_SRC], src.data, alen);
+    w[EPW_SRC_IFINDEX] = ifindex;
+  }
+  ep_msg m;
+  int pkt = ep_msg_init(&m, w, (uint8_t *)buf.data + off, (size_t)len);
+  struct msghdr *h = &m.h;
   int fell_back = 0, retried = 0;
   for (int attempt = 0; attempt < 20; attempt++) {
-    if (sendmsg(fd, &h, MSG_DONTWAIT) >= 0) return int_value(env, fell_back);
+    if (sendmsg(fd, h, MSG_DONTWAIT) >= 0) return int_value(env, fell_back);
     int e = errno;
     if (e == EINTR) continue;
     if (pkt && is_source_error(e)) {
       pkt = 0;
       fell_back = 1;
-      h.msg_control = NULL;
-      h.msg_controllen = 0;
+      h->msg_control = NULL;
+      h->msg_controllen = 0;
       continue;
     }
     if (is_pending_error(e) && !retried) {

@@ -943,12 +943,7 @@ export class Pipeline {
     st[STAT_WRITER + W_WRITES]! += L[IL_WRITTEN]!;
     st[STAT_WRITER + W_BYTES]! += L[IL_WRITTEN_BYTES]!;
     st[STAT_MAIN + MAIN_IDLE_RECEIVED]! += L[IL_RECEIVED]!;
-    try {
-      this.hooks.idleSettle?.(L);
-    } finally {
-      L[IL_SENT] = 0;
-      L[IL_RECEIVED] = 0;
-    }
+    this.hooks.idleSettle?.(L); // the results stay until the next grant zeroes them
   }
 
   /** Publish the routed slots below `seq`; wake up to `n` sleeping workers (0: none). */
