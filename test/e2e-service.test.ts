@@ -70,9 +70,9 @@ t.test('a failed start says why exactly once, in the foreground and in daemon mo
       t.equal(lines(r.stderr).length, 1, `${what}, ${mode}: one line on stderr (${r.stderr.trim()})`);
       t.match(r.stderr, message, `${what}, ${mode}: names the file, line and value`);
       t.notOk(await linkExists(ns, ifname), `${what}, ${mode}: no interface was created`);
+      t.same(await pidsInNs(ns, ifname), [], `${what}, ${mode}: no daemon is left running once it returned`);
     }
   }
-  t.same(await pidsInNs(ns, ifname), [], 'no daemon is left running');
 });
 
 t.test('--config resolves host-name endpoints at start-up, as wg(8) does', { skip, timeout: 30_000 }, async (t) => {

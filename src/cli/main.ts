@@ -5,7 +5,8 @@
 // socket exist (or why it failed), and exits 0 or 1 accordingly — wg-quick runs
 // `wg setconf` right after we return, so both must exist by then. With -f (or
 // WG_PROCESS_FOREGROUND=1) the daemon runs in this process. A failed start is reported
-// once: by the waiting parent in daemon mode, else as the foreground daemon's error log line.
+// once: by the waiting parent in daemon mode, else as the foreground daemon's error log line;
+// the parent exits only once the failed child has exited too (nothing is left running).
 // --pid-file FILE: the foreground daemon writes its pid there just before it reports
 // readiness (so it exists when the daemon-mode parent exits, as systemd's Type=forking with
 // PIDFile= expects) and removes it when it exits.
@@ -28,7 +29,7 @@ const READY_FD_ENV = 'WIREPOOL_READY_FD';
 const START_TIMEOUT_ENV = 'WIREPOOL_START_TIMEOUT_MS';
 /** How long the parent waits for the child's readiness report by default (ms). */
 export const START_TIMEOUT_MS = 30_000;
-/** After SIGKILL, how long to wait for the child to be reaped before exiting anyway (ms). */
+/** How long a failed child may take to exit before SIGKILL, and to be reaped after it (ms). */
 const KILL_REAP_MS = 5_000;
 
 /** The start-up bound: WIREPOOL_START_TIMEOUT_MS if it is a positive integer, else START_TIMEOUT_MS. */
@@ -114,20 +115,29 @@ function daemonize(argv: string[], inheritOutput: boolean): Promise<void> {
     const pipe = child.stdio[3] as NodeJS.ReadableStream;
     pipe.setEncoding('utf8');
     pipe.on('data', (d: string) => { report += d; });
+    // Exits 1 once the child is gone, so that a failed start leaves no daemon behind when we
+    // return: at once if it has exited; else when it exits, after SIGKILL to its whole group
+    // (it leads one, being detached) now if `kill`, or if it is still there after KILL_REAP_MS.
+    const exitOnceGone = (kill: boolean): void => {
+      process.exitCode = 1;
+      if (child.exitCode !== null || child.signalCode !== null) process.exit(1);
+      child.on('exit', () => process.exit(1));
+      const killGroup = (): void => {
+        const pid = child.pid;
+        if (pid !== undefined) {
+          try { process.kill(-pid, 'SIGKILL'); } catch { child.kill('SIGKILL'); }
+        }
+        setTimeout(() => process.exit(1), KILL_REAP_MS); // reaped or not
+      };
+      if (kill) killGroup();
+      else setTimeout(killGroup, KILL_REAP_MS);
+    };
     // The bound is ours; wireguard-go's parent has none (see the file comment).
     const timer = setTimeout(() => {
       if (report.trim() === 'ok') return finish(); // reported, pipe not yet closed
       timedOut = true;
-      const pid = child.pid;
-      process.stderr.write(`wirepool: daemon (pid ${pid}) did not report readiness within ${timeoutMs} ms; killed it\n`);
-      if (pid !== undefined) {
-        try { process.kill(-pid, 'SIGKILL'); } catch { child.kill('SIGKILL'); }
-      }
-      // Exit once it is reaped (no zombie left behind), or after KILL_REAP_MS regardless.
-      process.exitCode = 1;
-      if (child.exitCode !== null || child.signalCode !== null) process.exit(1);
-      child.on('exit', () => process.exit(1));
-      setTimeout(() => process.exit(1), KILL_REAP_MS);
+      process.stderr.write(`wirepool: daemon (pid ${child.pid}) did not report readiness within ${timeoutMs} ms; killed it\n`);
+      exitOnceGone(true);
     }, timeoutMs);
     const finish = (): void => {
       if (timedOut) return; // the timeout path owns the exit
@@ -138,7 +148,7 @@ function daemonize(argv: string[], inheritOutput: boolean): Promise<void> {
         process.exit(0);
       }
       process.stderr.write(`wirepool: ${line.startsWith('error: ') ? line.slice(7) : `daemon exited during start-up (${child.exitCode ?? child.signalCode ?? 'no report'})`}\n`);
-      process.exit(1);
+      exitOnceGone(false);
     };
     pipe.on('end', finish);
     child.on('error', (err) => { process.stderr.write(`wirepool: cannot start daemon: ${err.message}\n`); process.exit(1); });
