@@ -17,6 +17,15 @@
 // later payloads, no copying); the kernel then treats them like a packet from a NIC that did
 // receive offload.
 //
+// Multi-queue (IFF_MULTI_QUEUE): writeSlots takes one fd or an Int32Array of the device's queue
+// fds. With several, each write (a packet, or a coalesced group: one flow by construction) goes
+// to the queue flow_queue picks from a symmetric hash of the packet's addresses, protocol and
+// ports. Why: the tun driver steers each packet it hands to readers (tun_automq_select_queue) to
+// the queue on which that flow's packets were last written (tun_flow_update, keyed on the
+// symmetric skb hash, so the reverse direction counts). Were everything written on one queue,
+// every two-way flow would be read from that queue only; spread by flow, and symmetric (a→b and
+// b→a pick the same queue), each flow is read back on the queue it hashes to.
+//
 // All entry points are synchronous; only readSlots blocks (in poll, bounded by its timeout
 // and the wake eventfd). Per-thread state (scratch buffer, pending segments) lives in the
 // N-API instance data, keyed by fd, so each worker thread has its own.
@@ -587,6 +596,13 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
         return NULL;
       }
       offloads = set_offloads(fd);
+      if (offloads < 0 && !excl) {
+        // Attaching (another queue of a multi-queue device): a retry without IFF_VNET_HDR would
+        // change the flag for the whole device, under the queues already open. Refuse instead.
+        close(fd);
+        throw_errno(env, -offloads, "TUNSETOFFLOAD", "cannot turn the offloads on");
+        return NULL;
+      }
       if (offloads < 0) {
         // No offloads at all: the header would only cost. The flag is fixed at creation, so
         // drop this (non-persistent) device and make it again without IFF_VNET_HDR.
@@ -1113,8 +1129,80 @@ static napi_value js_idle_send_hook(napi_env env, napi_callback_info info) {
 
 // ---- writeSlots / GRO ---------------------------------------------------------------------
 
+// ---- queue choice (multi-queue writes) ------------------------------------------------------
+
+/** murmur3's 32-bit finalizer: every input bit affects every output bit. */
+static inline uint32_t fmix32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+/** One 32-bit word into the running hash (murmur3's block step). */
+static inline uint32_t mix_word(uint32_t h, uint32_t k) {
+  k *= 0xcc9e2d51u;
+  k = (k << 15) | (k >> 17);
+  k *= 0x1b873593u;
+  h ^= k;
+  h = (h << 13) | (h >> 19);
+  return h * 5 + 0xe6546b64u;
+}
+
+/**
+ * The queue in [0, nq) for the IP packet pkt: a hash of its flow that is the same in both
+ * directions (the two addresses, and for TCP/UDP the two ports, are put in a fixed order before
+ * hashing), so a flow and its replies are written, and therefore read back, on one queue (see the
+ * header comment). Ports only where the L4 header is there: IPv4's first fragment (offset 0),
+ * IPv6 only when the next header is TCP/UDP directly. Anything else unparseable → 0.
+ */
+static uint32_t flow_queue(const uint8_t *pkt, size_t len, uint32_t nq) {
+  if (nq <= 1 || len < 20) return 0;
+  unsigned ver = pkt[0] >> 4;
+  const uint8_t *a, *b, *l4 = NULL;
+  unsigned alen;
+  uint8_t proto;
+  if (ver == 4) {
+    unsigned ihl = (pkt[0] & 15u) * 4;
+    if (ihl < 20 || ihl > len) return 0;
+    proto = pkt[9];
+    a = pkt + 12;
+    b = pkt + 16;
+    alen = 4;
+    if ((get16(pkt + 6) & 0x1fff) == 0) l4 = pkt + ihl;
+  } else if (ver == 6) {
+    if (len < 40) return 0;
+    proto = pkt[6];
+    a = pkt + 8;
+    b = pkt + 24;
+    alen = 16;
+    l4 = pkt + 40;
+  } else {
+    return 0;
+  }
+  if (memcmp(a, b, alen) > 0) {
+    const uint8_t *t = a;
+    a = b;
+    b = t;
+  }
+  uint32_t h = proto;
+  for (unsigned i = 0; i < alen; i += 4) h = mix_word(h, get32(a + i));
+  for (unsigned i = 0; i < alen; i += 4) h = mix_word(h, get32(b + i));
+  if ((proto == IPPROTO_TCP_ || proto == IPPROTO_UDP_) && l4 != NULL && l4 + 4 <= pkt + len) {
+    uint32_t sp = get16(l4), dp = get16(l4 + 2);
+    h = mix_word(h, sp < dp ? (sp << 16 | dp) : (dp << 16 | sp));
+  }
+  // Multiply-shift onto [0, nq): uses the high bits, no division.
+  return (uint32_t)(((uint64_t)fmix32(h) * nq) >> 32);
+}
+
+// ---- writing ------------------------------------------------------------------------------
+
 typedef struct {
-  int fd;  // >= 0: write to it; < 0: record into mem (groCoalesce)
+  const int32_t *fds;  // the device's queue fds (nfds >= 1); NULL: record into mem (groCoalesce)
+  uint32_t nfds;
   uint8_t *mem;
   size_t mem_cap, mem_used;
   int32_t *rec_lens, *rec_counts;
@@ -1125,11 +1213,17 @@ typedef struct {
 
 static int fd_gone_errno(int e) { return e == EBADF || e == EBADFD || e == ENXIO || e == ENODEV || e == EFAULT; }
 
-/** Writes iov; 0 on success, else the errno. */
-static int sink_writev(sink *s, struct iovec *iov, int cnt, int npackets) {
+/** The fd to write the packet pkt (or the group it heads) on: its flow's queue; -1 when recording. */
+static int sink_fd(const sink *s, const uint8_t *pkt, uint32_t len) {
+  if (s->fds == NULL) return -1;
+  return s->fds[s->nfds > 1 ? flow_queue(pkt, len, s->nfds) : 0];
+}
+
+/** Writes iov to fd (-1: records it); 0 on success, else the errno. */
+static int sink_writev(sink *s, int fd, struct iovec *iov, int cnt, int npackets) {
   size_t total = 0;
   for (int i = 0; i < cnt; i++) total += iov[i].iov_len;
-  if (s->fd < 0) {
+  if (s->fds == NULL) {
     if (s->mem_used + total > s->mem_cap || s->rec_n >= s->rec_cap) {
       s->overflow = 1;
       return ENOSPC;
@@ -1145,7 +1239,7 @@ static int sink_writev(sink *s, struct iovec *iov, int cnt, int npackets) {
     return 0;
   }
   for (int attempt = 0;; attempt++) {
-    ssize_t r = cnt == 1 ? write(s->fd, iov[0].iov_base, iov[0].iov_len) : writev(s->fd, iov, cnt);
+    ssize_t r = cnt == 1 ? write(fd, iov[0].iov_base, iov[0].iov_len) : writev(fd, iov, cnt);
     if (r >= 0) {
       s->out[WO_WRITES]++;
       return 0;  // a TUN write takes the whole packet or fails
@@ -1153,7 +1247,7 @@ static int sink_writev(sink *s, struct iovec *iov, int cnt, int npackets) {
     int e = errno;
     if (e == EINTR) continue;
     if ((e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) && attempt < 4) {
-      struct pollfd pfd = {.fd = s->fd, .events = POLLOUT};
+      struct pollfd pfd = {.fd = fd, .events = POLLOUT};
       if (poll(&pfd, 1, 5) < 0 && errno != EINTR) return e;
       continue;
     }
@@ -1243,9 +1337,13 @@ static int can_join(const group_t *g, const pinfo *a, const pinfo *b) {
   return memcmp(tx + 20, ty + 20, a->thl - 20u) == 0;  // options
 }
 
-/** Result for one packet's write failure: 1 = the fd is gone (stop). */
+/**
+ * Result for a failed write of npackets: 1 = the fd is gone (stop). With several queues any
+ * one gone means the device is (deleting the link detaches them all, and a closed fd is a bug
+ * of the caller): the call stops the same way.
+ */
 static int count_error(sink *s, int e, int npackets) {
-  if (fd_gone_errno(e) && s->fd >= 0) {
+  if (fd_gone_errno(e) && s->fds != NULL) {
     s->out[WO_GONE_ERRNO] = e;
     return 1;
   }
@@ -1265,7 +1363,7 @@ static int write_single(sink *s, int vnet, uint8_t *pkt, uint32_t len) {
     iov.iov_base = pkt;
     iov.iov_len = len;
   }
-  int e = sink_writev(s, &iov, 1, 1);
+  int e = sink_writev(s, sink_fd(s, pkt, len), &iov, 1, 1);
   if (e != 0) return count_error(s, e, 1);
   s->out[WO_WRITTEN]++;
   s->out[WO_BYTES] += (int32_t)len;
@@ -1277,6 +1375,7 @@ static int write_group(sink *s, pinfo *pi, const group_t *g) {
   pinfo *a = &pi[g->head];
   uint8_t *p = a->pkt;
   unsigned hl = a->iphl + a->thl;
+  int fd = sink_fd(s, p, a->len);  // the group is one flow: the head's queue is every member's
   uint8_t saved[120];
   memcpy(saved, p, hl);
 
@@ -1308,7 +1407,7 @@ static int write_group(sink *s, pinfo *pi, const group_t *g) {
     iov[cnt].iov_base = pi[j].pkt + pi[j].iphl + pi[j].thl;
     iov[cnt++].iov_len = pi[j].paylen;
   }
-  int e = sink_writev(s, iov, cnt, g->count);
+  int e = sink_writev(s, fd, iov, cnt, g->count);
   if (e == 0) {
     s->out[WO_WRITTEN] += g->count;
     s->out[WO_COALESCED] += g->count - 1;
@@ -1316,7 +1415,6 @@ static int write_group(sink *s, pinfo *pi, const group_t *g) {
     return 0;
   }
   memcpy(p, saved, hl);  // undo, whatever happens next
-  if (fd_gone_errno(e) && s->fd >= 0) return count_error(s, e, g->count);
   if (e != EINVAL) return count_error(s, e, g->count);
   // The kernel refused the GSO packet: send the segments one by one.
   for (int j = g->head; j >= 0; j = pi[j].next) {
@@ -1434,21 +1532,36 @@ static int check_batch(const batch *b) {
   return 0;
 }
 
-// writeSlots(tunFd, vnetHdr, data, slotBytes, meta, slots, lens, n, gro, out) → packets handled
+/** writeSlots' first argument: one fd (a number), or the queue fds (a non-empty Int32Array). */
+static int get_fds(napi_env env, napi_value v, int32_t *one, const int32_t **fds, uint32_t *nfds) {
+  size_t count;
+  if (get_i32(env, v, one) == 0) {
+    *fds = one;
+    *nfds = 1;
+    return 0;
+  }
+  if (get_typed(env, v, napi_int32_array, (void **)fds, &count) != 0 || count == 0 || count > UINT32_MAX) return -1;
+  *nfds = (uint32_t)count;
+  return 0;
+}
+
+// writeSlots(tunFd | queueFds, vnetHdr, data, slotBytes, meta, slots, lens, n, gro, out) → packets handled
 static napi_value js_write_slots(napi_env env, napi_callback_info info) {
   napi_value argv[10];
-  int32_t fd, slot_bytes, n;
+  int32_t one_fd, slot_bytes, n;
+  const int32_t *fds;
+  uint32_t nfds;
   int vnet, gro;
   batch b;
   size_t slots_len, lens_len, out_len;
   int32_t *out;
   void *p;
-  if (get_args(env, info, 10, argv) != 0 || get_i32(env, argv[0], &fd) != 0 || get_bool(env, argv[1], &vnet) != 0 ||
+  if (get_args(env, info, 10, argv) != 0 || get_fds(env, argv[0], &one_fd, &fds, &nfds) != 0 || get_bool(env, argv[1], &vnet) != 0 ||
       get_typed(env, argv[2], napi_uint8_array, &p, &b.data_len) != 0 || get_i32(env, argv[3], &slot_bytes) != 0 ||
       get_typed(env, argv[5], napi_int32_array, (void **)&b.slots, &slots_len) != 0 ||
       get_typed(env, argv[6], napi_int32_array, (void **)&b.lens, &lens_len) != 0 || get_i32(env, argv[7], &n) != 0 ||
       get_bool(env, argv[8], &gro) != 0 || get_typed(env, argv[9], napi_int32_array, (void **)&out, &out_len) != 0) {
-    return type_error(env, "writeSlots(tunFd, vnetHdr, data: Uint8Array, slotBytes, meta, slots: Int32Array, lens: Int32Array, n, gro, out: Int32Array)");
+    return type_error(env, "writeSlots(tunFd | queueFds: Int32Array (non-empty), vnetHdr, data: Uint8Array, slotBytes, meta, slots: Int32Array, lens: Int32Array, n, gro, out: Int32Array)");
   }
   b.data = p;
   if (slot_bytes < SLOT_PAYLOAD_OFFSET + 20) return range_error(env, "writeSlots: slotBytes too small");
@@ -1458,7 +1571,7 @@ static napi_value js_write_slots(napi_env env, napi_callback_info info) {
   b.n = n;
   if (check_batch(&b) != 0) return range_error(env, "writeSlots: a slot index or length is out of range");
   memset(out, 0, WO_LEN * sizeof(int32_t));
-  sink s = {.fd = fd, .out = out};
+  sink s = {.fds = fds, .nfds = nfds, .out = out};
   return make_int(env, run_batch(&s, &b, vnet, gro));
 }
 
@@ -1528,11 +1641,26 @@ static napi_value js_gro_coalesce(napi_env env, napi_callback_info info) {
   b.n = n;
   if (check_batch(&b) != 0) return range_error(env, "groCoalesce: a slot index or length is out of range");
   memset(out, 0, WO_LEN * sizeof(int32_t));
-  s.fd = -1;
+  s.fds = NULL;  // record
   s.out = out;
   s.rec_cap = rl < rc ? rl : rc;
   run_batch(&s, &b, 1, 1);
   return make_int(env, s.overflow ? -2 : (int64_t)s.rec_n);
+}
+
+// flowQueue(packet: Uint8Array, queues) → the queue in [0, queues) writeSlots writes packet on
+// (flow_queue); queues must be ≥ 1.
+static napi_value js_flow_queue(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  uint8_t *pkt;
+  size_t len;
+  int32_t nq;
+  if (get_args(env, info, 2, argv) != 0 || get_typed(env, argv[0], napi_uint8_array, (void **)&pkt, &len) != 0 ||
+      get_i32(env, argv[1], &nq) != 0) {
+    return type_error(env, "flowQueue(packet: Uint8Array, queues)");
+  }
+  if (nq < 1) return range_error(env, "flowQueue: queues must be at least 1");
+  return make_int(env, flow_queue(pkt, len, (uint32_t)nq));
 }
 
 // ---- module -------------------------------------------------------------------------------
@@ -1554,6 +1682,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"writeSlots", js_write_slots},
       {"gsoSplit", js_gso_split},
       {"groCoalesce", js_gro_coalesce},
+      {"flowQueue", js_flow_queue},
   };
   for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
     napi_value f;

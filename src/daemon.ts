@@ -20,6 +20,8 @@ export interface DaemonOptions {
   workers: number;
   /** Threads answering initiations (src/handshake-offload.ts); 0: the main thread. */
   handshakeWorkers: number;
+  /** Queues of the TUN device (one reader thread each); an inherited WG_TUN_FD is one queue. */
+  tunQueues: number;
   config: string | null;
   metrics: string | null;
   log: Logger;
@@ -33,7 +35,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   let tun: TunDevice;
   try {
     const inheritedFd = process.env.WG_TUN_FD;
-    tun = inheritedFd ? openTunFromFd(Number(inheritedFd), ifname) : createTun(ifname, DEFAULT_MTU);
+    tun = inheritedFd ? openTunFromFd(Number(inheritedFd), ifname) : createTun(ifname, DEFAULT_MTU, { queues: opts.tunQueues });
     // Deleting the link is what wakes the TUN reader thread blocked in read() (closing the
     // fd does not), and a thread blocked in a syscall would keep the process from exiting.
     // wireguard-go's interface also disappears when it exits.
@@ -110,7 +112,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     const stopWatch = watchTunRemoval(ifname, () => shutdown('TUN device removed'));
     cleanups.push(stopWatch);
     device.onTunGone(() => shutdown('TUN device removed'));
-    log.info('interface is up', { workers: opts.workers, handshake_workers: opts.handshakeWorkers, listen_port: device.listenPort });
+    log.info('interface is up', { workers: opts.workers, handshake_workers: opts.handshakeWorkers, tun_queues: 1 + (tun.queueFds?.length ?? 0), listen_port: device.listenPort });
     opts.onReady();
   } catch (err) {
     await runCleanups(cleanups, log);

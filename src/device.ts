@@ -212,6 +212,8 @@ export class Device {
     return Pipeline.start({
       workers: this.workers,
       tunFd: tun.fd,
+      tunQueueFds: tun.queueFds ?? [],
+      tunQueueWakeFds: tun.queueWakeFds ?? [],
       tunName: tun.name,
       tunWakeFd: tun.wakeFd,
       tunVnetHdr: tun.vnetHdr,

@@ -13,7 +13,7 @@
 //   onSealed()  send rings stage 5, in ring order, after a crypto worker sealed (and usually sent)
 //               the message: per-peer counters and timers; a message no worker could send is
 //               tried once more from here; a failed seal or a dead worker is counted.
-import { type Pipeline, RING_TUN, type SlotMeta, SlotState } from './dataplane/pipeline.js';
+import { type Pipeline, RING_LOCAL, type SlotMeta, SlotState } from './dataplane/pipeline.js';
 import { EP_WORDS, M_EP_FAMILY, M_EP_SRC, META_WORDS } from './dataplane/layout.js';
 import { type IdlePath } from './idle-path.js';
 import { type NativeBind } from './io/bind.js';
@@ -36,12 +36,10 @@ export interface SendPathContext {
 }
 
 export class SendPath {
-  // Main-only side data per send-ring slot: the peer a message belongs to, and the endpoint
-  // object whose words were copied into the slot.
-  private readonly tunSlotPeer: (Peer | undefined)[] = [];
-  private readonly localSlotPeer: (Peer | undefined)[] = [];
-  private readonly tunSlotEndpoint: (Endpoint | undefined)[] = [];
-  private readonly localSlotEndpoint: (Endpoint | undefined)[] = [];
+  // Main-only side data per send-ring slot, by ring id (each TUN queue's ring, LOCAL): the peer a
+  // message belongs to, and the endpoint object whose words were copied into the slot.
+  private readonly slotPeer: (Peer | undefined)[][] = [];
+  private readonly slotEndpoint: (Endpoint | undefined)[][] = [];
 
   /** The endpoint route() last copied into a slot, and its words. */
   private lastEndpoint: Endpoint | null = null;
@@ -88,8 +86,8 @@ export class SendPath {
     const w = meta.metaWords;
     for (let i = 0, b = meta.base + M_EP_FAMILY; i < EP_WORDS; i++) w[b + i] = words[i]!;
     meta.sendFd = this.ctx.bind.fdFor(ep.family);
-    this.tunSlotPeer[slot] = peer;
-    this.tunSlotEndpoint[slot] = ep;
+    (this.slotPeer[meta.ring] ??= [])[slot] = peer;
+    (this.slotEndpoint[meta.ring] ??= [])[slot] = ep;
     return true;
   }
 
@@ -111,8 +109,8 @@ export class SendPath {
     writeTransportHeader(data, kp.remoteIndex, counter);
     data.set(plaintext, 16);
     data.fill(0, 16 + plaintext.length, 16 + padded);
-    this.localSlotPeer[slot] = peer;
-    this.localSlotEndpoint[slot] = ep;
+    (this.slotPeer[RING_LOCAL] ??= [])[slot] = peer;
+    (this.slotEndpoint[RING_LOCAL] ??= [])[slot] = ep;
     p.localMeta(slot).set(endpointWordsOf(ep), slot * META_WORDS + M_EP_FAMILY);
     p.publishLocal(slot, padded, kp.keyId, peer.id, counter >>> 0, Math.floor(counter / 0x1_0000_0000), this.ctx.bind.fdFor(ep.family));
     return 16 + padded + 16;
@@ -121,13 +119,12 @@ export class SendPath {
   /** Send rings, in ring order: the sealed message went out from a worker (`sent`), or goes out now. */
   onSealed(slot: number, data: Uint8Array, msgLen: number, ok: boolean, meta: SlotMeta, sent: boolean): boolean {
     const e = this.ctx.engine;
-    const fromTun = meta.ring === RING_TUN;
-    const peers = fromTun ? this.tunSlotPeer : this.localSlotPeer;
-    const endpoints = fromTun ? this.tunSlotEndpoint : this.localSlotEndpoint;
-    const peer = peers[slot];
-    const slotEp = endpoints[slot];
-    peers[slot] = undefined;
-    endpoints[slot] = undefined;
+    const peers = this.slotPeer[meta.ring];
+    const endpoints = this.slotEndpoint[meta.ring];
+    const peer = peers?.[slot];
+    const slotEp = endpoints?.[slot];
+    if (peers !== undefined) peers[slot] = undefined;
+    if (endpoints !== undefined) endpoints[slot] = undefined;
     if (!peer) return false;
     if (!ok) {
       e.drops.count(Direction.Outbound, meta.state === SlotState.DEAD ? 'worker_died' : 'encrypt_failed');
@@ -151,7 +148,7 @@ export class SendPath {
       if (sent === Sent.WithoutSource) e.sourceRefused(peer, ep);
     }
     else if (slotEp !== undefined && slotEp.src !== undefined && slotEp === peer.endpoint) this.checkSourceKept(peer, meta);
-    if (fromTun) e.transportSent(peer, msgLen, true);
+    if (meta.ring !== RING_LOCAL) e.transportSent(peer, msgLen, true); // LOCAL: the engine accounted for what it originated
     return false;
   }
 

@@ -5,10 +5,10 @@
 
 import t from 'tap';
 import fs from 'node:fs';
-import { defaultHandshakeWorkers, parseArgs, usage, MAX_HANDSHAKE_WORKERS, MAX_WORKERS } from '../src/cli/args.js';
+import { defaultHandshakeWorkers, defaultTunQueues, parseArgs, usage, MAX_HANDSHAKE_WORKERS, MAX_WORKERS } from '../src/cli/args.js';
 import { logLevelFromEnv } from '../src/log.js';
 
-const defaults: Record<string, unknown> = { ok: true, foreground: false, ifname: '', workers: null, handshakeWorkers: null, config: null, pidFile: null, metrics: null, version: false, help: false };
+const defaults: Record<string, unknown> = { ok: true, foreground: false, ifname: '', workers: null, handshakeWorkers: null, tunQueues: null, config: null, pidFile: null, metrics: null, version: false, help: false };
 
 t.test('accepted command lines', async (t) => {
   const cases: Array<[string[], Record<string, unknown>]> = [
@@ -22,6 +22,8 @@ t.test('accepted command lines', async (t) => {
     [['--handshake-workers', '0', 'wg0'], { ifname: 'wg0', handshakeWorkers: 0 }],
     [['--handshake-workers=3', 'wg0'], { ifname: 'wg0', handshakeWorkers: 3 }],
     [['--handshake-workers', String(MAX_HANDSHAKE_WORKERS), 'wg0'], { ifname: 'wg0', handshakeWorkers: MAX_HANDSHAKE_WORKERS }],
+    [['--tun-queues', '1', 'wg0'], { ifname: 'wg0', tunQueues: 1 }],
+    [['--tun-queues=8', 'wg0'], { ifname: 'wg0', tunQueues: 8 }],
     [['--config', '/etc/wireguard/wg0.conf', 'wg0'], { ifname: 'wg0', config: '/etc/wireguard/wg0.conf' }],
     [['--pid-file', '/run/wirepool/wg0.pid', 'wg0'], { ifname: 'wg0', pidFile: '/run/wirepool/wg0.pid' }],
     [['--metrics', '127.0.0.1:9586', 'wg0'], { ifname: 'wg0', metrics: '127.0.0.1:9586' }],
@@ -46,6 +48,10 @@ t.test('default handshake workers by CPU count: none below 4, then CPUs - 1 up t
   t.same([1, 2, 3, 4, 6, 9, 16, 64].map(defaultHandshakeWorkers), [0, 0, 0, 3, 5, 8, 8, 8]);
 });
 
+t.test('default TUN queues by CPU count: 1 below 8, then one per 4 CPUs up to 4', async (t) => {
+  t.same([1, 2, 4, 7, 8, 12, 16, 64].map(defaultTunQueues), [1, 1, 1, 1, 2, 3, 4, 4]);
+});
+
 t.test('rejected command lines', async (t) => {
   const cases: Array<[string[], RegExp]> = [
     [[], /missing interface name/],
@@ -65,6 +71,9 @@ t.test('rejected command lines', async (t) => {
     [['--handshake-workers', String(MAX_HANDSHAKE_WORKERS + 1), 'wg0'], /--handshake-workers must be an integer from 0 to 64/],
     [['--handshake-workers', '-1', 'wg0'], /from 0 to 64/],
     [['--handshake-workers', 'all', 'wg0'], /from 0 to 64/],
+    [['wg0', '--tun-queues'], /--tun-queues needs a value/],
+    [['--tun-queues', '0', 'wg0'], /--tun-queues must be an integer from 1 to 8/],
+    [['--tun-queues', '9', 'wg0'], /from 1 to 8/],
     [['wg0', '--config'], /--config needs a file name/],
     [['--metrics', '9586', 'wg0'], /expected ADDR:PORT/],
     [['--metrics', '127.0.0.1:0', 'wg0'], /port "0"/],

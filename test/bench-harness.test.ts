@@ -119,6 +119,12 @@ t.test('command line and pairs', async (t) => {
   const sweep = pairSpecs({ pairs: ['wp-wp', 'wg-wp'], workers: [3, 1] });
   t.same(sweep.map((s) => [s.id, s.workers]), [['wp-wp-w3', 3], ['wp-wp-w1', 1], ['wg-wp-w3', 3]], 'one wp-wp pair per value; mixed pairs take the first');
   t.equal(new Set(sweep.map((s) => s.label)).size, 3, 'labels are distinct');
+  const queues = parseBenchArgs(['--tun-queues', '2', '--pairs', 'wp-wp,wg-wg'], '/out');
+  t.ok(queues.ok && queues.options.tunQueues === 2, '--tun-queues 2');
+  t.notOk(parseBenchArgs(['--tun-queues', '9'], '/out').ok, 'rejects --tun-queues 9');
+  const q2 = pairSpecs({ pairs: ['wp-wp', 'wg-wg'], workers: [], tunQueues: 2 });
+  t.same(q2.map((s) => [s.id, s.label, s.tunQueues]), [['wp-wp-q2', 'wirepool↔wirepool q=2', 2], ['wg-wg', 'wg-go↔wg-go', undefined]],
+    'every wirepool daemon gets the queues; wireguard-go none');
 });
 
 t.test('summary, table and chart', async (t) => {

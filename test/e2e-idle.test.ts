@@ -9,10 +9,9 @@
 import t, { type Test } from 'tap';
 import { IDLE_LAYOUT } from '../src/dataplane/idle-lease.js';
 import { tunNative } from '../src/io/tun.js';
-import { Netns, genKey, vethPair, waitFor } from './helpers/netns.js';
+import { waitFor } from './helpers/netns.js';
 import {
-  METRICS_ARGS, type Pair, addressUp, configure, e2eSkipReason, makePair, metricsText, ping, pingReplies, pingUntilUp, removeStaleSockets,
-  startWirepool, transfer, uniqueIfname, wg,
+  METRICS_ARGS, type Pair, e2eSkipReason, makeHub, makePair, metricsText, ping, pingReplies, pingUntilUp, transfer, wg,
 } from './helpers/tunnel.js';
 
 const skip = e2eSkipReason({ extra: ['ping'] });
@@ -120,25 +119,8 @@ t.test('keepalives from the timers between leased sends reuse no nonce', { skip,
 
 t.test('a lease covers several peers: pings to two peers at once are all served in C', { skip, timeout: 90_000 }, async (t) => {
   // A has two peers, B and C, each behind its own veth; each runs wirepool.
-  const ns = [await Netns.create('idl4-a'), await Netns.create('idl4-b'), await Netns.create('idl4-c')] as const;
-  const ifs = [uniqueIfname('wpa'), uniqueIfname('wpb'), uniqueIfname('wpc')];
-  t.teardown(async () => {
-    await Promise.all(ns.map((n) => n.destroy()));
-    removeStaleSockets(ifs);
-  });
-  await vethPair(ns[0], ns[1], { aAddrs: ['198.51.100.1/24'], bAddrs: ['198.51.100.2/24'] });
-  await vethPair(ns[0], ns[2], { aAddrs: ['198.51.101.1/24'], bAddrs: ['198.51.101.2/24'] });
-  await Promise.all(ns.map((n, i) => startWirepool(n, ifs[i]!, { extraArgs: METRICS_ARGS })));
-  const keys = [genKey(), genKey(), genKey()];
-  await configure(ns[0], ifs[0]!, {
-    privateKey: keys[0]!.privateKey, listenPort: 51820, peers: [
-      { publicKey: keys[1]!.publicKey, endpoint: '198.51.100.2:51821', allowedIps: ['10.77.0.2/32'] },
-      { publicKey: keys[2]!.publicKey, endpoint: '198.51.101.2:51822', allowedIps: ['10.77.0.3/32'] },
-    ],
-  });
-  await configure(ns[1], ifs[1]!, { privateKey: keys[1]!.privateKey, listenPort: 51821, peers: [{ publicKey: keys[0]!.publicKey, endpoint: '198.51.100.1:51820', allowedIps: ['10.77.0.1/32'] }] });
-  await configure(ns[2], ifs[2]!, { privateKey: keys[2]!.privateKey, listenPort: 51822, peers: [{ publicKey: keys[0]!.publicKey, endpoint: '198.51.101.1:51820', allowedIps: ['10.77.0.1/32'] }] });
-  await Promise.all(ns.map((n, i) => addressUp(n, ifs[i]!, [`10.77.0.${i + 1}/24`])));
+  const { ns, destroy } = await makeHub('idl4', () => METRICS_ARGS);
+  t.teardown(destroy);
   t.ok(await pingUntilUp(ns[0], '10.77.0.2') && await pingUntilUp(ns[0], '10.77.0.3'), 'A reaches B and C');
   const count = async (kind: string): Promise<number> => {
     let sum = 0;

@@ -152,13 +152,14 @@ function recvRing(ctl: Int32Array, o: { produced: number; retired: number; headS
 
 t.test('the TUN ring defers routing and release to a RECV head the workers are opening, never the quarter-ring marks', async (t) => {
   const { r, ctl } = cursors({ produced: 1, ready: 0, sent: 0, retired: 0 });
-  r.partner = recvRing(ctl, { produced: 10, retired: 4, headState: cryptingState(0) });
-  t.ok(r.partner.headOpening(), 'the head is being opened: its worker rings main');
+  const recv = recvRing(ctl, { produced: 10, retired: 4, headState: cryptingState(0) });
+  r.partner = recv;
+  t.ok(recv.headOpening(), 'the head is being opened: its worker rings main');
   t.notOk(r.tunMainWanted(), 'an ACK read: routed when main wakes for the RECV head');
-  Atomics.store(r.partner.meta, 4 * META_WORDS + M_STATE, SlotState.DONE);
-  t.notOk(r.partner.headOpening(), 'opened: its ring happened (or main is awake)');
+  Atomics.store(recv.meta, 4 * META_WORDS + M_STATE, SlotState.DONE);
+  t.notOk(recv.headOpening(), 'opened: its ring happened (or main is awake)');
   t.ok(r.tunMainWanted(), 'nothing to share: wake main');
-  Atomics.store(r.partner.meta, 4 * META_WORDS + M_STATE, SlotState.PENDING);
+  Atomics.store(recv.meta, 4 * META_WORDS + M_STATE, SlotState.PENDING);
   t.notOk(r.tunMainWanted(), 'a PENDING head counts too');
   Atomics.store(ctl, r.iProduced, 256);
   t.ok(r.tunMainWanted(), 'a quarter of the ring unrouted never waits');

@@ -1,5 +1,5 @@
 // Crypto worker thread (RoutineEncryption/RoutineDecryption in one loop): claims PENDING slots of
-// the three rings in batches (TUN and LOCAL send rings: seal; RECV ring: open), transforms a whole
+// the rings in batches (the send rings — each TUN queue's and LOCAL: seal; RECV ring: open), transforms a whole
 // batch in place with one native call (native/aead.c: ChaCha20-Poly1305 through the OpenSSL Node
 // links, one reused context), publishes each slot DONE or FAILED, and sleeps on the worker
 // doorbell when no ring has claimable work. After sealing, it flushes the send ring
@@ -21,9 +21,9 @@ import { KeyTable } from '../src/dataplane/keytable.js';
 import {
   CTL_SHUTDOWN, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_CALLS,
   CW_SEND_FALLBACKS, CW_SENT, CW_WAKEUPS, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_KEYPAIR, M_LENGTH,
-  M_RESULT, META_WORDS, RING_LOCAL, RING_RECV, RING_TUN, SlotState, copyInnerHead, cryptingState, statWorker,
+  M_RESULT, META_WORDS, RING_LOCAL, RING_RECV, SlotState, copyInnerHead, cryptingState, statWorker,
 } from '../src/dataplane/layout.js';
-import { RingView, ringMainBell, sendLockOwner } from '../src/dataplane/ring.js';
+import { RingView, ringMainBell, sendLockOwner, tunRingViews } from '../src/dataplane/ring.js';
 import { udpNative } from '../src/io/udp-native.js';
 
 export interface CryptWorkerData {
@@ -71,10 +71,11 @@ const id = wd.workerId;
 const ctl = new Int32Array(wd.shared.control);
 const stats = new Float64Array(wd.shared.stats);
 const keys = KeyTable.attach(wd.shared.keys);
-const tun = new RingView(RING_TUN, ctl, wd.shared.rings[RING_TUN]!);
 const local = new RingView(RING_LOCAL, ctl, wd.shared.rings[RING_LOCAL]!);
 const recv = new RingView(RING_RECV, ctl, wd.shared.rings[RING_RECV]!);
-tun.partner = recv; // ring.ts "sharing a wake-up"
+/** The send rings: every TUN queue's, then LOCAL. */
+const sendRings = [...tunRingViews(ctl, wd.shared), local];
+for (const ring of sendRings) ring.partner = recv; // ring.ts "sharing a wake-up"
 /** The RECV ring's meta words as bytes: openStep copies each plaintext's inner header there. */
 const recvMetaBytes = new Uint8Array(recv.meta.buffer, recv.meta.byteOffset, recv.meta.byteLength);
 const crypting = cryptingState(id);
@@ -203,7 +204,7 @@ function cryptSome(ring: RingView, crypt: CryptBatch, doneStat: number): number 
 }
 
 function anyWork(): boolean {
-  return tun.claimable() || local.claimable() || recv.claimable();
+  return recv.claimable() || sendRings.some((ring) => ring.claimable());
 }
 
 function routineCrypt(): void {
@@ -211,8 +212,9 @@ function routineCrypt(): void {
     let t0 = performance.now();
     for (;;) {
       if (Atomics.load(ctl, CTL_SHUTDOWN) !== 0) return;
-      const n = cryptSome(tun, sealBatch, CW_SEALED) + cryptSome(local, sealBatch, CW_SEALED)
-        + cryptSome(recv, openBatch, CW_OPENED);
+      let n = 0;
+      for (const ring of sendRings) n += cryptSome(ring, sealBatch, CW_SEALED);
+      n += cryptSome(recv, openBatch, CW_OPENED);
       if (n === 0) break;
       const t1 = performance.now(); // account per round, so a worker that never sleeps still reports
       stats[row + CW_BUSY_NS]! += (t1 - t0) * 1e6;

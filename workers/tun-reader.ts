@@ -1,4 +1,5 @@
-// TUN reader thread: stage 1 of the TUN send ring (RoutineReadFromTUN) under load. Blocks in the
+// TUN reader thread: stage 1 of a TUN send ring (RoutineReadFromTUN) under load, one thread per
+// queue of the TUN device (queue q reads its own fd into its own ring, tunRingId(q)). Blocks in the
 // native readSlots (poll on the TUN fd and a wake eventfd) and hands each batch to TunIntake
 // (src/dataplane/tun-intake.ts: GSO super-packets split into slots, MTU published, one C_PRODUCED
 // store and at most one ring of main's bell per batch). A full ring is backpressure: the thread
@@ -15,8 +16,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Idleness, handToMain, parkWhileMainOwns } from '../src/dataplane/intake.js';
 import {
-  CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_GONE_ERRNO, CTL_TUN_OWNER, type DataplaneShared,
-  INTAKE_MAIN, RING_RECV, RING_TUN, R_FULL_WAITS, STAT_READER, TunGoneCause,
+  CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_GONE_ERRNO, type DataplaneShared, INTAKE_MAIN, RING_RECV, R_FULL_WAITS,
+  TunGoneCause, ctlReaderWaiting, ctlTunOwner, statReader, tunRingId,
 } from '../src/dataplane/layout.js';
 import { RingView, ringMainBell } from '../src/dataplane/ring.js';
 import { TunIntake } from '../src/dataplane/tun-intake.js';
@@ -24,6 +25,9 @@ import { TUN_READ_EOF, tunNative } from '../src/io/tun.js';
 
 export interface TunReaderData {
   shared: DataplaneShared;
+  /** The TUN queue this thread reads (0 for a single-queue device). */
+  queue: number;
+  /** That queue's fd. */
   fd: number;
   /** Interface name: its MTU is read after every batch and published in CTL_TUN_MTU ('' = don't). */
   name: string;
@@ -39,10 +43,14 @@ const POLL_MS = 1000;
 const wd = workerData as TunReaderData;
 const ctl = new Int32Array(wd.shared.control);
 const stats = new Float64Array(wd.shared.stats);
-const ring = new RingView(RING_TUN, ctl, wd.shared.rings[RING_TUN]!);
+const ringId = tunRingId(wd.queue);
+const ring = new RingView(ringId, ctl, wd.shared.rings[ringId]!);
 const partner = new RingView(RING_RECV, ctl, wd.shared.rings[RING_RECV]!);
 ring.partner = partner; // ring.ts "sharing a wake-up"
-const intake = new TunIntake(ring, stats, tunNative(), wd.fd, wd.name, wd.vnetHdr);
+const ownerWord = ctlTunOwner(wd.queue);
+const waitingWord = ctlReaderWaiting(wd.queue);
+const row = statReader(wd.queue);
+const intake = new TunIntake(ring, stats, tunNative(), wd.fd, wd.name, wd.vnetHdr, row);
 const idleness = new Idleness();
 
 function gone(cause: number, errno: number): void {
@@ -59,17 +67,17 @@ function routineReadFromTun(): void {
   for (;;) {
     // Main reads the device (idle): park until it gives it back. After our own hand-over,
     // main may already have read and given it back: either way C_PRODUCED has moved on.
-    if (handedOver || Atomics.load(ctl, CTL_TUN_OWNER) === INTAKE_MAIN) {
+    if (handedOver || Atomics.load(ctl, ownerWord) === INTAKE_MAIN) {
       handedOver = false;
-      parkWhileMainOwns(ctl, CTL_TUN_OWNER, POLL_MS);
+      parkWhileMainOwns(ctl, ownerWord, POLL_MS);
       seq = Atomics.load(ctl, ring.iProduced);
       idleness.resume(performance.now());
     }
     if (Atomics.load(ctl, CTL_SHUTDOWN) !== 0) return;
     // Backpressure (main notifies when it frees slots).
-    const free = ring.room(seq, CTL_READER_WAITING);
+    const free = ring.room(seq, waitingWord);
     if (free === 0) {
-      stats[STAT_READER + R_FULL_WAITS]! += 1;
+      stats[row + R_FULL_WAITS]! += 1;
       continue;
     }
     const got = intake.read(wd.wakeFd, POLL_MS, seq, free);
@@ -80,7 +88,7 @@ function routineReadFromTun(): void {
     }
     seq = (seq + got) | 0;
     if (idleness.handOver(got, intake.pending, performance.now()) && partner.quiet() && Atomics.load(ctl, CTL_SHUTDOWN) === 0) {
-      handToMain(ctl, CTL_TUN_OWNER); // idle: main reads until load returns
+      handToMain(ctl, ownerWord); // idle: main reads until load returns
       handedOver = true;
     }
   }

@@ -3,7 +3,10 @@
 // BATCH) and writes them with one native writeSlots call: with IFF_VNET_HDR, consecutive TCP
 // segments of one flow are coalesced into one GSO write (GRO: one trip through the kernel's stack
 // for up to 64 KiB), everything else is one write each, the virtio_net_hdr placed in the slot in
-// front of the packet. Then it frees the slots by advancing C_FREED (the UDP reader, or main,
+// front of the packet. On a multi-queue device each flow is written to one queue, chosen by a
+// symmetric hash of its addresses and ports: the kernel reads a flow's other direction from the
+// queue it was last written on, so this spreads the flows over the queues' reader threads (main's
+// own small writes at idle go to queue 0, where its idle hook reads). Then it frees the slots by advancing C_FREED (the UDP reader, or main,
 // reuses slots below it) and sleeps on C_RETIRED when caught up (main notifies if
 // CTL_WRITER_WAITING).
 //
@@ -23,7 +26,8 @@ import { TUN_WRITE_OUT, TUN_WRITE_OUT_LEN, tunNative } from '../src/io/tun.js';
 
 export interface TunWriterData {
   shared: DataplaneShared;
-  fd: number;
+  /** The TUN device's queues: each flow is written to one of them (native/tun.c writeSlots), so the kernel reads its other direction from that queue too. */
+  fds: number[];
   /** The fd carries virtio_net_hdr (offloads on): writes are coalesced. */
   vnetHdr: boolean;
 }
@@ -40,11 +44,12 @@ const native = tunNative();
 const slotList = new Int32Array(BATCH);
 const lens = new Int32Array(BATCH);
 const out = new Int32Array(TUN_WRITE_OUT_LEN);
+const target = wd.fds.length === 1 ? wd.fds[0]! : Int32Array.from(wd.fds);
 
 /** Writes the collected packets; returns false when the fd is gone. */
 function writeBatch(n: number): boolean {
   out.fill(0);
-  native.writeSlots(wd.fd, wd.vnetHdr, ring.data, ring.slotBytes, null, slotList, lens, n, wd.vnetHdr, out);
+  native.writeSlots(target, wd.vnetHdr, ring.data, ring.slotBytes, null, slotList, lens, n, wd.vnetHdr, out);
   stats[STAT_WRITER + W_PACKETS]! += out[TUN_WRITE_OUT.WRITTEN]!;
   stats[STAT_WRITER + W_BYTES]! += out[TUN_WRITE_OUT.BYTES]!;
   stats[STAT_WRITER + W_WRITES]! += out[TUN_WRITE_OUT.WRITES]!;

@@ -20,9 +20,9 @@ import { Idleness, handToMain, parkWhileMainOwns } from '../src/dataplane/intake
 import { KeyTable } from '../src/dataplane/keytable.js';
 import {
   CTL_SHUTDOWN, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_OWNER, CTL_UDP_READER_WAITING, type DataplaneShared,
-  INTAKE_MAIN, RING_RECV, RING_TUN, STAT_UDP_READER, U_FULL_WAITS,
+  INTAKE_MAIN, RING_RECV, STAT_UDP_READER, U_FULL_WAITS,
 } from '../src/dataplane/layout.js';
-import { RingView, ringMainBell } from '../src/dataplane/ring.js';
+import { RingView, ringGroup, ringMainBell, tunRingViews } from '../src/dataplane/ring.js';
 import { UdpIntake } from '../src/dataplane/udp-intake.js';
 import { udpNative } from '../src/io/udp-native.js';
 
@@ -41,7 +41,7 @@ const wd = workerData as UdpReaderData;
 const ctl = new Int32Array(wd.shared.control);
 const stats = new Float64Array(wd.shared.stats);
 const ring = new RingView(RING_RECV, ctl, wd.shared.rings[RING_RECV]!);
-const partner = new RingView(RING_TUN, ctl, wd.shared.rings[RING_TUN]!);
+const partner = ringGroup(tunRingViews(ctl, wd.shared)); // every TUN queue's ring
 ring.partner = partner; // ring.ts "sharing a wake-up"
 const intake = new UdpIntake(ring, KeyTable.attach(wd.shared.keys), ReceiverIndexMap.attach(wd.indexMap), stats, udpNative());
 const idleness = new Idleness();

@@ -13,6 +13,8 @@ export interface BenchOptions {
   pingIntervalMs: number;
   /** wirepool --workers values to sweep; [] = wirepool's default. */
   workers: number[];
+  /** wirepool --tun-queues for every wirepool daemon; null = wirepool's default. */
+  tunQueues: number | null;
   /** Pair kinds, in the order they are measured within a round. */
   pairs: PairKind[];
   /** Overall deadline, seconds: no measurement starts after it. */
@@ -38,6 +40,7 @@ export const USAGE = `usage: npm run bench -- [options]      (as root)
   --pings N            pings per latency sample, 20 ms apart (default 100; --quick 50)
   --workers 1,2,...    sweep wirepool's --workers: one wirepool↔wirepool pair per value
                        (the mixed pairs use the first value); default: wirepool's own default
+  --tun-queues N       wirepool's --tun-queues for every wirepool daemon (default: its own)
   --pairs LIST         any of wp-wp,wg-wg,wp-wg,wg-wp (default all; wp = wirepool,
                        wg = wireguard-go, client/sender first); wg-wg is the ratio reference
   --deadline S         overall time limit; no measurement starts after it (default 1800,
@@ -63,6 +66,7 @@ export function parseBenchArgs(argv: string[], defaultOutDir: string): Parsed {
     pings: quick ? 50 : 100,
     pingIntervalMs: 20,
     workers: [],
+    tunQueues: null,
     pairs: [...PAIR_KINDS],
     deadline: quick ? 180 : 1800,
     deadlineGiven: false,
@@ -110,6 +114,10 @@ export function parseBenchArgs(argv: string[], defaultOutDir: string): Parsed {
         o.workers = [...new Set(list as number[])];
         break;
       }
+      case '--tun-queues':
+        if ((n = int(8)) === null) return { ok: false, message: '--tun-queues needs an integer 1..8' };
+        o.tunQueues = n;
+        break;
       case '--pairs': {
         const list = (value() ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
         const bad = list.find((s) => !(PAIR_KINDS as readonly string[]).includes(s));
@@ -136,19 +144,22 @@ export function parseBenchArgs(argv: string[], defaultOutDir: string): Parsed {
  * round four iperf3 runs (each with about 1.5 s of start, stop and counter reads around it),
  * the idle pings, and the pings under load (1 s ramp-up, iperf3 start and stop).
  */
-export function plannedSeconds(o: Pick<BenchOptions, 'pairs' | 'workers' | 'rounds' | 'duration' | 'pings' | 'pingIntervalMs'>): number {
+export function plannedSeconds(o: Pick<BenchOptions, 'pairs' | 'workers' | 'tunQueues' | 'rounds' | 'duration' | 'pings' | 'pingIntervalMs'>): number {
   const pingS = (o.pings * o.pingIntervalMs) / 1000;
   const perRound = 4 * (o.duration + 1.5) + (pingS + 1) + (pingS + 3.5);
   return pairSpecs(o).length * (5 + o.rounds * perRound);
 }
 
 /** The pairs to build, in measuring order: one wirepool↔wirepool pair per --workers value. */
-export function pairSpecs(o: Pick<BenchOptions, 'pairs' | 'workers'>): PairSpec[] {
+export function pairSpecs(o: Pick<BenchOptions, 'pairs' | 'workers'> & Partial<Pick<BenchOptions, 'tunQueues'>>): PairSpec[] {
   const sweep = o.workers.length > 0 ? o.workers : [undefined];
-  const tag = (w: number | undefined): string => (w === undefined || o.workers.length === 0 ? '' : ` w=${w}`);
-  const idTag = (w: number | undefined): string => (w === undefined || o.workers.length === 0 ? '' : `-w${w}`);
+  const q = o.tunQueues ?? null;
+  const tag = (w: number | undefined): string => (w === undefined || o.workers.length === 0 ? '' : ` w=${w}`) + (q === null ? '' : ` q=${q}`);
+  const idTag = (w: number | undefined): string => (w === undefined || o.workers.length === 0 ? '' : `-w${w}`) + (q === null ? '' : `-q${q}`);
   const first = sweep[0];
-  const withWorkers = (w: number | undefined): { workers?: number } => (w === undefined ? {} : { workers: w });
+  const withWorkers = (w: number | undefined): { workers?: number; tunQueues?: number } => ({
+    ...(w === undefined ? {} : { workers: w }), ...(q === null ? {} : { tunQueues: q }),
+  });
   const specs: PairSpec[] = [];
   for (const kind of o.pairs) {
     switch (kind) {

@@ -33,6 +33,8 @@ export interface PairSpec {
   server: Impl;
   /** wirepool --workers for the wirepool end(s); undefined = its default. */
   workers?: number;
+  /** wirepool --tun-queues for the wirepool end(s); undefined = its default. */
+  tunQueues?: number;
 }
 
 export const OUTER_A = '198.51.100.1';
@@ -167,7 +169,8 @@ export class BenchPair {
       const start = (impl: Impl, ns: Netns, ifname: string): Promise<Daemon> =>
         impl === 'wirepool'
           ? startWirepool(ns, ifname, {
-            logLevel: 'error', timeoutMs: START_TIMEOUT_MS, extraArgs: ['--metrics', METRICS_ADDR],
+            logLevel: 'error', timeoutMs: START_TIMEOUT_MS,
+            extraArgs: ['--metrics', METRICS_ADDR, ...(spec.tunQueues !== undefined ? ['--tun-queues', String(spec.tunQueues)] : [])],
             ...(spec.workers !== undefined ? { workers: spec.workers } : {}),
           })
           : startWireguardGo(ns, ifname, { logLevel: 'error', timeoutMs: START_TIMEOUT_MS });

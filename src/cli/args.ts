@@ -4,7 +4,7 @@
 // the banner for --version and usage() for --help, both exiting 0. Environment variables
 // (WG_TUN_FD, WG_PROCESS_FOREGROUND, LOG_LEVEL) are the caller's concern.
 
-import { ifnameProblem } from '../io/tun.js';
+import { MAX_TUN_QUEUES, ifnameProblem } from '../io/tun.js';
 import { listenAddressProblem } from '../metrics/config.js';
 
 export const MAX_WORKERS = 64;
@@ -20,6 +20,15 @@ export function defaultHandshakeWorkers(cpus: number): number {
   return cpus >= 4 ? Math.min(8, cpus - 1) : 0;
 }
 
+/**
+ * Queues of the TUN device by CPU count: one below 8 CPUs (a second reader thread has no core of
+ * its own there, and one flow is always read from one queue), else one per four CPUs, at most 4.
+ * Not yet measured on a many-core machine (README "Known limits").
+ */
+export function defaultTunQueues(cpus: number): number {
+  return cpus >= 8 ? Math.min(4, cpus >> 2) : 1;
+}
+
 export type ParsedArgs =
   | {
       ok: true;
@@ -28,6 +37,7 @@ export type ParsedArgs =
       ifname: string;
       workers: number | null;
       handshakeWorkers: number | null;
+      tunQueues: number | null;
       config: string | null;
       /** file to write the daemon's pid to once it is ready (systemd's PIDFile=) */
       pidFile: string | null;
@@ -50,6 +60,8 @@ export function usage(): string {
     `  --workers N           crypto worker threads (1-${MAX_WORKERS}; default: from the CPU count)`,
     `  --handshake-workers N threads preparing initiations when the main thread falls behind`,
     `                        (0-${MAX_HANDSHAKE_WORKERS}, 0: none; default: none below 4 CPUs, else CPUs - 1, at most 8)`,
+    `  --tun-queues N        queues of the TUN device, one reader thread each (1-${MAX_TUN_QUEUES};`,
+    '                        default: 1 below 8 CPUs, else one per 4 CPUs, at most 4)',
     '  --config FILE         apply this wg(8) configuration file at start-up; SIGHUP re-reads it',
     '  --pid-file FILE       write the daemon\'s pid to FILE once it is ready (removed at exit)',
     '  --metrics ADDR:PORT   serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9586, [::1]:9586)',
@@ -79,6 +91,7 @@ export function parseArgs(argv: string[]): ParsedArgs {
   let help = false;
   let workers: number | null = null;
   let handshakeWorkers: number | null = null;
+  let tunQueues: number | null = null;
   let config: string | null = null;
   let pidFile: string | null = null;
   let metrics: string | null = null;
@@ -129,6 +142,12 @@ export function parseArgs(argv: string[]): ParsedArgs {
         handshakeWorkers = n;
         break;
       }
+      case '--tun-queues': {
+        const n = threadCount(option, takeValue(), 1, MAX_TUN_QUEUES);
+        if (typeof n === 'string') return fail(n);
+        tunQueues = n;
+        break;
+      }
       case '--config': {
         const v = takeValue();
         if (v === null || v === '') return fail('--config needs a file name');
@@ -165,5 +184,5 @@ export function parseArgs(argv: string[]): ParsedArgs {
   } else if (!version && !help) {
     return fail('missing interface name');
   }
-  return { ok: true, foreground, ifname, workers, handshakeWorkers, config, pidFile, metrics, version, help };
+  return { ok: true, foreground, ifname, workers, handshakeWorkers, tunQueues, config, pidFile, metrics, version, help };
 }

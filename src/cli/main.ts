@@ -21,7 +21,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { createLogger, logLevelFromEnv } from '../log.js';
 import { runDaemon } from '../daemon.js';
-import { defaultHandshakeWorkers, parseArgs, usage } from './args.js';
+import { defaultHandshakeWorkers, defaultTunQueues, parseArgs, usage } from './args.js';
 import { errorText } from '../error-text.js';
 import { tuneTiering } from './v8-tiering.js';
 
@@ -75,6 +75,7 @@ export async function main(argv: string[]): Promise<void> {
       ifname: args.ifname,
       workers: args.workers ?? Math.max(1, os.availableParallelism() - 1),
       handshakeWorkers: args.handshakeWorkers ?? defaultHandshakeWorkers(os.availableParallelism()),
+      tunQueues: args.tunQueues ?? defaultTunQueues(os.availableParallelism()),
       config: args.config,
       metrics: args.metrics,
       log,

@@ -9,10 +9,12 @@
 //   per ring: meta  Int32Array, META_WORDS per slot (state, lengths, ids, counter, sequence);
 //             data  Uint8Array, slotBytes per slot (64-byte aligned).
 //
-// Three rings (see pipeline.ts for the stages):
-//   RING_TUN    send ring fed by the TUN reader thread (or by main at idle);
+// Three rings, and one more send ring per further queue of a multi-queue TUN device (see
+// pipeline.ts for the stages):
+//   RING_TUN    send ring fed by the TUN reader thread of queue 0 (or by main at idle);
 //   RING_LOCAL  send ring fed by main (keepalives, staged packets: anything main originates);
-//   RING_RECV   receive ring fed by the UDP reader thread (or by main at idle), drained to TUN by the TUN writer thread.
+//   RING_RECV   receive ring fed by the UDP reader thread (or by main at idle), drained to TUN by the TUN writer thread;
+//   tunRingId(q), q ≥ 1: the send ring of TUN queue q, fed by that queue's reader thread (or by main at idle).
 //
 // Cursors are Int32 sequence numbers that only grow (wrapping at 2^32; always compare with
 // `(a - b) | 0`); slot index = seq & (slots - 1).
@@ -29,9 +31,28 @@ export const LINE_F64 = CACHE_LINE / 8; // Float64 entries per line
 export const RING_TUN = 0;
 export const RING_LOCAL = 1;
 export const RING_RECV = 2;
-export const RING_COUNT = 3;
-export type RingId = typeof RING_TUN | typeof RING_LOCAL | typeof RING_RECV;
-export const RING_NAMES = ['tun', 'local', 'recv'] as const;
+/** Most queues of a multi-queue TUN device one pipeline reads (a reader thread and a send ring each). */
+export const MAX_TUN_QUEUES = 8;
+/** Ring ids the layout has room for: the three, and the send rings of TUN queues 1 .. MAX_TUN_QUEUES − 1. */
+export const MAX_RINGS = 3 + MAX_TUN_QUEUES - 1;
+/** A ring id: RING_TUN, RING_LOCAL, RING_RECV, or tunRingId(q). */
+export type RingId = number;
+/** The send ring TUN queue q's reader produces: RING_TUN for queue 0, then ids 3, 4, … */
+export function tunRingId(q: number): RingId {
+  return q === 0 ? RING_TUN : RING_RECV + q;
+}
+/** Whether ring r is the send ring of a TUN queue. */
+export function isTunRing(r: RingId): boolean {
+  return r === RING_TUN || r > RING_RECV;
+}
+/** The ring ids of a pipeline whose TUN device has `queues` queues, in id order. */
+export function ringIds(queues: number): RingId[] {
+  return Array.from({ length: 2 + queues }, (_, r) => r);
+}
+/** The ring's name in metrics: tun, local, recv, then tun1, tun2, … for the further TUN queues. */
+export function ringName(r: RingId): string {
+  return r <= RING_RECV ? (['tun', 'local', 'recv'] as const)[r]! : `tun${r - RING_RECV}`;
+}
 
 export const DEFAULT_RING_SLOTS = 1024;
 export const DEFAULT_LOCAL_SLOTS = 256;
@@ -176,7 +197,7 @@ export const CTL_WORKER_BELL = line(3);
 export const CTL_WORKER_SLEEPERS = line(4);
 /** 1 once the TUN reader or writer saw the device go away (read error, EOF, EBADF on write). */
 export const CTL_TUN_GONE = line(5);
-/** 1 while the TUN reader waits for a free send slot (it waits on the TUN ring's C_FREED word). */
+/** 1 while the TUN reader (of queue 0: ctlReaderWaiting) waits for a free send slot (it waits on its ring's C_FREED word). */
 export const CTL_READER_WAITING = line(6);
 /** 1 while the TUN writer waits for checked slots (it waits on the recv ring's C_RETIRED word). */
 export const CTL_WRITER_WAITING = line(7);
@@ -201,7 +222,7 @@ export const CTL_UDP_READER_WAITING = line(11);
  * thread under load, the main thread's event loop at idle. Only the owner produces the RECV ring.
  */
 export const CTL_UDP_OWNER = CTL_UDP_READER_WAITING + 1;
-/** Who reads the TUN device (as CTL_UDP_OWNER): the TUN reader thread, or main at idle. */
+/** Who reads the TUN device's queue 0 (as CTL_UDP_OWNER): its TUN reader thread, or main at idle (ctlTunOwner). */
 export const CTL_TUN_OWNER = CTL_READER_WAITING + 1;
 export const INTAKE_THREAD = 0;
 export const INTAKE_MAIN = 1;
@@ -226,7 +247,17 @@ const RING_CTL_FIELDS = 8;
 export function ringCtl(ring: number, field: number): number {
   return line(RING_CTL_BASE + ring * RING_CTL_FIELDS + field);
 }
-export const CONTROL_WORDS = line(RING_CTL_BASE + RING_COUNT * RING_CTL_FIELDS);
+/** Lines of TUN queues 1..: the reader's waiting word and the owner word, as queue 0's two above. */
+const QUEUE_CTL_BASE = RING_CTL_BASE + MAX_RINGS * RING_CTL_FIELDS;
+/** CTL_READER_WAITING of TUN queue q. */
+export function ctlReaderWaiting(q: number): number {
+  return q === 0 ? CTL_READER_WAITING : line(QUEUE_CTL_BASE + q - 1);
+}
+/** CTL_TUN_OWNER of TUN queue q. */
+export function ctlTunOwner(q: number): number {
+  return q === 0 ? CTL_TUN_OWNER : line(QUEUE_CTL_BASE + q - 1) + 1;
+}
+export const CONTROL_WORDS = line(QUEUE_CTL_BASE + MAX_TUN_QUEUES - 1);
 
 /** Why the TUN went away (CTL_TUN_GONE_CAUSE). */
 export const TunGoneCause = { NONE: 0, READ_ERROR: 1, READ_EOF: 2, WRITE_ERROR: 3 } as const;
@@ -257,8 +288,8 @@ export const DROP_KINDS = 8;
 export function statDrop(ring: number, kind: number): number {
   return row(ring) + kind;
 }
-/** Row written by the TUN reader. */
-export const STAT_READER = row(RING_COUNT);
+/** Row written by the TUN reader of queue 0 (statReader(q): of queue q; the metrics sum them). */
+export const STAT_READER = row(MAX_RINGS);
 export const R_PACKETS = 0;
 export const R_BYTES = 1;
 export const R_FULL_WAITS = 2; // times it had to wait for a free slot (backpressure)
@@ -267,13 +298,13 @@ export const R_READS = 4; // read() calls that returned a packet or super-packet
 export const R_SUPER = 5; // GSO super-packets split into segments
 export const R_TOO_BIG = 6; // packets dropped: bigger than a slot, or headers not understood
 /** Row written by the TUN writer. */
-export const STAT_WRITER = row(RING_COUNT + 1);
+export const STAT_WRITER = row(MAX_RINGS + 1);
 export const W_PACKETS = 0;
 export const W_BYTES = 1;
 export const W_ERRORS = 2;
 export const W_WRITES = 3; // write() calls (packets / writes = GRO coalescing)
 /** Two rows written by main. */
-export const STAT_MAIN = row(RING_COUNT + 2);
+export const STAT_MAIN = row(MAX_RINGS + 2);
 export const MAIN_WAKEUPS = 0; // waitAsync resolutions
 export const MAIN_WORKER_RESTARTS = 1;
 export const MAIN_WORKER_NOTIFIES = 2; // times main notified sleeping workers
@@ -295,7 +326,7 @@ export const MAIN_INPUT_RECHECKS = 9;
 export const MAIN_IDLE_SENT = 10;
 export const MAIN_IDLE_RECEIVED = 11;
 /** Row written by the UDP reader (workers/udp-reader.ts). */
-export const STAT_UDP_READER = row(RING_COUNT + 4);
+export const STAT_UDP_READER = row(MAX_RINGS + 4);
 export const U_DATAGRAMS = 0;
 export const U_BYTES = 1;
 export const U_FULL_WAITS = 2; // times it had to wait for free RECV slots (backpressure: the socket buffer holds the rest)
@@ -306,7 +337,7 @@ export const U_FAST = 6; // transport messages the reader found the key for (fas
 export const U_INLINE_OPENED = 7; // of those, opened by the reader itself (small batches)
 /** Rows written by crypto worker `id` (a replacement continues its predecessor's row). */
 export function statWorker(id: number): number {
-  return row(RING_COUNT + 5 + id);
+  return row(MAX_RINGS + 5 + id);
 }
 export const CW_BUSY_NS = 0; // time spent between wake-up and going back to sleep
 export const CW_SEALED = 1;
@@ -316,7 +347,17 @@ export const CW_WAKEUPS = 4; // returns from Atomics.wait
 export const CW_SENT = 5; // sealed messages this worker wrote to a UDP socket itself
 export const CW_SEND_FALLBACKS = 6; // writes that failed (EAGAIN, …) and were left for main to send
 export const CW_SEND_CALLS = 7; // sendSlots calls (sent / calls = batch size)
-export const STATS_LENGTH = row(RING_COUNT + 5 + MAX_WORKERS);
+/** Row written by the TUN reader of queue q (R_* cells). */
+export function statReader(q: number): number {
+  return q === 0 ? STAT_READER : row(MAX_RINGS + 5 + MAX_WORKERS + q - 1);
+}
+/** Cell R_* summed over the TUN readers of `queues` queues. */
+export function readerStat(stats: Float64Array, field: number, queues: number): number {
+  let sum = 0;
+  for (let q = 0; q < queues; q++) sum += stats[statReader(q) + field]!;
+  return sum;
+}
+export const STATS_LENGTH = row(MAX_RINGS + 5 + MAX_WORKERS + MAX_TUN_QUEUES - 1);
 
 // ---- key table ------------------------------------------------------------------------------------
 
@@ -337,5 +378,10 @@ export interface DataplaneShared {
   control: SharedArrayBuffer; // CONTROL_WORDS * 4
   stats: SharedArrayBuffer; // STATS_LENGTH * 8
   keys: SharedArrayBuffer; // capacity * KEY_SLOT_BYTES
-  rings: RingShared[]; // indexed by RingId
+  rings: RingShared[]; // indexed by RingId: RING_TUN, RING_LOCAL, RING_RECV, then the further TUN queues' rings
+}
+
+/** The number of TUN queues (send rings fed from TUN) a pipeline's buffers have. */
+export function tunQueues(shared: DataplaneShared): number {
+  return shared.rings.length - 2;
 }

@@ -6,11 +6,15 @@
 // order. Every crossing between threads carries a batch: one cursor store publishes all the slots
 // a stage finished, and the next thread is woken (at most) once for them.
 //
-// TUN send ring (RING_TUN), TUN → UDP:
+// TUN send rings, TUN → UDP: RING_TUN, and on a multi-queue TUN device one more per further queue
+// (tunRingId(q)), each fed by that queue's reader thread and routed, sealed, sent and released
+// exactly as below, independently of the others (the kernel reads a flow from one queue, so a
+// flow's packets stay in order in one ring):
 //   1 produced  TUN reader thread (workers/tun-reader.ts): native readSlots (poll, then reads until
 //               EAGAIN; GSO super-packets split into MTU-sized packets) into data[16, 16+len),
 //               FILLED, one C_PRODUCED store per batch, rings main. Full ring: waits on C_FREED.
-//               At idle main reads the device itself, with the same code (intake.ts, tun-intake.ts).
+//               At idle main reads the device itself, with the same code (intake.ts, tun-intake.ts;
+//               each queue; the idle hook in C on queue 0 only).
 //   2 routed    main, in order: hooks.route() fills header data[0,16), zero padding, padded length,
 //               keypair id, counter, the endpoint words and the socket's fd (→ PENDING) or
 //               declines (SKIP). C_READY moves per ROUTE_PUBLISH_BATCH slots, wake workers.
@@ -113,15 +117,16 @@ import { ReceiverIndexMap } from './indexmap.js';
 import { MainIntake } from './intake.js';
 import { KeyTable } from './keytable.js';
 import {
-  CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_OWNER, CTL_TUN_MTU, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_READER_WAITING, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE, CTL_TUN_OWNER,
+  CONTROL_WORDS, CTL_UDP_FD4, CTL_UDP_FD6, CTL_UDP_GEN, CTL_UDP_GEN_SEEN, CTL_UDP_OWNER, CTL_TUN_MTU, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_SHUTDOWN, CTL_TUN_GONE, CTL_TUN_GONE_CAUSE,
   CTL_TUN_GONE_ERRNO, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS, CTL_WRITER_WAITING, DEFAULT_KEYPAIR_CAPACITY, DEFAULT_LOCAL_SLOTS,
   DEFAULT_MAX_INNER_MTU, DEFAULT_RING_SLOTS, Drop, type DataplaneShared, M_COUNTER_HI, M_COUNTER_LO, M_FD, M_INNER_HEAD, M_KEYPAIR,
   M_LENGTH, M_PEER, M_RECEIVER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_FLUSHED, MAIN_IDLE_RECEIVED, MAIN_IDLE_SENT, MAIN_INLINE_SEALED, MAIN_INPUT_RECHECKS, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
-  META_WORDS, RING_COUNT, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
+  META_WORDS, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
   R_BYTES, R_PACKETS, R_READS, STAT_READER, STAT_UDP_READER, SlotState, STAT_WRITER, TunGoneCause, U_BYTES, U_CALLS, U_DATAGRAMS, U_FAST,
+  ctlReaderWaiting, ctlTunOwner, ringIds, statReader, tunRingId,
   VIRTIO_NET_HDR_LEN, W_BYTES, W_PACKETS, W_WRITES, cryptingState, slotBytesFor, statDrop,
 } from './layout.js';
-import { RingView, SEND_LOCK_MAIN, allWorkersAsleep, allocRing, finishedSend, ringMainBell, sendLockOwner, wakeWorkers } from './ring.js';
+import { RingView, SEND_LOCK_MAIN, allWorkersAsleep, allocRing, finishedSend, ringGroup, ringMainBell, sendLockOwner, wakeWorkers } from './ring.js';
 import { Supervisor, TUN_READER_ID, TUN_WRITER_ID, UDP_READER_ID } from './supervisor.js';
 import { TUN_INTAKE_BATCH, TunIntake } from './tun-intake.js';
 import { UDP_INTAKE_BATCH, UdpIntake } from './udp-intake.js';
@@ -129,8 +134,16 @@ import { UDP_INTAKE_BATCH, UdpIntake } from './udp-intake.js';
 export interface PipelineOptions {
   /** Number of crypto worker threads (1..MAX_WORKERS). */
   workers: number;
-  /** TUN fd read by the TUN reader thread (and by main at idle). */
+  /** TUN fd read by the TUN reader thread (and by main at idle): queue 0 of a multi-queue device. */
   tunFd: number;
+  /**
+   * The further queues of a multi-queue TUN device (src/io/tun.ts TunDevice.queueFds): each gets a
+   * reader thread and a send ring of its own (tunRingId(q)), read by main at idle like queue 0
+   * (without the idle hook). The TUN writer spreads its writes over all queues by flow. Default none.
+   */
+  tunQueueFds?: readonly number[];
+  /** Per entry of tunQueueFds, the eventfd that interrupts that queue's reader (TunDevice.queueWakeFds); default none. */
+  tunQueueWakeFds?: readonly number[];
   /** fd the TUN writer (and main's direct writes) write to; defaults to tunFd (a character device or socket reads and writes on one fd; a pipe needs two). */
   tunWriteFd?: number;
   /** Name of the TUN interface: the reader publishes its MTU with every batch (tunMtu, hooks.onTunMtu). */
@@ -149,7 +162,7 @@ export interface PipelineOptions {
    * receiver-index map (indexmap.ts) it keys transport messages with.
    */
   udp: { wakeFd: number; indexMap: SharedArrayBuffer };
-  /** Slots of the TUN and RECV rings (power of two, default 1024). */
+  /** Slots of each TUN ring and of the RECV ring (power of two, default 1024). */
   ringSlots?: number;
   /** Slots of the LOCAL send ring (power of two, default 256). */
   localSlots?: number;
@@ -335,22 +348,29 @@ export class Pipeline {
   private readonly views: Uint8Array[][];
   private readonly metas: SlotMeta[];
   /** Main-owned cursor copies: C_READY and C_RETIRED per ring. */
-  private readonly ready = new Int32Array(RING_COUNT);
-  private readonly retired = new Int32Array(RING_COUNT);
+  private readonly ready: Int32Array;
+  private readonly retired: Int32Array;
+  /** The TUN queues' send rings (tunRingId(q) for queue q), and the send rings (those, then LOCAL). */
+  private readonly tunRings: RingId[];
+  private readonly sendRings: RingId[];
   private readonly udpWakeFd: number;
-  private readonly tunWakeFd: number;
+  /** The TUN readers' wake eventfds, by queue (-1: none). */
+  private readonly tunWakeFds: number[];
   /** Main's reading of the UDP sockets at idle (intake.ts). */
   private readonly udpMain: MainIntake;
-  /** Main's reading of the TUN device at idle (intake.ts). */
-  private readonly tunMain: MainIntake;
+  /** Main's reading of each TUN queue at idle (intake.ts), by queue. */
+  private readonly tunMains: MainIntake[];
   /** The inputs main may own at idle (recheckInputs looks at those it owns). */
   private readonly idleInputs: MainIntake[];
-  private readonly tunFd: number;
+  /** The TUN queues' fds, by queue. */
+  private readonly tunFds: readonly number[];
   /** Socket closes waiting for the UDP reader to acknowledge the generation that left them. */
   private readonly pendingUdpClose: { gen: number; run: () => void }[] = [];
   private readonly workerSendDepth: number;
-  /** fd main writes to in direct mode. */
+  /** fd main writes to in direct mode (queue 0's; the idle hook's too). */
   private readonly directWriteFd: number;
+  /** What writeDirect writes to: that fd, or every queue's (each flow to one, as the TUN writer does). */
+  private readonly directWriteTarget: number | Int32Array;
   /** writeDirect's arguments to the native writeSlots: one slot, its length, the call's out words. */
   private readonly directSlot = new Int32Array(1);
   private readonly directLen = new Int32Array(1);
@@ -401,30 +421,42 @@ export class Pipeline {
     this.maxInnerMtu = opts.maxInnerMtu ?? DEFAULT_MAX_INNER_MTU;
     this.slotBytes = slotBytesFor(this.maxInnerMtu);
     this.directWriteFd = opts.tunWriteFd ?? opts.tunFd;
+    this.directWriteTarget = opts.tunWriteFd === undefined && (opts.tunQueueFds?.length ?? 0) > 0
+      ? Int32Array.of(opts.tunFd, ...opts.tunQueueFds!) : this.directWriteFd;
     this.inlineSeal = opts.cryptoModule === undefined ? nativeSealSlots : null;
     this.workerCount = opts.workers;
     this.tunHeader = opts.tunVnetHdr === true ? VIRTIO_NET_HDR_LEN : 0;
     this.workerSendDepth = opts.workerSendDepth ?? WORKER_SEND_DEPTH;
     this.udpWakeFd = opts.udp.wakeFd;
-    this.tunWakeFd = opts.tunWakeFd ?? -1;
+    this.tunWakeFds = [opts.tunWakeFd ?? -1, ...(opts.tunQueueFds ?? []).map((_, i) => opts.tunQueueWakeFds?.[i] ?? -1)];
     this.keys = opts.keys ?? KeyTable.create(opts.keypairCapacity ?? DEFAULT_KEYPAIR_CAPACITY);
     const ringSlots = opts.ringSlots ?? DEFAULT_RING_SLOTS;
     const localSlots = opts.localSlots ?? DEFAULT_LOCAL_SLOTS;
+    this.tunFds = [opts.tunFd, ...(opts.tunQueueFds ?? [])];
+    const queues = this.tunFds.length;
+    const ids = ringIds(queues);
+    this.tunRings = this.tunFds.map((_, q) => tunRingId(q));
+    this.sendRings = [...this.tunRings, RING_LOCAL];
     this.shared = {
       control: new SharedArrayBuffer(CONTROL_WORDS * 4),
       stats: new SharedArrayBuffer(STATS_LENGTH * 8),
       keys: this.keys.buffer,
-      rings: [allocRing(ringSlots, this.slotBytes), allocRing(localSlots, this.slotBytes), allocRing(ringSlots, this.slotBytes)],
+      rings: ids.map((r) => allocRing(r === RING_LOCAL ? localSlots : ringSlots, this.slotBytes)),
     };
+    this.ready = new Int32Array(ids.length);
+    this.retired = new Int32Array(ids.length);
     this.ctl = new Int32Array(this.shared.control);
     this.ctl[CTL_UDP_FD4] = -1;
     this.ctl[CTL_UDP_FD6] = -1;
     this.stats = new Float64Array(this.shared.stats);
-    this.rings = [RING_TUN, RING_LOCAL, RING_RECV].map((r) => new RingView(r as RingId, this.ctl, this.shared.rings[r]!));
-    this.rings[RING_TUN]!.partner = this.rings[RING_RECV]!; // ring.ts "sharing a wake-up"; intake.ts: quiet()
-    this.rings[RING_RECV]!.partner = this.rings[RING_TUN]!;
+    this.rings = ids.map((r) => new RingView(r, this.ctl, this.shared.rings[r]!));
+    // ring.ts "sharing a wake-up"; intake.ts: quiet()
+    for (const r of this.tunRings) this.rings[r]!.partner = this.rings[RING_RECV]!;
+    this.rings[RING_RECV]!.partner = ringGroup(this.tunRings.map((r) => this.rings[r]!));
     const udpIntake = new UdpIntake(this.rings[RING_RECV]!, this.keys, ReceiverIndexMap.attach(opts.udp.indexMap), this.stats, udpNative());
-    const tunIntake = new TunIntake(this.rings[RING_TUN]!, this.stats, tunNative(), opts.tunFd, opts.tunName ?? '', opts.tunVnetHdr === true);
+    const tunIntakes = this.tunFds.map((fd, q) => new TunIntake(this.rings[tunRingId(q)]!, this.stats, tunNative(), fd, opts.tunName ?? '',
+      opts.tunVnetHdr === true, statReader(q)));
+    const tunIntake = tunIntakes[0]!;
     this.lease = opts.idleVersions !== undefined && opts.cryptoModule === undefined ? new Int32Array(IL_WORDS) : null;
     const lease = this.lease;
     const hookCommon = (ring: RingView, intake: { slotList: Int32Array; out: Int32Array }, batch: number) => ({
@@ -451,17 +483,19 @@ export class Pipeline {
       stats: this.stats, takenCell: STAT_MAIN + MAIN_UDP_TAKEN, givenCell: STAT_MAIN + MAIN_UDP_GIVEN,
       onReadable: this.onInputReadable,
     });
-    this.tunFd = opts.tunFd;
-    this.tunMain = new MainIntake({
-      ctl: this.ctl, ownerWord: CTL_TUN_OWNER, ring: this.rings[RING_TUN]!, batch: TUN_INTAKE_BATCH,
-      read: (seq, max) => (lease !== null && lease[IL_TUN_ADOPT] !== 0 ? tunIntake.publish(seq, adopt(lease, IL_TUN_ADOPT))
-        : tunIntake.read(-1, 0, seq, max)),
-      hook: tunHook,
-      pending: () => tunIntake.pending,
+    // Queue 0 has the idle hook (a lone packet in C; main's own small writes go to queue 0, so an
+    // idle flow is read there); the further queues are read by main at idle in JavaScript.
+    this.tunMains = tunIntakes.map((intake, q) => new MainIntake({
+      ctl: this.ctl, ownerWord: ctlTunOwner(q), ring: this.rings[tunRingId(q)]!, batch: TUN_INTAKE_BATCH,
+      read: q === 0
+        ? (seq, max) => (lease !== null && lease[IL_TUN_ADOPT] !== 0 ? tunIntake.publish(seq, adopt(lease, IL_TUN_ADOPT)) : tunIntake.read(-1, 0, seq, max))
+        : (seq, max) => intake.read(-1, 0, seq, max),
+      hook: q === 0 ? tunHook : null,
+      pending: () => intake.pending,
       stats: this.stats, takenCell: STAT_MAIN + MAIN_TUN_TAKEN, givenCell: STAT_MAIN + MAIN_TUN_GIVEN,
       onReadable: this.onInputReadable,
-    });
-    this.idleInputs = [this.tunMain, this.udpMain];
+    }));
+    this.idleInputs = [...this.tunMains, this.udpMain];
     this.views = this.rings.map((ring) => Array.from({ length: ring.slots }, (_, s) => ring.data.subarray(s * ring.slotBytes, (s + 1) * ring.slotBytes)));
     this.metas = this.rings.map((ring) => new SlotMeta(ring.id, ring.meta));
     this.freeBatch = Math.max(1, Math.min(64, ringSlots >> 2));
@@ -469,10 +503,10 @@ export class Pipeline {
     this.supervisor = new Supervisor({
       shared: this.shared,
       workers: opts.workers,
-      tunFd: opts.tunFd,
+      tunFds: this.tunFds,
       tunWriteFd: opts.tunWriteFd ?? null,
       tunName: opts.tunName ?? '',
-      tunWakeFd: opts.tunWakeFd ?? -1,
+      tunWakeFds: this.tunWakeFds,
       tunVnetHdr: opts.tunVnetHdr === true,
       udpWakeFd: this.udpWakeFd,
       udpIndexMap: opts.udp.indexMap,
@@ -594,7 +628,7 @@ export class Pipeline {
   }
 
   /** Release a send-ring slot held by onSealed() returning true. */
-  releaseHeld(ring: typeof RING_TUN | typeof RING_LOCAL, slot: number): void {
+  releaseHeld(ring: RingId, slot: number): void {
     const r = this.rings[ring]!;
     const m = slot * META_WORDS;
     if (Atomics.load(r.meta, m + M_STATE) !== SlotState.HELD) throw new Error(`releaseHeld: slot ${slot} of ring ${ring} is not held`);
@@ -613,14 +647,18 @@ export class Pipeline {
       fn();
       return;
     }
-    const marks = [this.ready[RING_TUN]!, this.ready[RING_LOCAL]!, this.ready[RING_RECV]!];
-    this.pendingRetire.push({ run: fn, marks });
+    this.pendingRetire.push({ run: fn, marks: Array.from(this.ready) });
     this.processRetired();
   }
 
   /** Run every main stage now (e.g. after a burst of UDP datagrams) instead of waiting for the doorbell. Reentrant calls are ignored. */
   drain(): void {
     this.pump();
+  }
+
+  /** Queues of the TUN device, each with a reader thread and a send ring (tunRingId). */
+  get tunQueues(): number {
+    return this.tunFds.length;
   }
 
   /** Number of slots of `ring`. */
@@ -690,7 +728,7 @@ export class Pipeline {
         this.hooks.drained?.();
         if (this.stopping) return;
         Atomics.store(ctl, CTL_MAIN_ARMED, 1);
-        for (let r = 0; r < RING_COUNT; r++) Atomics.store(ctl, this.rings[r]!.iHeadWait, this.retired[r]!);
+        for (let r = 0; r < this.rings.length; r++) Atomics.store(ctl, this.rings[r]!.iHeadWait, this.retired[r]!);
         const bell = Atomics.load(ctl, CTL_MAIN_BELL);
         if (this.hasWork()) continue;
         if (this.lease !== null) this.grantLease();
@@ -714,11 +752,11 @@ export class Pipeline {
 
   /** Is there anything a main stage could consume right now? (Called after arming.) */
   private hasWork(): boolean {
-    if (Atomics.load(this.ctl, this.rings[RING_TUN]!.iProduced) !== this.ready[RING_TUN]) return true;
+    for (const r of this.tunRings) if (Atomics.load(this.ctl, this.rings[r]!.iProduced) !== this.ready[r]) return true;
     this.ready[RING_RECV] = Atomics.load(this.ctl, this.rings[RING_RECV]!.iReady);
     if (this.pendingUdpClose.length !== 0 && Atomics.load(this.ctl, CTL_UDP_GEN_SEEN) === this.pendingUdpClose[0]!.gen) return true;
-    if (this.udpMain.awaitsWatch() || this.tunMain.awaitsWatch()) return true; // an input handed to main
-    for (let r = 0; r < RING_COUNT; r++) {
+    if (this.idleInputs.some((input) => input.awaitsWatch())) return true; // an input handed to main
+    for (let r = 0; r < this.rings.length; r++) {
       const ring = this.rings[r]!;
       const head = this.retired[r]!;
       if (head === this.ready[r]) continue;
@@ -745,13 +783,13 @@ export class Pipeline {
       this.tunMtuSeen = mtu;
       this.hooks.onTunMtu?.(mtu);
     }
-    let moved = this.routeStage();
-    if (this.tunMain.owned()) this.tunMain.watch(this.tunFd);
+    let moved = false;
+    for (const r of this.tunRings) moved = this.routeStage(r) || moved;
+    for (let q = 0; q < this.tunMains.length; q++) if (this.tunMains[q]!.owned()) this.tunMains[q]!.watch(this.tunFds[q]!);
     if (this.udpMain.owned()) this.watchUdp();
     this.ready[RING_RECV] = Atomics.load(this.ctl, this.rings[RING_RECV]!.iReady); // the reader publishes
     if (this.pendingUdpClose.length !== 0) this.processUdpSwitch();
-    moved = this.releaseStage(RING_TUN) || moved;
-    moved = this.releaseStage(RING_LOCAL) || moved;
+    for (const r of this.sendRings) moved = this.releaseStage(r) || moved;
     moved = this.checkStage() || moved;
     if (this.pendingRetire.length !== 0) this.processRetired();
     if (!this.tunGoneReported && Atomics.load(this.ctl, CTL_TUN_GONE) !== 0) {
@@ -762,15 +800,15 @@ export class Pipeline {
     return moved;
   }
 
-  /** TUN ring stage 2. */
-  private routeStage(): boolean {
-    const ring = this.rings[RING_TUN]!;
+  /** TUN ring stage 2 (ring r: a TUN queue's). */
+  private routeStage(r: RingId): boolean {
+    const ring = this.rings[r]!;
     const produced = Atomics.load(this.ctl, ring.iProduced);
-    let seq = this.ready[RING_TUN]!;
+    let seq = this.ready[r]!;
     if (seq === produced) return false;
     const meta = ring.meta;
-    const views = this.views[RING_TUN]!;
-    const sm = this.metas[RING_TUN]!;
+    const views = this.views[r]!;
+    const sm = this.metas[r]!;
     const start = seq;
     let unpublished = 0;
     let first = true;
@@ -782,10 +820,10 @@ export class Pipeline {
       try {
         seal = this.hooks.route(s, views[s]!, meta[m + M_LENGTH]!, sm.at(s)) === true;
       } catch (err) {
-        this.hookError('route', err, RING_TUN);
+        this.hookError('route', err, r);
       }
-      if (!seal) this.stats[statDrop(RING_TUN, Drop.SKIPPED)]! += 1;
-      else if (((seq - this.retired[RING_TUN]!) | 0) >= this.workerSendDepth) meta[m + M_FD] = -1; // loaded: main sends
+      if (!seal) this.stats[statDrop(r, Drop.SKIPPED)]! += 1;
+      else if (((seq - this.retired[r]!) | 0) >= this.workerSendDepth) meta[m + M_FD] = -1; // loaded: main sends
       // A plain store: no other thread reads the slot before the C_READY store that publishes it
       // (an Atomics.store per slot was main's costliest builtin on this path).
       meta[m + M_STATE] = seal ? SlotState.PENDING : SlotState.SKIP;
@@ -794,16 +832,16 @@ export class Pipeline {
         // Sleeping workers are woken at the first publish (they start while main routes the rest)
         // and once more at the end: a notify per publish mostly found the same worker not yet
         // running (bench/mainthread.ts: ~1.5 notifies per wake-up of main).
-        this.publishRouted(seq, first ? unpublished : 0);
+        this.publishRouted(r, seq, first ? unpublished : 0);
         first = false;
         unpublished = 0;
       }
     }
-    if (first && this.inlineSeal !== null && ((seq - this.retired[RING_TUN]!) | 0) <= INLINE_SEAL_MAX) {
+    if (first && this.inlineSeal !== null && ((seq - this.retired[r]!) | 0) <= INLINE_SEAL_MAX) {
       if (allWorkersAsleep(this.ctl, this.workerCount)) this.sealInline(ring, seq);
-      else this.publishRouted(seq, 0); // a worker is awake: it seals and sends them (see INLINE_SEAL_MAX)
+      else this.publishRouted(r, seq, 0); // a worker is awake: it seals and sends them (see INLINE_SEAL_MAX)
     } else {
-      this.publishRouted(seq, (seq - start) | 0);
+      this.publishRouted(r, seq, (seq - start) | 0);
     }
     return true;
   }
@@ -815,7 +853,7 @@ export class Pipeline {
    * what main sealed, in order, holding the flush lock.
    */
   private sealInline(ring: RingView, seq: number): void {
-    this.ready[RING_TUN] = seq;
+    this.ready[ring.id] = seq;
     Atomics.store(this.ctl, ring.iReady, seq);
     const list = this.inlineList;
     let n = 0;
@@ -899,7 +937,7 @@ export class Pipeline {
     const recv = this.rings[RING_RECV]!;
     const tunAt = Atomics.load(ctl, tun.iProduced);
     const recvAt = Atomics.load(ctl, recv.iProduced);
-    const tunQuiet = this.tunMain.owned() && tunAt === this.retired[RING_TUN] && Atomics.load(ctl, tun.iFreed) === tunAt;
+    const tunQuiet = this.tunMains[0]!.owned() && tunAt === this.retired[RING_TUN] && Atomics.load(ctl, tun.iFreed) === tunAt;
     const recvQuiet = this.udpMain.owned() && recvAt === this.retired[RING_RECV]
       && ((Atomics.load(ctl, recv.iFreed) - this.deliverMark) | 0) >= 0;
     // A hook's hand-over not taken yet (only while stopping) means main is not idle: no lease.
@@ -946,10 +984,10 @@ export class Pipeline {
     this.hooks.idleSettle?.(L); // the results stay until the next grant zeroes them
   }
 
-  /** Publish the routed slots below `seq`; wake up to `n` sleeping workers (0: none). */
-  private publishRouted(seq: number, n: number): void {
-    this.ready[RING_TUN] = seq;
-    Atomics.store(this.ctl, this.rings[RING_TUN]!.iReady, seq);
+  /** Publish the routed slots of TUN ring r below `seq`; wake up to `n` sleeping workers (0: none). */
+  private publishRouted(r: RingId, seq: number, n: number): void {
+    this.ready[r] = seq;
+    Atomics.store(this.ctl, this.rings[r]!.iReady, seq);
     if (n > 0) this.wakeWorkers(n);
   }
 
@@ -960,7 +998,7 @@ export class Pipeline {
    * (onSealed, sent=false): slots a worker could not write, or that no worker has flushed yet.
    * Stops at the first slot still being sealed, or at one onSealed() holds.
    */
-  private releaseStage(r: typeof RING_TUN | typeof RING_LOCAL): boolean {
+  private releaseStage(r: RingId): boolean {
     const ring = this.rings[r]!;
     const meta = ring.meta;
     const ready = this.ready[r]!;
@@ -1004,7 +1042,7 @@ export class Pipeline {
     this.retired[r] = seq;
     Atomics.store(this.ctl, ring.iRetired, seq);
     Atomics.store(this.ctl, ring.iFreed, seq);
-    if (r === RING_TUN && Atomics.load(this.ctl, CTL_READER_WAITING) !== 0) Atomics.notify(this.ctl, ring.iFreed, 1);
+    if (r !== RING_LOCAL && Atomics.load(this.ctl, ctlReaderWaiting(this.tunRings.indexOf(r))) !== 0) Atomics.notify(this.ctl, ring.iFreed, 1);
     return true;
   }
 
@@ -1013,7 +1051,7 @@ export class Pipeline {
    * a worker, FAILED/DEAD are counted, SKIP needs nothing. Frees the slot and returns true, or
    * returns false when onSealed() holds it (state HELD; releaseHeld() makes it SKIP).
    */
-  private releaseSlot(r: typeof RING_TUN | typeof RING_LOCAL, s: number, st: number): boolean {
+  private releaseSlot(r: RingId, s: number, st: number): boolean {
     const meta = this.rings[r]!.meta;
     const m = s * META_WORDS;
     if (st !== SlotState.SKIP) {
@@ -1099,15 +1137,16 @@ export class Pipeline {
 
   /**
    * Direct mode: write the packet at slot s to TUN from main, with the writer's own native call
-   * (one packet, no coalescing; the virtio header, a plain packet's, goes in front of it). False
-   * (nothing written) on any error: the writer then retries it and classifies the error.
+   * (one packet, no coalescing; the virtio header, a plain packet's, goes in front of it; on a
+   * multi-queue device to its flow's queue, as the writer would). False (nothing written) on any
+   * error: the writer then retries it and classifies the error.
    */
   private writeDirect(ring: RingView, s: number, len: number): boolean {
     const out = this.directOut;
     this.directSlot[0] = s;
     this.directLen[0] = len;
     try {
-      tunNative().writeSlots(this.directWriteFd, this.tunHeader !== 0, ring.data, ring.slotBytes, null, this.directSlot, this.directLen, 1, false, out);
+      tunNative().writeSlots(this.directWriteTarget, this.tunHeader !== 0, ring.data, ring.slotBytes, null, this.directSlot, this.directLen, 1, false, out);
     } catch {
       return false;
     }
@@ -1142,7 +1181,7 @@ export class Pipeline {
   private processRetired(): void {
     while (this.pendingRetire.length !== 0) {
       const head = this.pendingRetire[0]!;
-      for (let r = 0; r < RING_COUNT; r++) {
+      for (let r = 0; r < this.rings.length; r++) {
         if (((this.retired[r]! - head.marks[r]!) | 0) < 0) return; // FIFO: later entries have later marks
       }
       this.pendingRetire.shift();
@@ -1161,7 +1200,7 @@ export class Pipeline {
   /** A crypto worker is gone: its slots become DEAD, its sleeper bit is cleared. */
   private reclaimWorker(id: number): void {
     const tag = cryptingState(id);
-    for (let r = 0; r < RING_COUNT; r++) {
+    for (let r = 0; r < this.rings.length; r++) {
       const ring = this.rings[r]!;
       for (let seq = this.retired[r]!; seq !== this.ready[r]; seq = (seq + 1) | 0) {
         Atomics.compareExchange(ring.meta, (seq & ring.mask) * META_WORDS + M_STATE, tag, SlotState.DEAD);
@@ -1171,7 +1210,7 @@ export class Pipeline {
     // It may have died holding a flush lock: free it (a message it wrote but had not yet marked
     // SENT goes out again; the receiver's replay window drops the copy; slots it had marked SENT
     // but not yet passed with C_SENT are passed by the next flusher).
-    for (const r of [RING_TUN, RING_LOCAL]) Atomics.compareExchange(this.ctl, this.rings[r]!.iSendLock, sendLockOwner(id), 0);
+    for (const r of this.sendRings) Atomics.compareExchange(this.ctl, this.rings[r]!.iSendLock, sendLockOwner(id), 0);
     this.pump(); // main may be waiting for one of those slots
   }
 
@@ -1182,14 +1221,13 @@ export class Pipeline {
     Atomics.store(ctl, CTL_SHUTDOWN, 1);
     Atomics.add(ctl, CTL_WORKER_BELL, 1);
     Atomics.notify(ctl, CTL_WORKER_BELL);
-    Atomics.notify(ctl, this.rings[RING_TUN]!.iFreed); // a reader waiting for room
+    for (const r of this.tunRings) Atomics.notify(ctl, this.rings[r]!.iFreed); // a reader waiting for room
     Atomics.notify(ctl, this.rings[RING_RECV]!.iRetired); // the writer waiting for work
     Atomics.notify(ctl, this.rings[RING_RECV]!.iFreed); // the UDP reader waiting for room
     wakeEventFd(this.udpWakeFd); // the UDP reader in poll()
-    wakeEventFd(this.tunWakeFd); // the TUN reader in poll()
-    this.udpMain.close(); // before the sockets are closed
-    this.tunMain.close();
-    Atomics.notify(ctl, CTL_TUN_OWNER);
+    for (const fd of this.tunWakeFds) wakeEventFd(fd); // the TUN readers in poll()
+    for (const input of this.idleInputs) input.close(); // before the sockets are closed
+    this.tunFds.forEach((_, q) => Atomics.notify(ctl, ctlTunOwner(q)));
     Atomics.notify(ctl, CTL_UDP_OWNER); // a reader parked while main owned its input
     ringMainBell(ctl); // resolves a pending waitAsync; onBell then sees `stopping`
     await this.supervisor.stop();

@@ -80,7 +80,8 @@
 
 import {
   C_CLAIM, C_FREED, C_HEAD_WAIT, C_PRODUCED, C_READY, C_RETIRED, C_SEND_LOCK, C_SENT, CTL_MAIN_ARMED, CTL_MAIN_BELL, CTL_SHUTDOWN, CTL_WORKER_BELL, CTL_WORKER_SLEEPERS,
-  M_FD, M_SEQ, M_STATE, META_WORDS, RING_RECV, RING_TUN, type RingId, type RingShared, SlotState, isCrypting, ringCtl,
+  type DataplaneShared, M_FD, M_SEQ, M_STATE, META_WORDS, RING_RECV, type RingId, type RingShared, SlotState, isCrypting, isTunRing,
+  ringCtl, tunQueues, tunRingId,
 } from './layout.js';
 
 /**
@@ -89,6 +90,28 @@ import {
  * wake-up (50–70 µs on a small VM) takes about as long as sealing them.
  */
 export const ROUTE_LOW_WATER = 64;
+
+/** What a ring asks of the other direction's ring (RingView.partner). */
+export interface PartnerRing {
+  quiet(): boolean;
+  sendsInFlight(): boolean;
+  headOpening(): boolean;
+}
+
+/** The TUN rings of all queues as one partner of the RECV ring: quiet when all are, in flight when any is. */
+export function ringGroup(rings: readonly RingView[]): PartnerRing {
+  if (rings.length === 1) return rings[0]!;
+  return {
+    quiet: () => rings.every((r) => r.quiet()),
+    sendsInFlight: () => rings.some((r) => r.sendsInFlight()),
+    headOpening: () => false, // asked of the RECV ring only
+  };
+}
+
+/** Views of the send rings of every TUN queue (queue order). */
+export function tunRingViews(ctl: Int32Array, shared: DataplaneShared): RingView[] {
+  return Array.from({ length: tunQueues(shared) }, (_, q) => new RingView(tunRingId(q), ctl, shared.rings[tunRingId(q)]!));
+}
 
 /** Sends list[0, n) (slots of `ring` naming socket `fd`) in order; returns how many went. */
 export type SendBatch = (ring: RingView, fd: number, list: Int32Array, n: number) => number;
@@ -226,7 +249,7 @@ export class RingView {
    * tunMainWanted(); the LOCAL ring (keepalives, staged packets: rare) always wakes it.
    */
   private mainWantedAfterSend(): boolean {
-    return this.id === RING_TUN ? this.tunMainWanted() : Atomics.load(this.ctl, CTL_MAIN_ARMED) !== 0;
+    return isTunRing(this.id) ? this.tunMainWanted() : Atomics.load(this.ctl, CTL_MAIN_ARMED) !== 0;
   }
 
   /** Routed-but-unsent TUN slots below which the workers are running low (tunMainWanted). */
@@ -255,10 +278,10 @@ export class RingView {
 
   /**
    * The other direction's ring, whose coming wake-up of main a small batch of this one shares
-   * ("sharing a wake-up" above): for the TUN ring the RECV ring, and the other way round. Set by
-   * the threads that produce or flush this ring.
+   * ("sharing a wake-up" above): for a TUN ring the RECV ring, and the other way round (the TUN
+   * rings of every queue: ringGroup). Set by the threads that produce or flush this ring.
    */
-  partner: RingView | null = null;
+  partner: PartnerRing | null = null;
 
   /**
    * TUN ring: routed slots are with the workers (C_READY ≠ C_SENT). A flusher will wake main once

@@ -29,6 +29,10 @@ import { startThread } from '../thread-options.js';
 import { type DataplaneShared, MAIN_WORKER_RESTARTS, STAT_MAIN } from './layout.js';
 
 export const TUN_READER_ID = -1;
+/** The thread id of TUN queue q's reader (TUN_READER_ID for queue 0). */
+export function tunReaderId(q: number): number {
+  return q === 0 ? TUN_READER_ID : -10 - q;
+}
 export const TUN_WRITER_ID = -2;
 export const UDP_READER_ID = -3;
 
@@ -43,13 +47,14 @@ const MAX_RESTART_DELAY_MS = 5000;
 export interface SupervisorConfig {
   shared: DataplaneShared;
   workers: number;
-  tunFd: number;
-  /** fd the TUN writer writes to (null: tunFd). */
+  /** The TUN device's queues: one reader thread each (a single-queue device: one fd). */
+  tunFds: readonly number[];
+  /** fd the TUN writer writes to (null: every queue of tunFds, each flow to one: native/tun.c writeSlots). */
   tunWriteFd: number | null;
   /** Name of the TUN interface (the reader reads its MTU); '' when unknown. */
   tunName: string;
-  /** eventfd that interrupts the TUN reader's poll (-1: none). */
-  tunWakeFd: number;
+  /** Per queue, the eventfd that interrupts its TUN reader's poll (-1: none). */
+  tunWakeFds: readonly number[];
   /** The TUN fd carries virtio_net_hdr (offloads). */
   tunVnetHdr: boolean;
   /** eventfd that interrupts the UDP reader's poll. */
@@ -83,7 +88,7 @@ interface ThreadEntry {
 }
 
 function threadName(id: number): string {
-  return id >= 0 ? `wirepool-crypt-${id}` : id === TUN_READER_ID ? 'wirepool-tun-reader'
+  return id >= 0 ? `wirepool-crypt-${id}` : id === TUN_READER_ID ? 'wirepool-tun-reader' : id <= -11 ? `wirepool-tun-reader-${-10 - id}`
     : id === UDP_READER_ID ? 'wirepool-udp-reader' : 'wirepool-tun-writer';
 }
 
@@ -99,7 +104,8 @@ async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
 
 export class Supervisor {
   private readonly crypto: (ThreadEntry | undefined)[] = [];
-  private reader: ThreadEntry | undefined;
+  /** The TUN readers, by queue. */
+  private readonly readers: (ThreadEntry | undefined)[] = [];
   private writer: ThreadEntry | undefined;
   private udpReader: ThreadEntry | undefined;
   private readonly restartTimers = new Set<ReturnType<typeof setTimeout>>();
@@ -118,7 +124,7 @@ export class Supervisor {
       ready.push(p.then(() => { pending.delete(name); }));
     };
     for (let id = 0; id < this.cfg.workers; id++) track(`crypto worker ${id}`, this.spawnCrypto(id));
-    track('TUN reader', this.spawnReader());
+    this.cfg.tunFds.forEach((_, q) => track(q === 0 ? 'TUN reader' : `TUN reader ${q}`, this.spawnReader(q)));
     track('TUN writer', this.spawnWriter());
     track('UDP reader', this.spawnUdpReader());
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -140,7 +146,7 @@ export class Supervisor {
   }
 
   get readerRunning(): boolean {
-    return this.reader !== undefined;
+    return this.readers.some((r) => r !== undefined);
   }
 
   /** Bounded stop; the caller has already set CTL_SHUTDOWN and notified every wait word. */
@@ -155,17 +161,17 @@ export class Supervisor {
     await Promise.all([...this.crypto.map(bounded), bounded(this.writer), bounded(this.udpReader)]);
     this.writer = undefined;
     this.udpReader = undefined;
-    const reader = this.reader;
-    if (reader !== undefined) {
+    await Promise.all(this.readers.map(async (reader, q) => {
+      if (reader === undefined) return;
       if (await within(reader.exited, this.cfg.stopTimeoutMs)) {
-        this.reader = undefined;
+        this.readers[q] = undefined;
       } else {
         // Still inside a native call: terminate() takes effect only when it returns; don't wait.
         void reader.worker.terminate();
         reader.worker.unref();
-        void reader.exited.then(() => { if (this.reader === reader) this.reader = undefined; });
+        void reader.exited.then(() => { if (this.readers[q] === reader) this.readers[q] = undefined; });
       }
-    }
+    }));
   }
 
   /** Start a thread; `ready` resolves when it reports 'ready' and rejects if it fails first (during start). */
@@ -212,15 +218,16 @@ export class Supervisor {
     return ready;
   }
 
-  private spawnReader(): Promise<void> {
-    const data = { shared: this.cfg.shared, fd: this.cfg.tunFd, name: this.cfg.tunName, wakeFd: this.cfg.tunWakeFd, vnetHdr: this.cfg.tunVnetHdr };
-    const { entry, ready } = this.spawn(TUN_READER_URL, data, TUN_READER_ID, this.reader, (e, code) => this.onTunThreadExit(TUN_READER_ID, e, code));
-    this.reader = entry;
+  private spawnReader(q: number): Promise<void> {
+    const data = { shared: this.cfg.shared, queue: q, fd: this.cfg.tunFds[q]!, name: this.cfg.tunName, wakeFd: this.cfg.tunWakeFds[q]!, vnetHdr: this.cfg.tunVnetHdr };
+    const id = tunReaderId(q);
+    const { entry, ready } = this.spawn(TUN_READER_URL, data, id, this.readers[q], (e, code) => this.onTunThreadExit(id, e, code));
+    this.readers[q] = entry;
     return ready;
   }
 
   private spawnWriter(): Promise<void> {
-    const data = { shared: this.cfg.shared, fd: this.cfg.tunWriteFd ?? this.cfg.tunFd, vnetHdr: this.cfg.tunVnetHdr };
+    const data = { shared: this.cfg.shared, fds: this.cfg.tunWriteFd === null ? [...this.cfg.tunFds] : [this.cfg.tunWriteFd], vnetHdr: this.cfg.tunVnetHdr };
     const { entry, ready } = this.spawn(TUN_WRITER_URL, data, TUN_WRITER_ID, this.writer, (e, code) => this.onTunThreadExit(TUN_WRITER_ID, e, code));
     this.writer = entry;
     return ready;
@@ -256,16 +263,16 @@ export class Supervisor {
   }
 
   private onTunThreadExit(id: number, entry: ThreadEntry, code: number): void {
-    const isReader = id === TUN_READER_ID;
-    if ((isReader ? this.reader : this.writer) !== entry) return;
+    const q = this.readers.indexOf(entry); // -1: the writer
+    if (q < 0 && this.writer !== entry) return;
     if (this.stopping || !this.started || !this.events.tunThreadExited(id)) {
-      if (isReader) this.reader = undefined;
+      if (q >= 0) this.readers[q] = undefined;
       else this.writer = undefined;
       return;
     }
     if (!entry.errored) this.events.error(id, new Error(`${threadName(id)} exited with code ${code}`));
     this.restart(entry, () => {
-      (isReader ? this.spawnReader() : this.spawnWriter()).then(() => this.events.restarted(id), (err) => this.events.error(id, err));
+      (q >= 0 ? this.spawnReader(q) : this.spawnWriter()).then(() => this.events.restarted(id), (err) => this.events.error(id, err));
     });
   }
 

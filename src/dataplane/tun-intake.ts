@@ -11,8 +11,7 @@
 // CTL_TUN_MTU before the batch, so an `ip link set mtu` applies from the next packet read.
 import { TUN_READ_OUT, TUN_READ_OUT_LEN, type TunNative } from '../io/tun.js';
 import {
-  CTL_TUN_MTU, M_RESULT, M_SEQ, M_STATE, META_WORDS, R_BYTES, R_PACKETS, R_READS, R_SUPER, R_TOO_BIG, R_TRANSIENT_ERRORS,
-  STAT_READER, SlotState,
+  CTL_TUN_MTU, M_RESULT, M_SEQ, M_STATE, META_WORDS, R_BYTES, R_PACKETS, R_READS, R_SUPER, R_TOO_BIG, R_TRANSIENT_ERRORS, SlotState,
 } from './layout.js';
 import { type RingView, ringMainBell } from './ring.js';
 
@@ -32,6 +31,8 @@ export class TunIntake {
     /** Interface name whose MTU is published per batch ('' = don't). */
     private readonly name: string,
     private readonly vnetHdr: boolean,
+    /** The stats row of this queue's reader (layout.ts statReader). */
+    private readonly row: number,
   ) {}
 
   /** Segments of a super-packet this thread's addon instance holds for its next call. Whoever reads next must be this thread. */
@@ -66,12 +67,12 @@ export class TunIntake {
    * idle hook made and left to it (idle-lease.ts IL_TUN_ADOPT).
    */
   publish(seq: number, got: number): number {
-    const { ring, stats, out, slotList } = this;
+    const { ring, stats, out, slotList, row } = this;
     const meta = ring.meta;
-    stats[STAT_READER + R_READS]! += out[TUN_READ_OUT.READS]!;
-    stats[STAT_READER + R_SUPER]! += out[TUN_READ_OUT.SUPER]!;
-    stats[STAT_READER + R_TOO_BIG]! += out[TUN_READ_OUT.TOO_BIG]! + out[TUN_READ_OUT.MALFORMED]!;
-    stats[STAT_READER + R_TRANSIENT_ERRORS]! += out[TUN_READ_OUT.TRANSIENT]!;
+    stats[row + R_READS]! += out[TUN_READ_OUT.READS]!;
+    stats[row + R_SUPER]! += out[TUN_READ_OUT.SUPER]!;
+    stats[row + R_TOO_BIG]! += out[TUN_READ_OUT.TOO_BIG]! + out[TUN_READ_OUT.MALFORMED]!;
+    stats[row + R_TRANSIENT_ERRORS]! += out[TUN_READ_OUT.TRANSIENT]!;
     // Any read, even one that only dropped a packet too big for the slots (the MTU just grew: main
     // then rebuilds the rings), publishes the MTU before what it read.
     if (out[TUN_READ_OUT.READS]! > 0) this.publishMtu();
@@ -83,8 +84,8 @@ export class TunIntake {
       Atomics.store(meta, m + M_STATE, SlotState.FILLED);
     }
     Atomics.store(ring.ctl, ring.iProduced, (seq + got) | 0); // publish (release)
-    stats[STAT_READER + R_PACKETS]! += got;
-    stats[STAT_READER + R_BYTES]! += out[TUN_READ_OUT.BYTES]!;
+    stats[row + R_PACKETS]! += got;
+    stats[row + R_BYTES]! += out[TUN_READ_OUT.BYTES]!;
     if (ring.tunMainWanted()) ringMainBell(ring.ctl); // lazily: ring.ts "TUN ring wake-ups"
     return got;
   }

@@ -11,6 +11,19 @@
 // is down. On any failure after TUNSETIFF the fd is closed, which deletes the
 // (non-persistent) link: nothing is left half-configured.
 //
+// Queues. createTun(name, mtu, { queues: N }) with 1 < N ≤ MAX_TUN_QUEUES makes the link with
+// IFF_MULTI_QUEUE (the first open still exclusive: the name must be new), then attaches N - 1
+// more queues to it (non-exclusive TUNSETIFF with the same flags; each must report the same
+// virtio header setting as the first, or everything is closed again): `fd` is queue 0,
+// `queueFds` queues 1..N-1, each read by its own reader thread with its own wake eventfd
+// (`queueWakeFds`). The kernel decides which queue a packet is read from: tun_automq_select_queue
+// picks the queue on which the same flow (its symmetric skb hash, so replies count) was last
+// written (tun_flow_update), else one from the hash. A writer that used one queue only would
+// therefore get every two-way flow back on that queue. So writeSlots, given the queue fds as an
+// Int32Array, spreads its writes by flow with a symmetric hash (flowQueue: a→b and b→a pick the
+// same queue), and each flow is read back on the queue it hashes to. An inherited fd
+// (openTunFromFd, WG_TUN_FD) is always one queue.
+//
 // Offloads. With IFF_VNET_HDR every read and write carries a 10-byte virtio_net_hdr. The
 // device announces TSO/USO, so the local stack hands it TCP (and UDP) super-packets of up to
 // 64 KiB that the addon's readSlots splits into MTU-sized packets (a 2–4× saving in stack work
@@ -35,14 +48,25 @@
 // mounted in that namespace (`ip netns exec` remounts it, `unshare -n` does not).
 
 import { type IdleHookCommon } from '../dataplane/idle-lease.js';
+import { MAX_TUN_QUEUES } from '../dataplane/layout.js';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { errorText } from '../error-text.js';
 
 export interface TunDevice {
   readonly name: string;
-  /** Non-blocking TUN fd; read and write it with tunNative().readSlots / writeSlots. */
+  /** Non-blocking TUN fd (queue 0); read and write it with tunNative().readSlots / writeSlots. */
   readonly fd: number;
+  /**
+   * Non-blocking fds of queues 1..N-1 of a multi-queue device (empty, or absent, for one queue):
+   * read each with readSlots like `fd`, on its own thread with the matching `queueWakeFds`
+   * entry. Write through writeSlots(Int32Array.of(fd, ...queueFds), …), which picks the queue
+   * per flow. Optional in this interface only so that single-queue stand-ins (test/helpers/
+   * memtun.ts) need not declare it; createTun and openTunFromFd always set it.
+   */
+  readonly queueFds?: readonly number[];
+  /** One eventfd per entry of queueFds, for its reader (wakeFd serves queue 0); wake() signals them all. */
+  readonly queueWakeFds?: readonly number[];
   /** Every read and write carries a 10-byte virtio_net_hdr (pass this to readSlots/writeSlots). */
   readonly vnetHdr: boolean;
   /** TUN_F_* offload bits the kernel accepted (0 without vnetHdr). */
@@ -55,9 +79,9 @@ export interface TunDevice {
   setMtu(mtu: number): void;
   /** true while the kernel link exists */
   exists(): boolean;
-  /** Interrupts a readSlots blocked on this device (it returns 0). */
+  /** Interrupts a readSlots blocked on this device (it returns 0); with queues, each queue's reader. */
   wake(): void;
-  /** Wakes the reader (it returns 0 or -EBADF), closes the fd and the eventfd. Idempotent. */
+  /** Wakes the readers (they return 0 or -EBADF), closes the fds and the eventfds. Idempotent. */
   close(): void;
 }
 
@@ -84,6 +108,8 @@ export const IFNAMSIZ = 16;
 /** dev->min_mtu / max_mtu of a TUN device (ETH_MIN_MTU, MAX_MTU in drivers/net/tun.c). */
 export const TUN_MIN_MTU = 68;
 export const TUN_MAX_MTU = 65535;
+/** Most queues createTun opens (the kernel allows 256; one reader thread and ring each: the dataplane's layout has room for this many). */
+export { MAX_TUN_QUEUES };
 
 /** TUNSETOFFLOAD bits (linux/if_tun.h). */
 export const TUN_F_CSUM = 0x01;
@@ -207,12 +233,16 @@ export interface TunNative {
    * virtio header (with vnetHdr) placed in slot bytes 6..16. With gro (and vnetHdr), TCP
    * segments of one flow with adjacent sequence numbers are merged into one GSO writev (see
    * native/tun.c write_chunk for the rules); this edits the first segment's headers in its
-   * slot. `meta` is unused (may be null). Failed writes are counted in out and skipped; when
-   * the fd is gone, out[GONE_ERRNO] is set and the call stops. Returns the number of input
-   * packets handled (written or dropped): n, unless the fd went away.
+   * slot. `tunFd` is one fd, or the queue fds of a multi-queue device (a non-empty Int32Array;
+   * one entry is the same as that number): each write — a packet, or a merged group, which is
+   * one flow — then goes to tunFd[flowQueue(packet, tunFd.length)], so that the kernel reads
+   * each flow back on that queue (header comment). `meta` is unused (may be null). Failed
+   * writes are counted in out and skipped; when the fd (any of them) is gone, out[GONE_ERRNO]
+   * is set and the call stops. Returns the number of input packets handled (written or
+   * dropped): n, unless an fd went away.
    */
   writeSlots(
-    tunFd: number, vnetHdr: boolean, data: Uint8Array, slotBytes: number, meta: Int32Array | null,
+    tunFd: number | Int32Array, vnetHdr: boolean, data: Uint8Array, slotBytes: number, meta: Int32Array | null,
     slots: Int32Array, lens: Int32Array, n: number, gro: boolean, out: Int32Array,
   ): number;
   /** Test helper: readSlots' split of one virtio header + packet into out[i*outStride]; segments, -1 malformed, -2 no room. */
@@ -222,6 +252,13 @@ export interface TunNative {
     data: Uint8Array, slotBytes: number, slots: Int32Array, lens: Int32Array, n: number,
     outBuf: Uint8Array, outLens: Int32Array, outCounts: Int32Array, out: Int32Array,
   ): number;
+  /**
+   * The queue in [0, queues) writeSlots writes the IP packet on (the same C function): a hash
+   * of the addresses, protocol and (TCP/UDP, when the header is there) ports that is the same
+   * for both directions of a flow; 0 for anything it cannot parse, and for queues 1. Throws a
+   * RangeError for queues < 1.
+   */
+  flowQueue(packet: Uint8Array, queues: number): number;
   readonly READ_EOF: number;
 }
 
@@ -328,6 +365,8 @@ class LinuxTun implements TunDevice {
     readonly offloads: number,
     readonly uso: boolean,
     readonly wakeFd: number,
+    readonly queueFds: readonly number[] = [],
+    readonly queueWakeFds: readonly number[] = [],
   ) {}
 
   mtu(): number {
@@ -352,7 +391,12 @@ class LinuxTun implements TunDevice {
   }
 
   wake(): void {
-    if (!this.#closed) tunNative().wake(this.wakeFd);
+    if (this.#closed) return;
+    // An eventfd wake is consumed by the first reader that reads it, so each queue's reader
+    // has its own.
+    const nat = tunNative();
+    nat.wake(this.wakeFd);
+    for (const w of this.queueWakeFds) nat.wake(w);
   }
 
   close(): void {
@@ -360,7 +404,9 @@ class LinuxTun implements TunDevice {
     this.wake();
     this.#closed = true;
     closeQuietly(this.fd);
+    for (const fd of this.queueFds) closeQuietly(fd);
     closeQuietly(this.wakeFd);
+    for (const w of this.queueWakeFds) closeQuietly(w);
   }
 }
 
@@ -372,23 +418,34 @@ function newWakeFd(): number {
   }
 }
 
+function checkQueues(queues: number): void {
+  if (!Number.isInteger(queues) || queues < 1 || queues > MAX_TUN_QUEUES) {
+    throw new TunError('ERR_TUN_SETUP', `invalid number of TUN queues ${queues}: must be an integer from 1 to ${MAX_TUN_QUEUES}`);
+  }
+}
+
 /**
  * Creates the TUN link `name` (down, no addresses) with the given MTU and returns it with its
  * non-blocking fd. Offloads (virtio header, TSO/USO) are on unless opts.offload is false or
- * WIREPOOL_TUN_OFFLOAD=0. Throws a TunError; on failure nothing is left behind.
+ * WIREPOOL_TUN_OFFLOAD=0. opts.queues (default 1): with more, a multi-queue device whose queues
+ * 1..N-1 are in queueFds (see the header comment). Throws a TunError (an invalid queues value:
+ * ERR_TUN_SETUP, before anything is opened); on failure nothing is left behind.
  */
-export function createTun(name: string, mtu: number, opts: { offload?: boolean } = {}): TunDevice {
+export function createTun(name: string, mtu: number, opts: { offload?: boolean; queues?: number } = {}): TunDevice {
   checkName(name);
   checkMtu(mtu);
+  const queues = opts.queues ?? 1;
+  checkQueues(queues);
   if (linkExists(name)) {
     throw new TunError('ERR_TUN_NAME_TAKEN', `interface ${name} already exists`);
   }
   const addon = tunNative();
   const offload = opts.offload ?? tunOffloadWanted();
+  const multiQueue = queues > 1;
 
   let info: TunOpenInfo;
   try {
-    info = addon.open(name, { vnetHdr: offload });
+    info = addon.open(name, multiQueue ? { vnetHdr: offload, multiQueue } : { vnetHdr: offload });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.syscall === 'open') {
@@ -406,24 +463,55 @@ export function createTun(name: string, mtu: number, opts: { offload?: boolean }
   }
 
   let wakeFd = -1;
+  const queueFds: number[] = [];
+  const queueWakeFds: number[] = [];
   try {
+    for (let q = 1; q < queues; q++) queueFds.push(openQueue(info, q));
     wakeFd = newWakeFd();
-    const dev = new LinuxTun(info.fd, info.name, info.vnetHdr, info.offloads, info.uso, wakeFd);
+    for (let q = 1; q < queues; q++) queueWakeFds.push(newWakeFd());
+    const dev = new LinuxTun(info.fd, info.name, info.vnetHdr, info.offloads, info.uso, wakeFd, queueFds, queueWakeFds);
     dev.setMtu(mtu);
     return dev;
   } catch (err) {
-    // Closing the only fd of a non-persistent TUN deletes the link.
+    // Closing the last fd of a non-persistent TUN deletes the link.
     closeQuietly(info.fd);
+    for (const fd of queueFds) closeQuietly(fd);
     if (wakeFd >= 0) closeQuietly(wakeFd);
+    for (const w of queueWakeFds) closeQuietly(w);
     throw err instanceof TunError ? err : addonError(`creating ${name}`, err);
   }
+}
+
+/**
+ * Attaches queue q to the multi-queue device queue 0 (first) opened: same virtio header
+ * setting, or it throws (after closing the new fd). The kernel requires matching
+ * IFF_MULTI_QUEUE, and IFF_VNET_HDR is one flag for the whole device: the addon refuses to
+ * attach rather than drop the header, and a mismatch is checked here too.
+ */
+function openQueue(first: TunOpenInfo, q: number): number {
+  let info: TunOpenInfo;
+  try {
+    info = tunNative().open(first.name, { vnetHdr: first.vnetHdr, multiQueue: true, exclusive: false });
+  } catch (err) {
+    throw addonError(`attaching queue ${q} of ${first.name}`, err);
+  }
+  if (info.vnetHdr !== first.vnetHdr || info.name !== first.name || (info.flags & IFF_MULTI_QUEUE) === 0) {
+    closeQuietly(info.fd);
+    throw new TunError(
+      'ERR_TUN_SETUP',
+      `attaching queue ${q} of ${first.name}: got ${info.name} with virtio header ${info.vnetHdr ? 'on' : 'off'} ` +
+        `and flags 0x${info.flags.toString(16)}, unlike queue 0 (header ${first.vnetHdr ? 'on' : 'off'}, multi-queue)`,
+    );
+  }
+  return info.fd;
 }
 
 /**
  * Wraps an inherited TUN fd (WG_TUN_FD): checks with TUNGETIFF that it is an IFF_TUN |
  * IFF_NO_PI device attached to the link `name`, then adopts it (non-blocking; with
  * IFF_VNET_HDR: header size 10, offloads on unless opts.offload is false or
- * WIREPOOL_TUN_OFFLOAD=0, in which case the header stays but carries nothing).
+ * WIREPOOL_TUN_OFFLOAD=0, in which case the header stays but carries nothing). Single-queue:
+ * queueFds is empty.
  */
 export function openTunFromFd(fd: number, name: string, opts: { offload?: boolean } = {}): TunDevice {
   checkName(name);
@@ -454,6 +542,8 @@ export function openTunFromFd(fd: number, name: string, opts: { offload?: boolea
   } catch (err) {
     throw new TunError('ERR_TUN_FD_INVALID', `cannot adopt TUN fd ${fd}: ${errorText(err)}`, { cause: err });
   }
+  // Always one queue (queueFds []): only this fd is handed over. Were the device multi-queue with
+  // other queues open elsewhere, packets the kernel steers to those would not reach us.
   return new LinuxTun(fd, name, info.vnetHdr, info.offloads, info.uso, newWakeFd());
 }
 

@@ -81,7 +81,7 @@ export class DeviceMetrics implements MetricsSource {
   metricsDataplane(): MetricsDataplane | null {
     const p = this.host.pipeline();
     if (!p) return null;
-    return { stats: p.stats, workers: this.host.workers, slots: (r) => p.slots(r), inFlight: (r) => p.inFlight(r) };
+    return { stats: p.stats, workers: this.host.workers, tunQueues: p.tunQueues, slots: (r) => p.slots(r), inFlight: (r) => p.inFlight(r) };
   }
 
   metricsHandshakeQueue(): { length: number; capacity: number; underLoad: boolean; workers: MetricsHandshakeWorkers | null } {

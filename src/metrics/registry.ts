@@ -25,9 +25,13 @@ import { peerKeyBase64 } from '../peer-name.js';
 import { DROP_REASONS } from '../protocol/drops.js';
 import {
   CW_BUSY_NS, CW_FAILED, CW_OPENED, CW_SEALED, CW_SEND_FALLBACKS, CW_SENT, Drop, MAIN_IDLE_RECEIVED, MAIN_IDLE_SENT, MAIN_INLINE_SEALED, MAIN_INPUT_RECHECKS, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_RESTARTS, R_BYTES,
-  R_FULL_WAITS, R_PACKETS, R_READS, R_SUPER, RING_NAMES, STAT_MAIN, STAT_READER, STAT_UDP_READER, STAT_WRITER, U_CALLS, U_DATAGRAMS,
-  U_FAST, U_FULL_WAITS, U_INLINE_OPENED, W_BYTES, W_PACKETS, W_WRITES, statDrop, statWorker,
+  R_FULL_WAITS, R_PACKETS, R_READS, R_SUPER, STAT_MAIN, STAT_UDP_READER, STAT_WRITER, U_CALLS, U_DATAGRAMS,
+  U_FAST, U_FULL_WAITS, U_INLINE_OPENED, W_BYTES, W_PACKETS, W_WRITES, readerStat, ringIds, ringName, statDrop, statReader, statWorker,
 } from '../dataplane/layout.js';
+
+/** A cell of the TUN readers' rows (R_*), summed over the queues' readers (layout.ts readerStat). */
+interface Reader { reader: number }
+const TUN_READER = (field: number): Reader => ({ reader: field });
 import {
   DIRECTIONS, HANDSHAKE_DURATION_BUCKETS, HANDSHAKE_MESSAGE_TYPES, HANDSHAKE_RESULTS, HANDSHAKE_ROLES,
 } from './handshakes.js';
@@ -257,7 +261,7 @@ export class WirepoolMetrics {
       collect() {
         this.reset();
         const dp = src.metricsDataplane();
-        if (dp) RING_NAMES.forEach((queue, r) => this.set({ interface: iface, queue }, dp.inFlight(r as 0 | 1 | 2)));
+        if (dp) for (const r of ringIds(dp.tunQueues)) this.set({ interface: iface, queue: ringName(r) }, dp.inFlight(r));
         const hq = src.metricsHandshakeQueue();
         this.set({ interface: iface, queue: 'handshake' }, hq.length);
         if (hq.workers) this.set({ interface: iface, queue: 'handshake_workers' }, hq.workers.inFlight);
@@ -270,7 +274,7 @@ export class WirepoolMetrics {
       collect() {
         this.reset();
         const dp = src.metricsDataplane();
-        if (dp) RING_NAMES.forEach((queue, r) => this.set({ interface: iface, queue }, dp.slots(r as 0 | 1 | 2)));
+        if (dp) for (const r of ringIds(dp.tunQueues)) this.set({ interface: iface, queue: ringName(r) }, dp.slots(r));
         const hq = src.metricsHandshakeQueue();
         this.set({ interface: iface, queue: 'handshake' }, hq.capacity);
         if (hq.workers) this.set({ interface: iface, queue: 'handshake_workers' }, hq.workers.capacity);
@@ -312,9 +316,9 @@ export class WirepoolMetrics {
       labelNames: ['interface', 'direction'], registers: [reg],
       collect() {
         this.reset();
-        const s = src.metricsDataplane()?.stats;
-        this.inc({ interface: iface, direction: 'outbound' }, s?.[STAT_READER + R_PACKETS] ?? 0);
-        this.inc({ interface: iface, direction: 'inbound' }, s?.[STAT_WRITER + W_PACKETS] ?? 0);
+        const dp = src.metricsDataplane();
+        this.inc({ interface: iface, direction: 'outbound' }, dp ? readerStat(dp.stats, R_PACKETS, dp.tunQueues) : 0);
+        this.inc({ interface: iface, direction: 'inbound' }, dp?.stats[STAT_WRITER + W_PACKETS] ?? 0);
       },
     });
     new Counter({
@@ -323,25 +327,40 @@ export class WirepoolMetrics {
       labelNames: ['interface', 'direction'], registers: [reg],
       collect() {
         this.reset();
-        const s = src.metricsDataplane()?.stats;
-        this.inc({ interface: iface, direction: 'outbound' }, s?.[STAT_READER + R_BYTES] ?? 0);
-        this.inc({ interface: iface, direction: 'inbound' }, s?.[STAT_WRITER + W_BYTES] ?? 0);
+        const dp = src.metricsDataplane();
+        this.inc({ interface: iface, direction: 'outbound' }, dp ? readerStat(dp.stats, R_BYTES, dp.tunQueues) : 0);
+        this.inc({ interface: iface, direction: 'inbound' }, dp?.stats[STAT_WRITER + W_BYTES] ?? 0);
       },
     });
-    // Batching and backpressure of the I/O threads: a label value per stats cell of the dataplane.
-    const dataplaneCounter = (name: string, help: string, label: string, cells: ReadonlyArray<readonly [string, number]>): void => {
+    new Counter({
+      name: 'wireguard_tun_queue_read_packets_total',
+      help: 'Packets read from each queue of the TUN device (--tun-queues: one reader thread and send ring per queue; the kernel reads a flow from the queue it was last written on, and writes spread the flows over the queues by a hash of addresses and ports).',
+      labelNames: ['interface', 'queue'], registers: [reg],
+      collect() {
+        this.reset();
+        const dp = src.metricsDataplane();
+        if (!dp) return;
+        for (let q = 0; q < dp.tunQueues; q++) this.inc({ interface: iface, queue: String(q) }, dp.stats[statReader(q) + R_PACKETS]!);
+      },
+    });
+    // Batching and backpressure of the I/O threads: a label value per stats cell of the dataplane
+    // (a TUN reader's cell: TUN_READER(field), summed over the queues' readers).
+    const dataplaneCounter = (name: string, help: string, label: string, cells: ReadonlyArray<readonly [string, number | Reader]>): void => {
       new Counter({
         name, help, labelNames: ['interface', label], registers: [reg],
         collect() {
           this.reset();
-          const s = src.metricsDataplane()?.stats;
-          for (const [value, cell] of cells) this.inc({ interface: iface, [label]: value }, s?.[cell] ?? 0);
+          const dp = src.metricsDataplane();
+          for (const [value, cell] of cells) {
+            const v = !dp ? 0 : typeof cell === 'number' ? dp.stats[cell]! : readerStat(dp.stats, cell.reader, dp.tunQueues);
+            this.inc({ interface: iface, [label]: value }, v);
+          }
         },
       });
     };
     dataplaneCounter('wireguard_dataplane_io_calls_total',
       'I/O calls and wake-ups of the dataplane: tun_read (reads that returned a packet or a GSO super-packet), tun_write (writes, each one packet or a GRO-coalesced one), udp_recv (recvmmsg calls that returned datagrams), main_wakeup (times the main thread woke for ring work or, at idle, for a readable TUN device or socket), input_recheck (at idle, looks the main thread took at the TUN device or the sockets before it slept, for what arrived while it was busy, without another wake-up; those that found packets count under tun_read or udp_recv too). Packets per call is the batch size.',
-      'call', [['tun_read', STAT_READER + R_READS], ['tun_write', STAT_WRITER + W_WRITES], ['udp_recv', STAT_UDP_READER + U_CALLS], ['main_wakeup', STAT_MAIN + MAIN_WAKEUPS],
+      'call', [['tun_read', TUN_READER(R_READS)], ['tun_write', STAT_WRITER + W_WRITES], ['udp_recv', STAT_UDP_READER + U_CALLS], ['main_wakeup', STAT_MAIN + MAIN_WAKEUPS],
         ['input_recheck', STAT_MAIN + MAIN_INPUT_RECHECKS]]);
     dataplaneCounter('wireguard_udp_received_datagrams_total',
       'Datagrams received from the UDP sockets (by the UDP reader thread, or by main at idle): all, keyed (transport messages whose session key was found on receipt, so main did not classify them), opened_inline (of those, decrypted on receipt in a small batch, without a crypto worker).',
@@ -363,23 +382,25 @@ export class WirepoolMetrics {
     });
     dataplaneCounter('wireguard_tun_gso_superpackets_total',
       'GSO super-packets read from TUN and split into MTU-sized packets (TSO/USO offload).',
-      'direction', [['outbound', STAT_READER + R_SUPER]]);
+      'direction', [['outbound', TUN_READER(R_SUPER)]]);
     dataplaneCounter('wireguard_dataplane_backpressure_waits_total',
       'Times an I/O thread waited for a free ring slot (the main thread or the crypto workers were behind); the kernel buffers hold what waits.',
-      'thread', [['tun_reader', STAT_READER + R_FULL_WAITS], ['udp_reader', STAT_UDP_READER + U_FULL_WAITS]]);
+      'thread', [['tun_reader', TUN_READER(R_FULL_WAITS)], ['udp_reader', STAT_UDP_READER + U_FULL_WAITS]]);
     new Counter({
       name: 'wireguard_dataplane_errors_total',
       help: 'Ring slots given up, as the rings count them: worker_died (its crypto worker died; the packet is also in wireguard_dropped_packets_total as worker_died), hook_error (a main-thread stage threw), tun_write (writing to TUN failed).',
       labelNames: ['interface', 'ring', 'kind'], registers: [reg],
       collect() {
         this.reset();
-        const s = src.metricsDataplane()?.stats;
-        if (!s) return;
-        RING_NAMES.forEach((ring, r) => {
+        const dp = src.metricsDataplane();
+        if (!dp) return;
+        const s = dp.stats;
+        for (const r of ringIds(dp.tunQueues)) {
+          const ring = ringName(r);
           this.inc({ interface: iface, ring, kind: 'worker_died' }, s[statDrop(r, Drop.DEAD)]!);
           this.inc({ interface: iface, ring, kind: 'hook_error' }, s[statDrop(r, Drop.HOOK_ERROR)]!);
           if (ring === 'recv') this.inc({ interface: iface, ring, kind: 'tun_write' }, s[statDrop(r, Drop.TUN_WRITE)]!);
-        });
+        }
       },
     });
 

@@ -24,14 +24,16 @@ export interface MetricsDeviceInfo {
 
 /** The dataplane's shared counters and ring occupancy (null without a pipeline). */
 export interface MetricsDataplane {
-  /** The pipeline's stats (dataplane/layout.ts: statDrop, STAT_READER, STAT_WRITER, STAT_MAIN, statWorker). */
+  /** The pipeline's stats (dataplane/layout.ts: statDrop, statReader, STAT_WRITER, STAT_MAIN, statWorker). */
   readonly stats: Float64Array;
   /** Number of crypto workers (rows statWorker(0 .. workers−1)). */
   readonly workers: number;
-  /** Slots of ring r (RING_TUN, RING_LOCAL, RING_RECV). */
-  slots(ring: 0 | 1 | 2): number;
+  /** Queues of the TUN device (rows statReader(0 .. tunQueues−1); rings 0 .. tunQueues+1: layout.ts ringIds). */
+  readonly tunQueues: number;
+  /** Slots of ring r (RING_TUN, RING_LOCAL, RING_RECV, tunRingId(q)). */
+  slots(ring: number): number;
   /** Slots of ring r between its producer and its last stage. */
-  inFlight(ring: 0 | 1 | 2): number;
+  inFlight(ring: number): number;
 }
 
 export interface MetricsSource {

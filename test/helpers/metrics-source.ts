@@ -55,7 +55,7 @@ export class EngineMetricsSource implements MetricsSource {
   }
   metricsDataplane(): MetricsDataplane | null {
     const d = this.dataplane;
-    return { stats: d.stats, workers: d.workers, slots: (r) => d.ringSlots[r]!, inFlight: (r) => d.ringInFlight[r]! };
+    return { stats: d.stats, workers: d.workers, tunQueues: 1, slots: (r) => d.ringSlots[r]!, inFlight: (r) => d.ringInFlight[r]! };
   }
   metricsHandshakeQueue(): ReturnType<MetricsSource['metricsHandshakeQueue']> {
     return { ...this.handshakeQueue };

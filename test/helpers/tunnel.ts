@@ -423,6 +423,47 @@ export async function makePair(opts: PairOptions = {}): Promise<Pair> {
   }
 }
 
+/** A hub (makeHub): A with two peers, B and C. ns, ifs and keys in that order. */
+export interface Hub {
+  ns: readonly [Netns, Netns, Netns];
+  ifs: readonly string[];
+  keys: ReturnType<typeof genKey>[];
+  destroy(): Promise<void>;
+}
+
+/**
+ * Namespaces A, B and C, B and C each behind a veth of its own to A, every one running wirepool
+ * (with `args(i)`, i = 0 for A): A (10.77.0.1) has the peers B (10.77.0.2) and C (10.77.0.3),
+ * each of them A; the interfaces are up, nothing has crossed them yet. Call destroy() in a teardown.
+ */
+export async function makeHub(prefix: string, args: (i: number) => string[]): Promise<Hub> {
+  const ns = [await Netns.create(`${prefix}-a`), await Netns.create(`${prefix}-b`), await Netns.create(`${prefix}-c`)] as const;
+  const ifs = [uniqueIfname('wpa'), uniqueIfname('wpb'), uniqueIfname('wpc')];
+  const destroy = async (): Promise<void> => {
+    await Promise.all(ns.map((n) => n.destroy()));
+    removeStaleSockets(ifs);
+  };
+  try {
+    await vethPair(ns[0], ns[1], { aAddrs: ['198.51.100.1/24'], bAddrs: ['198.51.100.2/24'] });
+    await vethPair(ns[0], ns[2], { aAddrs: ['198.51.101.1/24'], bAddrs: ['198.51.101.2/24'] });
+    await Promise.all(ns.map((n, i) => startWirepool(n, ifs[i]!, { extraArgs: args(i) })));
+    const keys = [genKey(), genKey(), genKey()];
+    await configure(ns[0], ifs[0]!, {
+      privateKey: keys[0]!.privateKey, listenPort: 51820, peers: [
+        { publicKey: keys[1]!.publicKey, endpoint: '198.51.100.2:51821', allowedIps: ['10.77.0.2/32'] },
+        { publicKey: keys[2]!.publicKey, endpoint: '198.51.101.2:51822', allowedIps: ['10.77.0.3/32'] },
+      ],
+    });
+    await configure(ns[1], ifs[1]!, { privateKey: keys[1]!.privateKey, listenPort: 51821, peers: [{ publicKey: keys[0]!.publicKey, endpoint: '198.51.100.1:51820', allowedIps: ['10.77.0.1/32'] }] });
+    await configure(ns[2], ifs[2]!, { privateKey: keys[2]!.privateKey, listenPort: 51822, peers: [{ publicKey: keys[0]!.publicKey, endpoint: '198.51.101.1:51820', allowedIps: ['10.77.0.1/32'] }] });
+    await Promise.all(ns.map((n, i) => addressUp(n, ifs[i]!, [`10.77.0.${i + 1}/24`])));
+    return { ns, ifs, keys, destroy };
+  } catch (err) {
+    await destroy();
+    throw err;
+  }
+}
+
 /** Removes socket files a SIGKILLed daemon may have left behind. */
 export function removeStaleSockets(ifnames: string[]): void {
   for (const ifname of ifnames) {
@@ -445,10 +486,11 @@ export async function startIperfServer(ns: Netns, addr: string): Promise<ChildPr
   return child;
 }
 
-/** Runs an iperf3 TCP client for `seconds` (reverse: server sends); returns bytes moved. */
-export async function iperfClient(ns: Netns, server: string, opts: { seconds: number; reverse?: boolean }): Promise<{ sent: number; received: number; raw: string }> {
+/** Runs an iperf3 TCP client for `seconds` (reverse: server sends; streams: parallel connections); returns bytes moved. */
+export async function iperfClient(ns: Netns, server: string, opts: { seconds: number; reverse?: boolean; streams?: number }): Promise<{ sent: number; received: number; raw: string }> {
   const args = ['-c', server, '-t', String(opts.seconds), '-J', '--connect-timeout', '5000'];
   if (opts.reverse === true) args.push('-R');
+  if (opts.streams !== undefined) args.push('-P', String(opts.streams));
   const r = await ns.exec('iperf3', args, { timeoutMs: (opts.seconds + 15) * 1_000 });
   if (r.code !== 0) throw new Error(`iperf3 ${args.join(' ')} failed (${r.code}): ${r.stdout.slice(-2000)} ${r.stderr}`);
   const j = JSON.parse(r.stdout) as { end: { sum_sent: { bytes: number }; sum_received: { bytes: number } } };
