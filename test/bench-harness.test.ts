@@ -119,12 +119,15 @@ t.test('command line and pairs', async (t) => {
   const sweep = pairSpecs({ pairs: ['wp-wp', 'wg-wp'], workers: [3, 1] });
   t.same(sweep.map((s) => [s.id, s.workers]), [['wp-wp-w3', 3], ['wp-wp-w1', 1], ['wg-wp-w3', 3]], 'one wp-wp pair per value; mixed pairs take the first');
   t.equal(new Set(sweep.map((s) => s.label)).size, 3, 'labels are distinct');
-  const queues = parseBenchArgs(['--tun-queues', '2', '--pairs', 'wp-wp,wg-wg'], '/out');
-  t.ok(queues.ok && queues.options.tunQueues === 2, '--tun-queues 2');
+  const queues = parseBenchArgs(['--tun-queues', '1,2,2', '--pairs', 'wp-wp,wg-wg'], '/out');
+  t.ok(queues.ok && queues.options.tunQueues.join() === '1,2', '--tun-queues 1,2');
   t.notOk(parseBenchArgs(['--tun-queues', '9'], '/out').ok, 'rejects --tun-queues 9');
-  const q2 = pairSpecs({ pairs: ['wp-wp', 'wg-wg'], workers: [], tunQueues: 2 });
-  t.same(q2.map((s) => [s.id, s.label, s.tunQueues]), [['wp-wp-q2', 'wirepool↔wirepool q=2', 2], ['wg-wg', 'wg-go↔wg-go', undefined]],
-    'every wirepool daemon gets the queues; wireguard-go none');
+  const q2 = pairSpecs({ pairs: ['wp-wp', 'wg-wg', 'wp-wg'], workers: [1, 2], tunQueues: [1, 2] });
+  t.same(q2.map((s) => [s.id, s.label, s.workers, s.tunQueues]), [
+    ['wp-wp-w1-q1', 'wirepool↔wirepool w=1 q=1', 1, 1], ['wp-wp-w1-q2', 'wirepool↔wirepool w=1 q=2', 1, 2],
+    ['wp-wp-w2-q1', 'wirepool↔wirepool w=2 q=1', 2, 1], ['wp-wp-w2-q2', 'wirepool↔wirepool w=2 q=2', 2, 2],
+    ['wg-wg', 'wg-go↔wg-go', undefined, undefined], ['wp-wg-w1-q1', 'wirepool w=1 q=1→wg-go', 1, 1],
+  ], 'one wirepool↔wirepool pair per workers × queues; the mixed pairs take the first of each; wireguard-go none');
 });
 
 t.test('summary, table and chart', async (t) => {

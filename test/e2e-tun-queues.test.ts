@@ -53,7 +53,15 @@ t.test('two TUN queues: each has its reader, TCP streams are read from both, not
   t.match(details.stdout, /multi_queue/, `the device is multi-queue (${details.stdout.replace(/\s+/g, ' ').trim()})`);
   t.same((await queueReads(p, 'a')).length, 2, 'a reader counter per queue');
   t.ok(await pingUntilUp(p.a.ns, p.b.inner4), 'the tunnel is up');
+  const idleSent = async (): Promise<number> => {
+    let n = 0;
+    for (const [labels, v] of await samples(p, 'a', 'wireguard_dataplane_inline_crypto_total')) if (labels.includes('kind="idle_send"')) n += v;
+    return n;
+  };
+  const sent = await idleSent();
   t.equal(pingReplies(await ping(p.a.ns, p.b.inner4, { count: 10, interval: 0.03 })), 10, '10 pings A → B');
+  // Written at idle to queue 0, an idle flow's next packets are read there, by the idle hook in C.
+  t.ok(await idleSent() - sent >= 7, `A sent most of them from C (${await idleSent() - sent} of 10)`);
   t.equal(pingReplies(await ping(p.b.ns, p.a.inner6, { count: 10, interval: 0.03 })), 10, '10 pings B → A over IPv6');
 
   const before = await queueReads(p, 'a');

@@ -13,8 +13,8 @@ export interface BenchOptions {
   pingIntervalMs: number;
   /** wirepool --workers values to sweep; [] = wirepool's default. */
   workers: number[];
-  /** wirepool --tun-queues for every wirepool daemon; null = wirepool's default. */
-  tunQueues: number | null;
+  /** wirepool --tun-queues values to sweep (with each --workers value); [] = wirepool's default. */
+  tunQueues: number[];
   /** Pair kinds, in the order they are measured within a round. */
   pairs: PairKind[];
   /** Overall deadline, seconds: no measurement starts after it. */
@@ -40,7 +40,7 @@ export const USAGE = `usage: npm run bench -- [options]      (as root)
   --pings N            pings per latency sample, 20 ms apart (default 100; --quick 50)
   --workers 1,2,...    sweep wirepool's --workers: one wirepool↔wirepool pair per value
                        (the mixed pairs use the first value); default: wirepool's own default
-  --tun-queues N       wirepool's --tun-queues for every wirepool daemon (default: its own)
+  --tun-queues 1,2,... sweep wirepool's --tun-queues the same way (with every --workers value)
   --pairs LIST         any of wp-wp,wg-wg,wp-wg,wg-wp (default all; wp = wirepool,
                        wg = wireguard-go, client/sender first); wg-wg is the ratio reference
   --deadline S         overall time limit; no measurement starts after it (default 1800,
@@ -66,7 +66,7 @@ export function parseBenchArgs(argv: string[], defaultOutDir: string): Parsed {
     pings: quick ? 50 : 100,
     pingIntervalMs: 20,
     workers: [],
-    tunQueues: null,
+    tunQueues: [],
     pairs: [...PAIR_KINDS],
     deadline: quick ? 180 : 1800,
     deadlineGiven: false,
@@ -114,10 +114,12 @@ export function parseBenchArgs(argv: string[], defaultOutDir: string): Parsed {
         o.workers = [...new Set(list as number[])];
         break;
       }
-      case '--tun-queues':
-        if ((n = int(8)) === null) return { ok: false, message: '--tun-queues needs an integer 1..8' };
-        o.tunQueues = n;
+      case '--tun-queues': {
+        const list = (value() ?? '').split(',').map((s) => positiveInt(s.trim(), 8));
+        if (list.length === 0 || list.some((q) => q === null)) return { ok: false, message: '--tun-queues needs a list like 1,2 (each 1..8)' };
+        o.tunQueues = [...new Set(list as number[])];
         break;
+      }
       case '--pairs': {
         const list = (value() ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
         const bad = list.find((s) => !(PAIR_KINDS as readonly string[]).includes(s));
@@ -150,30 +152,33 @@ export function plannedSeconds(o: Pick<BenchOptions, 'pairs' | 'workers' | 'tunQ
   return pairSpecs(o).length * (5 + o.rounds * perRound);
 }
 
-/** The pairs to build, in measuring order: one wirepool↔wirepool pair per --workers value. */
+/** A wirepool daemon's settings in a pair: --workers and --tun-queues (undefined: its default). */
+interface Setting { workers?: number; tunQueues?: number }
+
+/** The pairs to build, in measuring order: one wirepool↔wirepool pair per --workers × --tun-queues value. */
 export function pairSpecs(o: Pick<BenchOptions, 'pairs' | 'workers'> & Partial<Pick<BenchOptions, 'tunQueues'>>): PairSpec[] {
-  const sweep = o.workers.length > 0 ? o.workers : [undefined];
-  const q = o.tunQueues ?? null;
-  const tag = (w: number | undefined): string => (w === undefined || o.workers.length === 0 ? '' : ` w=${w}`) + (q === null ? '' : ` q=${q}`);
-  const idTag = (w: number | undefined): string => (w === undefined || o.workers.length === 0 ? '' : `-w${w}`) + (q === null ? '' : `-q${q}`);
-  const first = sweep[0];
-  const withWorkers = (w: number | undefined): { workers?: number; tunQueues?: number } => ({
-    ...(w === undefined ? {} : { workers: w }), ...(q === null ? {} : { tunQueues: q }),
-  });
+  const queues = o.tunQueues ?? [];
+  const sweep: Setting[] = [];
+  for (const w of o.workers.length > 0 ? o.workers : [undefined]) {
+    for (const q of queues.length > 0 ? queues : [undefined]) sweep.push({ ...(w === undefined ? {} : { workers: w }), ...(q === undefined ? {} : { tunQueues: q }) });
+  }
+  const tag = (s: Setting): string => (s.workers === undefined ? '' : ` w=${s.workers}`) + (s.tunQueues === undefined ? '' : ` q=${s.tunQueues}`);
+  const idTag = (s: Setting): string => (s.workers === undefined ? '' : `-w${s.workers}`) + (s.tunQueues === undefined ? '' : `-q${s.tunQueues}`);
+  const first = sweep[0]!;
   const specs: PairSpec[] = [];
   for (const kind of o.pairs) {
     switch (kind) {
       case 'wp-wp':
-        for (const w of sweep) specs.push({ id: `wp-wp${idTag(w)}`, label: `wirepool↔wirepool${tag(w)}`, client: 'wirepool', server: 'wirepool', ...withWorkers(w) });
+        for (const w of sweep) specs.push({ id: `wp-wp${idTag(w)}`, label: `wirepool↔wirepool${tag(w)}`, client: 'wirepool', server: 'wirepool', ...w });
         break;
       case 'wg-wg':
         specs.push({ id: REFERENCE_PAIR_ID, label: 'wg-go↔wg-go', client: 'wireguard-go', server: 'wireguard-go' });
         break;
       case 'wp-wg':
-        specs.push({ id: `wp-wg${idTag(first)}`, label: `wirepool${tag(first)}→wg-go`, client: 'wirepool', server: 'wireguard-go', ...withWorkers(first) });
+        specs.push({ id: `wp-wg${idTag(first)}`, label: `wirepool${tag(first)}→wg-go`, client: 'wirepool', server: 'wireguard-go', ...first });
         break;
       case 'wg-wp':
-        specs.push({ id: `wg-wp${idTag(first)}`, label: `wg-go→wirepool${tag(first)}`, client: 'wireguard-go', server: 'wirepool', ...withWorkers(first) });
+        specs.push({ id: `wg-wp${idTag(first)}`, label: `wg-go→wirepool${tag(first)}`, client: 'wireguard-go', server: 'wirepool', ...first });
         break;
     }
   }

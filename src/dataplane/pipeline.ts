@@ -369,7 +369,11 @@ export class Pipeline {
   private readonly workerSendDepth: number;
   /** fd main writes to in direct mode (queue 0's; the idle hook's too). */
   private readonly directWriteFd: number;
-  /** What writeDirect writes to: that fd, or every queue's (each flow to one, as the TUN writer does). */
+  /**
+   * What writeDirect writes to under load: that fd, or every queue's (each flow to one, as the TUN
+   * writer does). At idle (main reads queue 0) it writes to queue 0, so an idle flow is read back
+   * there, where the idle hook in C reads (the kernel reads a flow from the queue last written on).
+   */
   private readonly directWriteTarget: number | Int32Array;
   /** writeDirect's arguments to the native writeSlots: one slot, its length, the call's out words. */
   private readonly directSlot = new Int32Array(1);
@@ -1138,15 +1142,17 @@ export class Pipeline {
   /**
    * Direct mode: write the packet at slot s to TUN from main, with the writer's own native call
    * (one packet, no coalescing; the virtio header, a plain packet's, goes in front of it; on a
-   * multi-queue device to its flow's queue, as the writer would). False (nothing written) on any
-   * error: the writer then retries it and classifies the error.
+   * multi-queue device to its flow's queue as the writer would, or at idle to queue 0:
+   * directWriteTarget). False (nothing written) on any error: the writer then retries it and
+   * classifies the error.
    */
   private writeDirect(ring: RingView, s: number, len: number): boolean {
     const out = this.directOut;
     this.directSlot[0] = s;
     this.directLen[0] = len;
     try {
-      tunNative().writeSlots(this.directWriteTarget, this.tunHeader !== 0, ring.data, ring.slotBytes, null, this.directSlot, this.directLen, 1, false, out);
+      const target = this.tunMains[0]!.owned() ? this.directWriteFd : this.directWriteTarget;
+      tunNative().writeSlots(target, this.tunHeader !== 0, ring.data, ring.slotBytes, null, this.directSlot, this.directLen, 1, false, out);
     } catch {
       return false;
     }
