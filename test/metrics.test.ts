@@ -12,7 +12,7 @@ import http from 'node:http';
 import { MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE } from '../src/constants.js';
 import { nodeCrypto } from '../src/crypto/crypto.js';
 import {
-  CW_BUSY_NS, CW_OPENED, CW_SEALED, R_PACKETS, R_READS, R_SUPER, STAT_READER, STAT_UDP_READER, U_CALLS, U_DATAGRAMS, U_FAST, U_FULL_WAITS, U_INLINE_OPENED, STAT_MAIN, MAIN_INLINE_SEALED, MAIN_UDP_GIVEN, MAIN_TUN_TAKEN, statWorker,
+  CW_BUSY_NS, CW_OPENED, CW_SEALED, Drop, R_PACKETS, R_READS, R_SUPER, STAT_READER, STAT_UDP_READER, U_CALLS, U_DATAGRAMS, U_FAST, U_FULL_WAITS, U_INLINE_OPENED, STAT_MAIN, MAIN_INLINE_SEALED, MAIN_UDP_GIVEN, MAIN_TUN_TAKEN, statDrop, statReader, statWorker, tunRingId,
 } from '../src/dataplane/layout.js';
 import { parseMetricsConfig, resolveMetricsSettings } from '../src/metrics/config.js';
 import { ATTEMPT_TIMEOUT_MS, HANDSHAKE_DURATION_BUCKETS } from '../src/metrics/handshakes.js';
@@ -273,6 +273,27 @@ t.test('device-wide series: info, peers, drops, queues, workers, UAPI, config', 
   t.equal(one(e, 'wireguard_config_reloads_total', { result: 'ok' }).value, 1);
   t.equal(one(e, 'wireguard_config_last_reload_success_timestamp_seconds').value, 1_700_000_000.5);
   for (const s of e.samples) if (s.name !== 'wireguard_build_info') t.equal(s.labels.interface ?? s.labels.device, 'wg0', `${s.name} has the interface label`);
+});
+
+t.test("TUN queues: a send ring and a reader row each; the readers' counters summed and per queue", async (t) => {
+  const f = fixture();
+  const dp = f.src.dataplane;
+  dp.tunQueues = 2;
+  dp.ringSlots.push(1024); // ring 3: queue 1's send ring
+  dp.ringInFlight.push(5);
+  dp.stats[statReader(0) + R_PACKETS] = 30;
+  dp.stats[statReader(1) + R_PACKETS] = 12;
+  dp.stats[statReader(0) + R_READS] = 3;
+  dp.stats[statReader(1) + R_READS] = 2;
+  dp.stats[statDrop(tunRingId(1), Drop.HOOK_ERROR)] = 1;
+  const { e } = await scrape(f.src);
+  t.equal(one(e, 'wireguard_tun_packets_total', { direction: 'outbound' }).value, 42, 'both readers\' packets');
+  t.equal(one(e, 'wireguard_tun_queue_read_packets_total', { queue: '0' }).value, 30);
+  t.equal(one(e, 'wireguard_tun_queue_read_packets_total', { queue: '1' }).value, 12);
+  t.equal(one(e, 'wireguard_dataplane_io_calls_total', { call: 'tun_read' }).value, 5);
+  t.equal(one(e, 'wireguard_queue_depth', { queue: 'tun1' }).value, 5, 'queue 1\'s ring is "tun1"');
+  t.equal(one(e, 'wireguard_queue_capacity', { queue: 'tun1' }).value, 1024);
+  t.equal(one(e, 'wireguard_dataplane_errors_total', { ring: 'tun1', kind: 'hook_error' }).value, 1);
 });
 
 t.test('handshake results, messages and the duration histogram', async (t) => {

@@ -8,7 +8,7 @@
 // turn: one wake-up per packet, as wireguard-go's netpoller wakes the goroutine that reads. Under
 // load the threads read, in large batches, and main makes no I/O call per packet.
 //
-// Protocol, one owner word per input (CTL_UDP_OWNER, CTL_TUN_OWNER); only the owner reads the
+// Protocol, one owner word per input (CTL_UDP_OWNER, and ctlTunOwner(q) per TUN queue); only the owner reads the
 // input and produces its ring (from C_PRODUCED):
 //   thread → main  after a batch of at most HAND_TO_MAIN_MAX packets that came at least
 //                  IDLE_GAP_MS after the previous batch, which itself came at least IDLE_GAP_MS

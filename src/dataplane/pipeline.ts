@@ -123,7 +123,7 @@ import {
   M_LENGTH, M_PEER, M_RECEIVER, M_RESULT, M_SEQ, M_STATE, MAIN_CRYPT_ID, MAIN_FLUSHED, MAIN_IDLE_RECEIVED, MAIN_IDLE_SENT, MAIN_INLINE_SEALED, MAIN_INPUT_RECHECKS, MAIN_TUN_GIVEN, MAIN_TUN_TAKEN, MAIN_UDP_GIVEN, MAIN_UDP_TAKEN, MAIN_WAKEUPS, MAIN_WORKER_NOTIFIES, MAX_WORKERS,
   META_WORDS, RING_LOCAL, RING_RECV, RING_TUN, type RingId, STATS_LENGTH, STAT_MAIN, SLOT_PAYLOAD_OFFSET,
   R_BYTES, R_PACKETS, R_READS, STAT_READER, STAT_UDP_READER, SlotState, STAT_WRITER, TunGoneCause, U_BYTES, U_CALLS, U_DATAGRAMS, U_FAST,
-  ctlReaderWaiting, ctlTunOwner, ringIds, statReader, tunRingId,
+  MAX_TUN_QUEUES, ctlReaderWaiting, ctlTunOwner, ringIds, statReader, tunRingId,
   VIRTIO_NET_HDR_LEN, W_BYTES, W_PACKETS, W_WRITES, cryptingState, slotBytesFor, statDrop,
 } from './layout.js';
 import { RingView, SEND_LOCK_MAIN, allWorkersAsleep, allocRing, finishedSend, ringGroup, ringMainBell, sendLockOwner, wakeWorkers } from './ring.js';
@@ -537,6 +537,8 @@ export class Pipeline {
     }
     const mtu = opts.maxInnerMtu ?? DEFAULT_MAX_INNER_MTU;
     if (!Number.isInteger(mtu) || mtu < 0 || mtu > 65535) throw new RangeError(`maxInnerMtu must be in 0..65535, got ${mtu}`);
+    const queues = 1 + (opts.tunQueueFds?.length ?? 0);
+    if (queues > MAX_TUN_QUEUES) throw new RangeError(`at most ${MAX_TUN_QUEUES} TUN queues, got ${queues}`);
     const p = new Pipeline({
       ...opts,
       startTimeoutMs: opts.startTimeoutMs ?? 10_000,

@@ -28,15 +28,15 @@ import {
   R_FULL_WAITS, R_PACKETS, R_READS, R_SUPER, STAT_MAIN, STAT_UDP_READER, STAT_WRITER, U_CALLS, U_DATAGRAMS,
   U_FAST, U_FULL_WAITS, U_INLINE_OPENED, W_BYTES, W_PACKETS, W_WRITES, readerStat, ringIds, ringName, statDrop, statReader, statWorker,
 } from '../dataplane/layout.js';
-
-/** A cell of the TUN readers' rows (R_*), summed over the queues' readers (layout.ts readerStat). */
-interface Reader { reader: number }
-const TUN_READER = (field: number): Reader => ({ reader: field });
 import {
   DIRECTIONS, HANDSHAKE_DURATION_BUCKETS, HANDSHAKE_MESSAGE_TYPES, HANDSHAKE_RESULTS, HANDSHAKE_ROLES,
 } from './handshakes.js';
 import { type ExpositionSink, PeerFamilies } from './peer-families.js';
 import { type MetricsSource } from './source.js';
+
+/** A cell of the TUN readers' rows (R_*), summed over the queues' readers (layout.ts readerStat). */
+interface Reader { reader: number }
+const TUN_READER = (field: number): Reader => ({ reader: field });
 
 export interface MetricsOptions {
   /** MindFlavor's remote_ip/remote_port labels on the compatible per-peer series. Off by default: a roaming peer makes new series. */

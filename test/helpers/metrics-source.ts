@@ -22,6 +22,7 @@ export class EngineMetricsSource implements MetricsSource {
   readonly dataplane = {
     stats: new Float64Array(STATS_LENGTH),
     workers: 2,
+    tunQueues: 1,
     ringSlots: [1024, 256, 1024],
     ringInFlight: [0, 0, 0],
   };
@@ -55,7 +56,7 @@ export class EngineMetricsSource implements MetricsSource {
   }
   metricsDataplane(): MetricsDataplane | null {
     const d = this.dataplane;
-    return { stats: d.stats, workers: d.workers, tunQueues: 1, slots: (r) => d.ringSlots[r]!, inFlight: (r) => d.ringInFlight[r]! };
+    return { stats: d.stats, workers: d.workers, tunQueues: d.tunQueues, slots: (r) => d.ringSlots[r]!, inFlight: (r) => d.ringInFlight[r]! };
   }
   metricsHandshakeQueue(): ReturnType<MetricsSource['metricsHandshakeQueue']> {
     return { ...this.handshakeQueue };
