@@ -122,9 +122,16 @@ const { workerData: w, parentPort } = require('node:worker_threads');
 })();
 ` + '`' + String.raw`;
 const startReader = (d) => new Worker(READER, { eval: true, workerData: { tunUrl, fd: d.fd, wakeFd: d.wakeFd, vnetHdr: d.vnetHdr } });
-const next = (worker, key) => new Promise((resolve) => {
-  const on = (m) => { if (key in m) { worker.off('message', on); resolve(m); } };
+// A reader that fails or exits first rejects (the probe then dies saying so, instead of waiting
+// for its timeout).
+const next = (worker, key) => new Promise((resolve, reject) => {
+  const done = () => { worker.off('message', on); worker.off('error', failed); worker.off('exit', exited); };
+  const on = (m) => { if (key in m) { done(); resolve(m); } };
+  const failed = (err) => { done(); reject(new Error('the reader failed before "' + key + '": ' + (err && err.stack || err))); };
+  const exited = (code) => { done(); reject(new Error('the reader exited (' + code + ') before "' + key + '"')); };
   worker.on('message', on);
+  worker.on('error', failed);
+  worker.on('exit', exited);
 });
 const reader = startReader(dev);
 // Each wait below says on stderr what it waits for: a probe killed by its timeout then tells which.
