@@ -3,10 +3,10 @@
 // measurements). At idle the main thread reads the TUN device and the UDP sockets itself
 // (src/dataplane/intake.ts); entering JavaScript for a lone packet after a quiet gap costs more
 // than the rest of its path, on both daemons of a round trip. So main, at the end of each turn,
-// grants a *lease*: for each of the peers it last exchanged packets with (IL_ENTRIES at most), an
-// entry with the inner address it last routed to that peer, the peer's current keypair (key-table
-// id and indices), a few send counters reserved from that keypair, the replay window's highest
-// counter, the endpoint and the socket; and the MTU. While it is valid:
+// grants a *lease*: for each of the (peer, inner address) pairs it last exchanged packets with
+// (IL_ENTRIES at most), an entry with that address, the peer's current keypair (key-table id and
+// indices), a few send counters reserved from that keypair, the replay window's highest counter,
+// the endpoint and the socket; and the MTU. While it is valid:
 //
 //   tun.c   TUN readable: the same read as main's (idle_send_run); if it gave exactly one plain
 //           packet addressed to an entry's address: header, padding and seal into a scratch
@@ -15,8 +15,9 @@
 //   udp.c   UDP readable: the same receive as main's (idle_receive_run); if it gave exactly one
 //           transport message for an entry's receiver index, from that entry's endpoint words
 //           (no roaming, same local address), with a counter above every counter accepted so far
-//           (never a replay): opened into a scratch buffer, the inner header checked (length,
-//           source = the entry's address: cryptokey routing), written to TUN.
+//           under that index (never a replay): opened into a scratch buffer, the inner header
+//           checked (length, source = the address of an entry of that index: cryptokey routing),
+//           written to TUN.
 //
 // Anything else — more than one packet, a super-packet, another destination or source, an old
 // counter, a failed open, a failed send or write — leaves the slots as main's read would have
@@ -38,7 +39,9 @@
 #include <time.h>
 
 // Lease words (Int32; src/dataplane/idle-lease.ts has the same numbers, and a test compares them):
-// a header, then up to IL_ENTRIES entries, one per peer.
+// a header, then up to IL_ENTRIES entries, one per (peer, inner address); a peer with several
+// addresses in use has an entry for each, all with its keypair (disjoint reserved send counters,
+// one replay top: il_index_top).
 enum {
   IL_VALID = 0,          // 1: the hooks may use it
   IL_ROUTE_VER = 1,      // allowed-IPs version at the grant
@@ -83,7 +86,7 @@ enum {
   IE_WORDS = 74,
 };
 #define IL_MAX 8      // sends, and receives, per entry and lease
-#define IL_ENTRIES 8  // peers per lease
+#define IL_ENTRIES 8  // (peer, inner address) entries per lease
 #define IL_WORDS (IL_HEADER + IL_ENTRIES * IE_WORDS)
 
 // The key table (src/dataplane/layout.ts KEY_*).
@@ -157,13 +160,35 @@ static inline int32_t *il_entry_for_addr(int32_t *L, int family, const uint8_t *
   return NULL;
 }
 
-/** The entry whose keypair has our receiver index `index`, or NULL. */
+/** The first entry whose keypair has our receiver index `index`, or NULL. */
 static inline int32_t *il_entry_for_index(int32_t *L, uint32_t index) {
   for (int i = 0; i < L[IL_COUNT] && i < IL_ENTRIES; i++) {
     int32_t *E = L + IL_HEADER + i * IE_WORDS;
     if ((uint32_t)E[IE_LOCAL_INDEX] == index) return E;
   }
   return NULL;
+}
+
+/** Of the entries with receiver index `index` (one per inner address of a peer), the one for addr, or NULL. */
+static inline int32_t *il_entry_for_index_addr(int32_t *L, uint32_t index, int family, const uint8_t *addr) {
+  for (int i = 0; i < L[IL_COUNT] && i < IL_ENTRIES; i++) {
+    int32_t *E = L + IL_HEADER + i * IE_WORDS;
+    if ((uint32_t)E[IE_LOCAL_INDEX] == index && E[IE_FAMILY] == family && memcmp(&E[IE_ADDR], addr, family == 4 ? 4 : 16) == 0) return E;
+  }
+  return NULL;
+}
+
+/**
+ * The highest counter accepted under receiver index `index`: the entries of one keypair (one per
+ * inner address) share its replay window, so a message must be newer than what any of them took.
+ */
+static inline uint64_t il_index_top(int32_t *L, uint32_t index) {
+  uint64_t top = 0;
+  for (int i = 0; i < L[IL_COUNT] && i < IL_ENTRIES; i++) {
+    int32_t *E = L + IL_HEADER + i * IE_WORDS;
+    if ((uint32_t)E[IE_LOCAL_INDEX] == index && il_u64(E, IE_RECV_TOP) > top) top = il_u64(E, IE_RECV_TOP);
+  }
+  return top;
 }
 
 /** The transport message's 12-byte nonce: 4 zero bytes, the counter little-endian. */

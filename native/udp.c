@@ -930,9 +930,10 @@ static uint64_t le64(const uint8_t *p) {
 
 /**
  * The lone datagram in `slot`, if the lease covers it: a transport message for an entry's receiver
- * index, from that entry's endpoint words, newer than every counter accepted, that opens (in the
- * scratch buffer, the slot untouched) to a packet whose source is the entry's address — written to
- * TUN — or to a keepalive. Returns 1, or 0 (main takes the slot as its own receive would have left it).
+ * index, from that entry's endpoint words, newer than every counter accepted under that index,
+ * that opens (in the scratch buffer, the slot untouched) to a packet whose source is the address
+ * of an entry of that index — written to TUN — or to a keepalive. Returns 1, or 0 (main takes the
+ * slot as its own receive would have left it).
  */
 static int idle_receive_one(recv_hook *u, int32_t slot) {
   il_common *c = &u->c;
@@ -942,11 +943,12 @@ static int idle_receive_one(recv_hook *u, int32_t slot) {
   size_t len = (size_t)m[M_LENGTH];
   if (len < 32 || msg[0] != 4 || msg[1] != 0 || msg[2] != 0 || msg[3] != 0) return 0;
   uint32_t receiver = (uint32_t)msg[4] | (uint32_t)msg[5] << 8 | (uint32_t)msg[6] << 16 | (uint32_t)msg[7] << 24;
+  // The keypair's words (key, endpoint, until) are the same in every entry of its index.
   int32_t *E = il_entry_for_index(L, receiver);
-  if (E == NULL || E[IE_RECEIVED] >= IL_MAX || !il_entry_current(E, &c->st) || il_now_ms() >= il_u64(E, IE_RECV_UNTIL) ||
+  if (E == NULL || !il_entry_current(E, &c->st) || il_now_ms() >= il_u64(E, IE_RECV_UNTIL) ||
       memcmp(m + M_EP_FAMILY, &E[IE_EP], EP_WORDS * sizeof(int32_t)) != 0) return 0;
   uint64_t counter = le64(msg + 8);
-  if (counter <= il_u64(E, IE_RECV_TOP) || 16 + len > c->scratch_len) return 0;
+  if (counter <= il_index_top(L, receiver) || 16 + len > c->scratch_len) return 0;
   size_t plen = len - 32;
   uint8_t *p = c->scratch + 16;  // 16 bytes of room in front (the virtio header), then the plaintext
   memcpy(p, msg + 16, len - 16);
@@ -956,15 +958,18 @@ static int idle_receive_one(recv_hook *u, int32_t slot) {
   size_t inner = 0;
   if (plen > 0) {
     int version = p[0] >> 4;
+    // The entry of this index for the inner source (cryptokey routing: main checked, at the grant,
+    // that the address routes to this peer); its records take the message.
     if (version == 4 && plen >= 20) {
       inner = (size_t)p[2] << 8 | p[3];
-      if (inner < 20 || inner > plen || E[IE_FAMILY] != 4 || memcmp(p + 12, &E[IE_ADDR], 4) != 0) return 0;
+      if (inner < 20 || inner > plen || (E = il_entry_for_index_addr(L, receiver, 4, p + 12)) == NULL) return 0;
     } else if (version == 6 && plen >= 40) {
       inner = ((size_t)p[4] << 8 | p[5]) + 40;
-      if (inner > plen || E[IE_FAMILY] != 6 || memcmp(p + 8, &E[IE_ADDR], 16) != 0) return 0;
+      if (inner > plen || (E = il_entry_for_index_addr(L, receiver, 6, p + 8)) == NULL) return 0;
     } else {
       return 0;
     }
+    if (E[IE_RECEIVED] >= IL_MAX) return 0;
     uint8_t *w = u->vnet ? p - 10 : p;  // a plain packet's virtio header: all zero
     size_t wlen = u->vnet ? inner + 10 : inner;
     if (u->vnet) memset(w, 0, 10);
@@ -975,8 +980,10 @@ static int idle_receive_one(recv_hook *u, int32_t slot) {
     if (r != (ssize_t)wlen) return 0;
     L[IL_WRITTEN]++;
     L[IL_WRITTEN_BYTES] += (int32_t)inner;
+  } else if (E[IE_RECEIVED] >= IL_MAX) {  // a keepalive: recorded under the first entry of its index
+    return 0;
   }
-  il_set_u64(E, IE_RECV_TOP, counter);
+  il_set_u64(E, IE_RECV_TOP, counter);  // the highest of the index's entries now (il_index_top)
   int32_t *rec = &E[IE_RECV_REC + 4 * E[IE_RECEIVED]];
   rec[0] = (int32_t)(uint32_t)counter;
   rec[1] = (int32_t)(uint32_t)(counter >> 32);

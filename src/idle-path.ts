@@ -4,17 +4,20 @@
 //
 //   note()    the send and receive paths tell it the peer and the inner address of each packet
 //             they routed or accepted (route: the destination; onOpened: the source): a lease is
-//             for the IL_ENTRIES peers main last exchanged packets with, one entry each.
-//   grant()   main is about to sleep with quiet rings: for each of those peers whose address still
-//             routes to it and whose current keypair may send, an entry: the address, the
-//             keypair's key-table id and indices, IL_MAX send counters reserved from it (taken
-//             from kp.sendCounter now, so no other send can use them), the replay window's top,
-//             the endpoint's words and socket, and when the keypair stops being usable for
-//             sending (REKEY_AFTER_TIME for an initiator, else REJECT_AFTER_TIME) and receiving.
+//             for the IL_ENTRIES (peer, address) pairs main last exchanged packets with, one entry
+//             each (a peer with several addresses in use, e.g. a site's gateway, has several).
+//   grant()   main is about to sleep with quiet rings: for each of those whose address still
+//             routes to its peer and whose peer's current keypair may send, an entry: the address,
+//             the keypair's key-table id and indices, IL_MAX send counters reserved from it (taken
+//             from kp.sendCounter now, so no other send can use them; an entry each, disjoint),
+//             the replay window's top, the endpoint's words and socket, and when the keypair stops
+//             being usable for sending (REKEY_AFTER_TIME for an initiator, else REJECT_AFTER_TIME)
+//             and receiving.
 //   settle()  main's next turn: what the hooks did is accounted as the send and receive paths
 //             would have (transportSent, receiveTransport: counters, timers, the replay window,
 //             key freshness); reserved counters no message used go back to the keypair if nothing
-//             else has sent with it since.
+//             else has sent with it since (the entries in reverse order, so each range given back
+//             lets the one reserved before it be given back too).
 import { COUNTER_LIMIT, REJECT_AFTER_TIME, REKEY_AFTER_TIME } from './constants.js';
 import {
   IE_ADDR, IE_EP, IE_FAMILY, IE_KEY_GEN, IE_KEY_ID, IE_LOCAL_INDEX, IE_RECEIVED, IE_RECV_REC, IE_RECV_TOP, IE_RECV_UNTIL, IE_REMOTE_INDEX,
@@ -37,11 +40,19 @@ export interface IdlePathContext {
   mtu(): number;
 }
 
-/** A peer main exchanged a packet with, and the inner address of the last one. */
+/** A peer main exchanged a packet with, and an inner address of it (the destination or source of that packet). */
 interface Note {
   peer: Peer;
   family: 4 | 6;
   readonly addr: Uint8Array;
+}
+
+/** Whether note n is for the inner address at data[at, at + 4 or 16). */
+function sameAddress(n: Note, version: 4 | 6, data: Uint8Array, at: number): boolean {
+  const a = n.addr;
+  if (n.family !== version || a[0] !== data[at] || a[1] !== data[at + 1] || a[2] !== data[at + 2] || a[3] !== data[at + 3]) return false;
+  if (version === 6) for (let i = 4; i < 16; i++) if (a[i] !== data[at + i]) return false;
+  return true;
 }
 
 /** What one entry of the lease out now was granted for. */
@@ -53,7 +64,7 @@ interface Granted {
 }
 
 export class IdlePath {
-  /** The peers main last exchanged packets with, the most recent first (at most IL_ENTRIES, distinct). */
+  /** The (peer, address) pairs main last exchanged packets with, the most recent first (at most IL_ENTRIES, distinct). */
   private readonly notes: Note[] = [];
   private readonly granted: Granted[] = Array.from({ length: IL_ENTRIES }, () => ({ peer: null, keypair: null, end: 0, source: new LeaseSource() }));
   private count = 0;
@@ -62,15 +73,19 @@ export class IdlePath {
 
   /** A packet main routed to `peer` (destination) or accepted from it (source): the address is data[at, at + 4 or 16). */
   note(peer: Peer, version: 4 | 6, data: Uint8Array, at: number): void {
-    let n = this.notes[0];
-    if (n === undefined || n.peer !== peer) n = this.toFront(peer);
+    const first = this.notes[0];
+    if (first !== undefined && first.peer === peer && sameAddress(first, version, data, at)) return; // mostly, under load
+    const notes = this.notes;
+    const i = notes.findIndex((x) => x.peer === peer && sameAddress(x, version, data, at));
+    if (i >= 0) {
+      notes.unshift(notes.splice(i, 1)[0]!);
+      return;
+    }
+    const n = notes.length >= IL_ENTRIES ? notes.pop()! : { peer, family: version, addr: new Uint8Array(16) };
+    n.peer = peer;
     n.family = version;
-    const a = n.addr;
-    a[0] = data[at]!;
-    a[1] = data[at + 1]!;
-    a[2] = data[at + 2]!;
-    a[3] = data[at + 3]!;
-    if (version === 6) for (let i = 4; i < 16; i++) a[i] = data[at + i]!;
+    n.addr.set(data.subarray(at, at + (version === 4 ? 4 : 16)));
+    notes.unshift(n);
   }
 
   /** Fill the lease for the peers last noted that may send and receive now; false when none may. */
@@ -95,7 +110,7 @@ export class IdlePath {
   /** The lease was withdrawn: account for what the hooks did under it, and give back unused counters. */
   settle(L: Int32Array): void {
     const e = this.ctx.engine;
-    for (let i = 0; i < this.count; i++) {
+    for (let i = this.count - 1; i >= 0; i--) {
       const g = this.granted[i]!;
       const peer = g.peer!;
       const kp = g.keypair!;
@@ -113,7 +128,7 @@ export class IdlePath {
     this.count = 0;
   }
 
-  /** Entry i of the lease for `n`'s peer, if its address still routes to it and its current keypair may send: true when filled. */
+  /** Entry i of the lease for note n, if its address still routes to its peer and the peer's current keypair may send: true when filled. */
   private fill(L: Int32Array, i: number, n: Note, now: number, mono: number): boolean {
     const e = this.ctx.engine;
     const peer = n.peer;
@@ -147,18 +162,6 @@ export class IdlePath {
     g.end = next + IL_MAX;
     g.source.leased = ep;
     return true;
-  }
-
-  /** Move `peer`'s note to the front (a new one: the oldest is dropped past IL_ENTRIES). */
-  private toFront(peer: Peer): Note {
-    const notes = this.notes;
-    const i = notes.findIndex((x) => x.peer === peer);
-    let n: Note;
-    if (i >= 0) n = notes.splice(i, 1)[0]!;
-    else n = notes.length >= IL_ENTRIES ? notes.pop()! : { peer, family: 4, addr: new Uint8Array(16) };
-    n.peer = peer;
-    notes.unshift(n);
-    return n;
   }
 }
 

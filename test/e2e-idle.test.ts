@@ -9,7 +9,7 @@
 import t, { type Test } from 'tap';
 import { IDLE_LAYOUT } from '../src/dataplane/idle-lease.js';
 import { tunNative } from '../src/io/tun.js';
-import { waitFor } from './helpers/netns.js';
+import { run, waitFor } from './helpers/netns.js';
 import {
   METRICS_ARGS, type Pair, e2eSkipReason, makeHub, makePair, metricsText, ping, pingReplies, pingUntilUp, transfer, wg,
 } from './helpers/tunnel.js';
@@ -140,3 +140,28 @@ t.test('a lease covers several peers: pings to two peers at once are all served 
   t.ok(sent >= 34 && received >= 34, `A sent and received them in C, both peers under one lease (${sent} / ${received} of 40)`);
 });
 
+
+t.test('a lease covers several addresses of one peer: pings to two of them at once are all served in C', { skip, timeout: 90_000 }, async (t) => {
+  const p = await pair(t, 'idl5');
+  const second = '10.77.0.12'; // B's second inner address (a host behind a site's gateway, say), routed to B by A
+  await run('ip', ['-n', p.b.ns.name, 'address', 'add', `${second}/32`, 'dev', p.b.ifname]);
+  await wg(p.a.ns, ['set', p.a.ifname, 'peer', p.b.keys.publicKey, 'allowed-ips', `${p.b.inner4}/32,${p.b.inner6}/128,${second}/32`]);
+  t.ok(await pingUntilUp(p.a.ns, p.b.inner4) && await pingUntilUp(p.a.ns, second), 'A reaches both of B\'s addresses');
+  const before = [await idle(p, 'a', 'idle_send'), await idle(p, 'a', 'idle_receive')];
+  // Both pings at once, the second started half an interval later: A's packets alternate between
+  // the two addresses of one peer (one keypair), one at a time (two that arrive together are one
+  // receive of two datagrams, which is JavaScript's).
+  const [one, two] = await Promise.all([
+    ping(p.a.ns, p.b.inner4, { count: 20, interval: 0.03 }),
+    new Promise((resolve) => setTimeout(resolve, 15)).then(() => ping(p.a.ns, second, { count: 20, interval: 0.03 })),
+  ]);
+  t.equal(pingReplies(one) + pingReplies(two), 40, 'every ping to either address answered');
+  const sent = await idle(p, 'a', 'idle_send') - before[0]!;
+  const received = await idle(p, 'a', 'idle_receive') - before[1]!;
+  // With one entry per peer (its last address) A sent 3 and received 0 of these in C.
+  t.ok(sent >= 34 && received >= 30, `A sent and received them in C, both addresses under one lease (${sent} / ${received} of 40)`);
+  // Two entries share the keypair: disjoint reserved counters, one replay top.
+  t.equal(await badInbound(p, 'a'), 0, 'A saw no replayed or undecryptable message');
+  t.equal(await badInbound(p, 'b'), 0, 'nor did B');
+  await checkTransfers(t, p);
+});

@@ -9,7 +9,7 @@
 // The word numbers are native/idle.h's (test/idle-path.test.ts compares them).
 import { KEY_RECV_OFFSET, KEY_SEND_OFFSET, KEY_SLOT_BYTES } from './layout.js';
 
-// A header, then up to IL_ENTRIES entries, one per peer (IE_* words from the entry's first).
+// A header, then up to IL_ENTRIES entries, one per (peer, inner address) (IE_* words from the entry's first).
 export const IL_VALID = 0;
 export const IL_ROUTE_VER = 1;
 export const IL_ENGINE_VER = 2;

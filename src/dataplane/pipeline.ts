@@ -224,7 +224,7 @@ export interface PipelineHooks {
   onTunGone(): void;
   /**
    * Main is about to sleep with the rings quiet and an input it owns: fill the idle lease's words
-   * for the peers it may cover (idle-lease.ts; the pipeline sets the rings' and sockets' own) and return true, or
+   * for the (peer, address) pairs it may cover (idle-lease.ts; the pipeline sets the rings' and sockets' own) and return true, or
    * return false to grant nothing this time.
    */
   idleGrant?(lease: Int32Array): boolean;
