@@ -9,9 +9,9 @@
 import t, { type Test } from 'tap';
 import { IDLE_LAYOUT } from '../src/dataplane/idle-lease.js';
 import { tunNative } from '../src/io/tun.js';
-import { run, waitFor } from './helpers/netns.js';
+import { run } from './helpers/netns.js';
 import {
-  METRICS_ARGS, type Pair, e2eSkipReason, makeHub, makePair, metricsText, ping, pingReplies, pingUntilUp, transfer, wg,
+  METRICS_ARGS, type Pair, e2eSkipReason, makeHub, makePair, metricsText, ping, pingReplies, pingUntilUp, steadyTransfers, wg,
 } from './helpers/tunnel.js';
 
 const skip = e2eSkipReason({ extra: ['ping'] });
@@ -46,21 +46,9 @@ async function badInbound(p: Pair, side: 'a' | 'b'): Promise<number> {
 
 /** Transfer counters once they stop moving: A's tx equals B's rx and the other way round. */
 async function checkTransfers(t: Test, p: Pair): Promise<void> {
-  let last = '';
-  const read = async (): Promise<string> => {
-    const a = await transfer(p.a.ns, p.a.ifname, p.b.keys.publicKey);
-    const b = await transfer(p.b.ns, p.b.ifname, p.a.keys.publicKey);
-    return `${a.rx} ${a.tx} ${b.rx} ${b.tx}`;
-  };
-  await waitFor(async () => {
-    const now = await read();
-    const same = now === last;
-    last = now;
-    return same;
-  }, 10_000, 300);
-  const [aRx, aTx, bRx, bTx] = last.split(' ').map(Number);
-  t.equal(aTx, bRx, `A sent exactly the bytes B received (${aTx})`);
-  t.equal(bTx, aRx, `B sent exactly the bytes A received (${bTx})`);
+  const { a, b } = await steadyTransfers(p);
+  t.equal(a.tx, b.rx, `A sent exactly the bytes B received (${a.tx})`);
+  t.equal(b.tx, a.rx, `B sent exactly the bytes A received (${b.tx})`);
 }
 
 t.test('the lease has the same layout in TypeScript and in C', async (t) => {

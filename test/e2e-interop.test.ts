@@ -39,6 +39,7 @@ import {
   socketPath,
   startIperfServer,
   startWireguardGo,
+  steadyTransfers,
   tempDir,
   transfer,
   uniqueIfname,
@@ -75,20 +76,7 @@ function logLines(d: Daemon, msg: string): Record<string, unknown>[] {
 type Transfers = { a: { rx: number; tx: number }; b: { rx: number; tx: number } };
 
 /** Both sides' counters once they stop moving (two equal readings 700 ms apart, up to 12 s). */
-async function quietTransfers(p: Pair): Promise<Transfers> {
-  const read = async (): Promise<Transfers> => ({
-    a: await transfer(p.a.ns, p.a.ifname, p.b.keys.publicKey),
-    b: await transfer(p.b.ns, p.b.ifname, p.a.keys.publicKey),
-  });
-  let last = await read();
-  await waitFor(async () => {
-    const now = await read();
-    const same = JSON.stringify(now) === JSON.stringify(last);
-    last = now;
-    return same;
-  }, 12_000, 700);
-  return last;
-}
+const quietTransfers = (p: Pair): Promise<Transfers> => steadyTransfers(p, 12_000, 700);
 
 /** UDP datagrams the kernel dropped on receive in ns (full socket buffer etc.), IPv4 + IPv6. */
 async function udpInErrors(ns: Netns): Promise<number> {

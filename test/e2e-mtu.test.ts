@@ -8,7 +8,7 @@
 import t, { type Test } from 'tap';
 import { waitFor } from './helpers/netns.js';
 import {
-  type Pair, type PairOptions, e2eSkipReason, iperfClient, makePair, ping, pingReplies, pingUntilUp, startIperfServer, transfer,
+  type Pair, type PairOptions, e2eSkipReason, iperfClient, makePair, ping, pingReplies, pingUntilUp, startIperfServer, transfer, untilSteady,
 } from './helpers/tunnel.js';
 
 const skip = e2eSkipReason({ extra: ['ping', 'iperf3', 'socat', 'sha256sum'] });
@@ -25,16 +25,7 @@ async function setMtu(p: Pair, mtu: number): Promise<void> {
 }
 
 /** B's received-bytes counter for A once it stops moving. */
-async function quietRx(p: Pair): Promise<number> {
-  let last = -1;
-  let now = (await transfer(p.b.ns, p.b.ifname, p.a.keys.publicKey)).rx;
-  await waitFor(async () => {
-    last = now;
-    now = (await transfer(p.b.ns, p.b.ifname, p.a.keys.publicKey)).rx;
-    return now === last;
-  }, 10_000, 300);
-  return now;
-}
+const quietRx = async (p: Pair): Promise<number> => untilSteady(async () => (await transfer(p.b.ns, p.b.ifname, p.a.keys.publicKey)).rx);
 
 t.test('a runtime MTU change applies to padding from the next packet on', { skip, timeout: 60_000 }, async (t) => {
   const p = await pair(t, { prefix: 'mtu-pad' });

@@ -7,9 +7,10 @@
 // peers whose streams fill both queues' rings at once: every message is counted for the peer it
 // went to (a slot of one ring is never taken for the same slot of another).
 import t, { type Test } from 'tap';
-import { run, waitFor } from './helpers/netns.js';
+import { run } from './helpers/netns.js';
 import {
-  METRICS_ARGS, type Pair, e2eSkipReason, iperfClient, makeHub, makePair, metricsText, ping, pingReplies, pingUntilUp, startIperfServer, transfer,
+  METRICS_ARGS, type Pair, e2eSkipReason, iperfClient, makeHub, makePair, metricsText, ping, pingReplies, pingUntilUp, startIperfServer,
+  steadyTransfers, transfer, untilSteady,
 } from './helpers/tunnel.js';
 
 const skip = e2eSkipReason({ extra: ['ping', 'iperf3'] });
@@ -79,24 +80,12 @@ t.test('two TUN queues: each has its reader, TCP streams are read from both, not
   t.equal(await badInbound(p, 'b'), 0, 'nor did B');
   // Under load the outer UDP may drop datagrams (socket buffers), so the per-peer counters are
   // compared over an idle exchange after it: every byte one side sends the other receives.
-  const quiet = async (): Promise<number[]> => {
-    let last = '';
-    await waitFor(async () => {
-      const a = await transfer(p.a.ns, p.a.ifname, p.b.keys.publicKey);
-      const b = await transfer(p.b.ns, p.b.ifname, p.a.keys.publicKey);
-      const now = `${a.rx} ${a.tx} ${b.rx} ${b.tx}`;
-      const same = now === last;
-      last = now;
-      return same;
-    }, 10_000, 300);
-    return last.split(' ').map(Number);
-  };
-  const [aRx0, aTx0, bRx0, bTx0] = await quiet();
+  const t0 = await steadyTransfers(p);
   t.equal(pingReplies(await ping(p.a.ns, p.b.inner4, { count: 10, interval: 0.03 })), 10, 'after the streams, 10 pings A → B');
-  const [aRx1, aTx1, bRx1, bTx1] = await quiet();
-  t.ok(aTx1! > aTx0!, 'the pings were counted');
-  t.equal(aTx1! - aTx0!, bRx1! - bRx0!, 'A sent exactly the bytes B received');
-  t.equal(bTx1! - bTx0!, aRx1! - aRx0!, 'B sent exactly the bytes A received');
+  const t1 = await steadyTransfers(p);
+  t.ok(t1.a.tx > t0.a.tx, 'the pings were counted');
+  t.equal(t1.a.tx - t0.a.tx, t1.b.rx - t0.b.rx, 'A sent exactly the bytes B received');
+  t.equal(t1.b.tx - t0.b.tx, t1.a.rx - t0.a.rx, 'B sent exactly the bytes A received');
 });
 
 t.test('two TUN queues, two peers loaded at once: each message is counted for its own peer', { skip, timeout: 120_000 }, async (t) => {
@@ -120,20 +109,10 @@ t.test('two TUN queues, two peers loaded at once: each message is counted for it
 
   // Once quiet: what each peer received from A, A counted as sent to that peer (the outer UDP may
   // have dropped some under load, never added any), and nothing A sent went uncounted.
-  let counts: { aB: { rx: number; tx: number }; aC: { rx: number; tx: number }; b: { rx: number; tx: number }; c: { rx: number; tx: number } } | null = null;
-  let last = '';
-  await waitFor(async () => {
-    const now = {
-      aB: await transfer(ns[0], ifs[0]!, keys[1]!.publicKey), aC: await transfer(ns[0], ifs[0]!, keys[2]!.publicKey),
-      b: await transfer(ns[1], ifs[1]!, keys[0]!.publicKey), c: await transfer(ns[2], ifs[2]!, keys[0]!.publicKey),
-    };
-    const text = JSON.stringify(now);
-    const same = text === last;
-    last = text;
-    counts = now;
-    return same;
-  }, 10_000, 300);
-  const { aB, aC, b, c } = counts!;
+  const { aB, aC, b, c } = await untilSteady(async () => ({
+    aB: await transfer(ns[0], ifs[0]!, keys[1]!.publicKey), aC: await transfer(ns[0], ifs[0]!, keys[2]!.publicKey),
+    b: await transfer(ns[1], ifs[1]!, keys[0]!.publicKey), c: await transfer(ns[2], ifs[2]!, keys[0]!.publicKey),
+  }));
   t.ok(b.rx <= aB.tx && b.rx >= aB.tx * 0.9, `B received ${b.rx} of the ${aB.tx} bytes A counted as sent to B`);
   t.ok(c.rx <= aC.tx && c.rx >= aC.tx * 0.9, `C received ${c.rx} of the ${aC.tx} bytes A counted as sent to C`);
   t.ok(aB.rx <= b.tx && aC.rx <= c.tx, 'and A counted no more from each than it sent');

@@ -44,7 +44,7 @@ const native = tunNative();
 const slotList = new Int32Array(BATCH);
 const lens = new Int32Array(BATCH);
 const out = new Int32Array(TUN_WRITE_OUT_LEN);
-const target = wd.fds.length === 1 ? wd.fds[0]! : Int32Array.from(wd.fds);
+const target = Int32Array.from(wd.fds); // one entry: the same as that fd
 
 /** Writes the collected packets; returns false when the fd is gone. */
 function writeBatch(n: number): boolean {

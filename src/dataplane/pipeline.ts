@@ -424,9 +424,11 @@ export class Pipeline {
     private readonly hooks: PipelineHooks) {
     this.maxInnerMtu = opts.maxInnerMtu ?? DEFAULT_MAX_INNER_MTU;
     this.slotBytes = slotBytesFor(this.maxInnerMtu);
-    this.directWriteFd = opts.tunWriteFd ?? opts.tunFd;
-    this.directWriteTarget = opts.tunWriteFd === undefined && (opts.tunQueueFds?.length ?? 0) > 0
-      ? Int32Array.of(opts.tunFd, ...opts.tunQueueFds!) : this.directWriteFd;
+    this.tunFds = [opts.tunFd, ...(opts.tunQueueFds ?? [])];
+    // What the TUN writer and main's direct writes write to: tunWriteFd, or every queue (each flow to one).
+    const writeFds = opts.tunWriteFd === undefined ? this.tunFds : [opts.tunWriteFd];
+    this.directWriteFd = writeFds[0]!;
+    this.directWriteTarget = writeFds.length === 1 ? this.directWriteFd : Int32Array.from(writeFds);
     this.inlineSeal = opts.cryptoModule === undefined ? nativeSealSlots : null;
     this.workerCount = opts.workers;
     this.tunHeader = opts.tunVnetHdr === true ? VIRTIO_NET_HDR_LEN : 0;
@@ -436,7 +438,6 @@ export class Pipeline {
     this.keys = opts.keys ?? KeyTable.create(opts.keypairCapacity ?? DEFAULT_KEYPAIR_CAPACITY);
     const ringSlots = opts.ringSlots ?? DEFAULT_RING_SLOTS;
     const localSlots = opts.localSlots ?? DEFAULT_LOCAL_SLOTS;
-    this.tunFds = [opts.tunFd, ...(opts.tunQueueFds ?? [])];
     const queues = this.tunFds.length;
     const ids = ringIds(queues);
     this.tunRings = this.tunFds.map((_, q) => tunRingId(q));
@@ -508,7 +509,7 @@ export class Pipeline {
       shared: this.shared,
       workers: opts.workers,
       tunFds: this.tunFds,
-      tunWriteFd: opts.tunWriteFd ?? null,
+      tunWriteFds: writeFds,
       tunName: opts.tunName ?? '',
       tunWakeFds: this.tunWakeFds,
       tunVnetHdr: opts.tunVnetHdr === true,

@@ -49,8 +49,8 @@ export interface SupervisorConfig {
   workers: number;
   /** The TUN device's queues: one reader thread each (a single-queue device: one fd). */
   tunFds: readonly number[];
-  /** fd the TUN writer writes to (null: every queue of tunFds, each flow to one: native/tun.c writeSlots). */
-  tunWriteFd: number | null;
+  /** The fds the TUN writer writes to: every queue of tunFds (each flow to one: native/tun.c writeSlots), or one other fd. */
+  tunWriteFds: readonly number[];
   /** Name of the TUN interface (the reader reads its MTU); '' when unknown. */
   tunName: string;
   /** Per queue, the eventfd that interrupts its TUN reader's poll (-1: none). */
@@ -227,7 +227,7 @@ export class Supervisor {
   }
 
   private spawnWriter(): Promise<void> {
-    const data = { shared: this.cfg.shared, fds: this.cfg.tunWriteFd === null ? [...this.cfg.tunFds] : [this.cfg.tunWriteFd], vnetHdr: this.cfg.tunVnetHdr };
+    const data = { shared: this.cfg.shared, fds: [...this.cfg.tunWriteFds], vnetHdr: this.cfg.tunVnetHdr };
     const { entry, ready } = this.spawn(TUN_WRITER_URL, data, TUN_WRITER_ID, this.writer, (e, code) => this.onTunThreadExit(TUN_WRITER_ID, e, code));
     this.writer = entry;
     return ready;

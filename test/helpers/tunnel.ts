@@ -265,6 +265,30 @@ export async function latestHandshake(ns: Netns, ifname: string, peerKey: string
 }
 
 /** `wg show IF endpoints` value of one peer ('(none)' if unknown). */
+/**
+ * `read()` again and again (stepMs apart, at most timeoutMs) until two reads in a row agree — the
+ * counters it reads stopped moving — and returns the last read.
+ */
+export async function untilSteady<T>(read: () => Promise<T>, timeoutMs = 10_000, stepMs = 300): Promise<T> {
+  let last = '';
+  let value!: T;
+  await waitFor(async () => {
+    value = await read();
+    const text = JSON.stringify(value);
+    const same = text === last;
+    last = text;
+    return same;
+  }, timeoutMs, stepMs);
+  return value;
+}
+
+/** Both ends' transfer counters of a pair, for each other's peer, once they stop moving (untilSteady). */
+export const steadyTransfers = (p: Pair, timeoutMs?: number, stepMs?: number): Promise<{ a: { rx: number; tx: number }; b: { rx: number; tx: number } }> =>
+  untilSteady(async () => ({
+    a: await transfer(p.a.ns, p.a.ifname, p.b.keys.publicKey),
+    b: await transfer(p.b.ns, p.b.ifname, p.a.keys.publicKey),
+  }), timeoutMs, stepMs);
+
 export async function peerEndpoint(ns: Netns, ifname: string, peerKey: string): Promise<string> {
   const out = await wg(ns, ['show', ifname, 'endpoints']);
   for (const line of out.trim().split('\n')) {
