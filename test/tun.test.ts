@@ -103,7 +103,9 @@ execFileSync('ip', ['link', 'set', 'dev', 'wpt0', 'up']);
 const READER = ` + '`' + String.raw`
 const { workerData: w, parentPort } = require('node:worker_threads');
 (async () => {
+  parentPort.postMessage({ stage: 'running' });
   const nat = (await import(w.tunUrl)).tunNative();
+  parentPort.postMessage({ stage: 'addon loaded' });
   const SLOT = 2048, N = 16;
   const data = new Uint8Array(new SharedArrayBuffer(SLOT * N));
   const meta = new Int32Array(new SharedArrayBuffer(N * 128));
@@ -198,6 +200,9 @@ await reader.terminate();
 // (non-persistent) link disappears with its last fd.
 const dev2 = tun.createTun('wpt2', 1420);
 const reader2 = startReader(dev2);
+// It hung here twice in one day of full unit runs, the thread neither failing nor exiting; say
+// how far it got.
+reader2.on('message', (m) => { if (m.stage) console.error('the second reader: ' + m.stage); });
 step('the second reader to start');
 await next(reader2, 'ready');
 // Whether or not it is already blocked in poll when close() comes, it must come back: a wake
