@@ -751,15 +751,28 @@ static napi_value js_eventfd(napi_env env, napi_callback_info info) {
   return make_int(env, fd);
 }
 
-// wake(efd) → 0 or errno: adds 1 to the eventfd counter (a full counter already wakes).
+// A wake eventfd whose counter holds at least WAKE_CLOSED has been closed by its device (close()
+// adds it, then closes the fds): readSlots that sees it returns -EBADF and puts it back, so every
+// later call sees it too until the fd itself is closed. A plain wake (1) is consumed and makes
+// readSlots return 0. Without the mark, a reader woken by close() that called again before the
+// fds were closed would wait in poll forever: closing an fd does not end a poll on it.
+#define WAKE_CLOSED ((uint64_t)1 << 48)
+
+// wake(efd, closed = false) → 0 or errno: adds 1 (or WAKE_CLOSED) to the eventfd counter (a full
+// counter already wakes).
 static napi_value js_wake(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
+  napi_value argv[2];
+  size_t argc = 2;
   int32_t fd;
-  if (get_args(env, info, 1, argv) != 0 || get_i32(env, argv[0], &fd) != 0) return type_error(env, "wake(efd)");
-  uint64_t one = 1;
+  int closed = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || get_i32(env, argv[0], &fd) != 0 ||
+      (argc >= 2 && get_bool(env, argv[1], &closed) != 0)) {
+    return type_error(env, "wake(efd, closed?: boolean)");
+  }
+  uint64_t add = closed ? WAKE_CLOSED : 1;
   ssize_t r;
-  do r = write(fd, &one, sizeof(one)); while (r < 0 && errno == EINTR);
-  return make_int(env, r == (ssize_t)sizeof(one) || errno == EAGAIN ? 0 : errno);
+  do r = write(fd, &add, sizeof(add)); while (r < 0 && errno == EINTR);
+  return make_int(env, r == (ssize_t)sizeof(add) || errno == EAGAIN ? 0 : errno);
 }
 
 // ---- readSlots ----------------------------------------------------------------------------
@@ -836,8 +849,19 @@ static int read_core(read_state *r, int fd, int wfd, int vnet, read_ctx *c0, int
       return -EBADF;  // the wake eventfd was closed: the device was closed
     }
     if (wfd >= 0 && pfd[1].revents != 0) {
-      uint64_t v;
-      if (read(wfd, &v, sizeof(v)) < 0) { /* already drained by someone else */ }
+      uint64_t v = 0;
+      ssize_t got = read(wfd, &v, sizeof(v));
+      // EBADF: close() closed it after marking it, between the poll and this read; EAGAIN:
+      // another reader drained it.
+      if (got < 0 && errno == EBADF) {
+        if (r != NULL) r->pending = 0;
+        return -EBADF;
+      }
+      if (got == (ssize_t)sizeof(v) && v >= WAKE_CLOSED) {
+        if (write(wfd, &v, sizeof(v)) < 0) { /* the counter is full: it stays readable anyway */ }
+        if (r != NULL) r->pending = 0;
+        return -EBADF;  // the device was closed
+      }
       return 0;
     }
     if (pfd[0].revents & POLLNVAL) {

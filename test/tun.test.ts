@@ -8,7 +8,8 @@
 // returns 0 when woken through the eventfd; writeSlots of a hand-built IPv4/UDP packet is
 // delivered to a socket; openTunFromFd checks the fd (and sees the virtio header flag); deleting
 // the link wakes the blocked reader with a "gone" result, makes writes report the fd gone and
-// fires watchTunRemoval; close() of a second device wakes its blocked reader and removes the link.
+// fires watchTunRemoval; close() of a second device ends its reader, blocked in poll, with EBADF
+// (the closed mark on its wake eventfd; a plain wake is consumed and returns 0) and removes the link.
 //
 // Multi-queue (IFF_MULTI_QUEUE): flowQueue, the writer's flow hash, is checked without a device
 // (symmetric for IPv4/IPv6 TCP/UDP, spreads flows, 0 for what it cannot parse); writeSlots with an
@@ -30,6 +31,22 @@ t.setTimeout(300_000);
 
 const TUN_MODULE = new URL('../src/io/tun.js', import.meta.url).href;
 
+// For the probes: resolves true once `n` threads of this process are blocked in poll() on two
+// fds with no timeout (readSlots with a wake eventfd, timeout -1), read from each thread's
+// /proc/self/task/<tid>/syscall; false if that does not happen within 10 s.
+const BLOCKED_IN_POLL = String.raw`
+const blockedInPoll = async (n) => {
+  const inPoll = () => fs.readdirSync('/proc/self/task').filter((tid) => {
+    try { return /^7 0x[0-9a-f]+ 0x2 0xffffffff /.test(fs.readFileSync('/proc/self/task/' + tid + '/syscall', 'latin1')); } catch { return false; }
+  }).length;
+  for (const end = Date.now() + 10000; Date.now() < end;) {
+    if (inPoll() >= n) return true;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return false;
+};
+`;
+
 // Runs inside the namespace: node script.mjs <tun.js URL> <mode>. Prints one JSON line.
 const SCRIPT = String.raw`
 import fs from 'node:fs';
@@ -45,7 +62,7 @@ const keepAlive = setInterval(() => {}, 60000);
 const links = () => execFileSync('ip', ['-o', 'link', 'show']).toString().split('\n')
   .map((l) => /^\d+:\s+([^:@\s]+)/.exec(l)?.[1]).filter(Boolean).sort();
 const failure = (fn) => { try { fn(); return null; } catch (e) { return { code: e.code, message: e.message, name: e.name }; } };
-
+${BLOCKED_IN_POLL}
 if (mode === 'missing') {
   out.missing = failure(() => tun.createTun('wpt0', 1420));
   out.links = links();
@@ -103,9 +120,7 @@ execFileSync('ip', ['link', 'set', 'dev', 'wpt0', 'up']);
 const READER = ` + '`' + String.raw`
 const { workerData: w, parentPort } = require('node:worker_threads');
 (async () => {
-  parentPort.postMessage({ stage: 'running' });
   const nat = (await import(w.tunUrl)).tunNative();
-  parentPort.postMessage({ stage: 'addon loaded' });
   const SLOT = 2048, N = 16;
   const data = new Uint8Array(new SharedArrayBuffer(SLOT * N));
   const meta = new Int32Array(new SharedArrayBuffer(N * 128));
@@ -196,27 +211,40 @@ dev.close();
 out.linksAtEnd = links();
 await reader.terminate();
 
-// close() wakes a reader blocked on the device; the closed fd then reads as gone, and the
+// close() marks the wake eventfd closed: a reader blocked on the device returns -EBADF, the
 // (non-persistent) link disappears with its last fd.
 const dev2 = tun.createTun('wpt2', 1420);
+// The mark, in this thread: a call made after close() marked the eventfd but before the fds are
+// closed returns -EBADF at once and leaves the mark for the next call; a plain wake is consumed
+// (0), so a reader woken that way and calling again would wait (here: for the 1 s timeout).
+{
+  const efd = nat.eventfd();
+  const d = new Uint8Array(2048), m = new Int32Array(32), o = new Int32Array(8);
+  const call = () => nat.readSlots(dev2.fd, efd, dev2.vnetHdr, d, 2048, m, Int32Array.of(0), 1, 1000, o);
+  nat.wake(efd);
+  const woken = call();
+  nat.wake(efd, true);
+  out.mark = { woken, closed: call(), again: call() };
+  fs.closeSync(efd);
+}
 const reader2 = startReader(dev2);
-// It hung here twice in one day of full unit runs, the thread neither failing nor exiting; say
-// how far it got.
-reader2.on('message', (m) => { if (m.stage) console.error('the second reader: ' + m.stage); });
 step('the second reader to start');
 await next(reader2, 'ready');
-// Whether or not it is already blocked in poll when close() comes, it must come back: a wake
-// before the poll is seen by the poll (eventfd readable), one during it ends it.
+step('the second reader to block in poll');
+out.blockedBeforeClose = await blockedInPoll(1);
 let woke2 = false;
 reader2.on('message', (m) => { if (m.woke) woke2 = true; });
 const gone2 = next(reader2, 'gone');
 dev2.close();
 let raceTimer;
-const g2 = await Promise.race([gone2, new Promise((r) => { raceTimer = setTimeout(() => r({ gone: 'still blocked' }), 5000); })]);
+const g2 = await Promise.race([gone2, new Promise((r) => { raceTimer = setTimeout(() => r(null), 5000); })]);
 clearTimeout(raceTimer);
-// The reader's poll re-checks the fds after the wake; if close() got there first it sees them
-// closed (POLLNVAL) and returns -EBADF at once, else it returns 0 and the next call -EBADF.
-out.close = { gone: g2.gone, wokeFirst: woke2, linkGone: !tun.linkExists('wpt2') };
+if (g2 === null) {
+  // A thread inside a native call can be neither terminated nor joined: exit without it.
+  console.error('the second reader is still blocked 5 s after close()');
+  process.kill(process.pid, 'SIGKILL');
+}
+out.close = { gone: g2.gone, again: g2.again, wokeFirst: woke2, linkGone: !tun.linkExists('wpt2') };
 await reader2.terminate();
 clearInterval(keepAlive);
 console.log(JSON.stringify(out));
@@ -306,8 +334,9 @@ for (const mode of ['offload', 'plain'] as const) {
     t.equal(out.existsAfterDelete, false);
     t.same(out.linksAtEnd, ['lo', 'taken0']);
 
-    t.match(out.close, { gone: -9, linkGone: true }, 'close() woke the blocked reader (no 5 s hang), it read EBADF, the link went away');
-    t.comment(`close(): reader returned 0 before -EBADF: ${out.close.wokeFirst}`);
+    t.same(out.mark, { woken: 0, closed: -9, again: -9 }, 'a plain wake is consumed (0); the closed mark reads as EBADF and stays');
+    t.equal(out.blockedBeforeClose, true, 'the second reader was blocked in poll when close() came');
+    t.match(out.close, { gone: -9, again: -9, wokeFirst: false, linkGone: true }, 'close() ended the blocked reader with EBADF (not a wake), the link went away');
   });
 }
 
@@ -602,6 +631,7 @@ const links = () => execFileSync('ip', ['-o', 'link', 'show']).toString().split(
   .map((l) => /^\d+:\s+([^:@\s]+)/.exec(l)?.[1]).filter(Boolean).sort();
 const failure = (fn) => { try { fn(); return null; } catch (e) { return { code: e.code, message: e.message, name: e.name }; } };
 const step = (what) => console.error('probe waits for: ' + what);
+${BLOCKED_IN_POLL}
 const nonBlocking = (fd) => (parseInt(/flags:\s+(\d+)/.exec(fs.readFileSync('/proc/self/fdinfo/' + fd, 'latin1'))[1], 8) & 0o4000) !== 0;
 
 out.invalid = { zero: failure(() => tun.createTun('wpq9', 1420, { queues: 0 })), nine: failure(() => tun.createTun('wpq9', 1420, { queues: 9 })),
@@ -680,10 +710,9 @@ sock.close();
 // GRO over the queues: four TCP segments of one flow, one GSO write with the header on.
 out.gro = write([0, 1, 2, 3].map((k) => ip4(6, 5555, 5556, 200, 7000 + 200 * k)), true);
 
-// close() wakes the blocked readers of both queues, closes every fd, and the link goes away.
-// Each reader makes one blocking call and reports its result (0: woken, or -EBADF when its poll
-// re-checked after the fds were closed), then stops, as the data plane's readers stop on shutdown:
-// calling again after a wake could block anew on fds close() has not closed yet (tun.ts).
+// close() ends the blocked readers of both queues (each queue's wake eventfd marked closed:
+// -EBADF), closes every fd, and the link goes away. Each reader makes one blocking call and
+// reports its result.
 const READER = ` + '`' + String.raw`
 const { workerData: w, parentPort } = require('node:worker_threads');
 (async () => {
@@ -707,7 +736,8 @@ const next = (w, key) => new Promise((resolve) => { const on = (m) => { if (key 
 const back = readers.map((w) => next(w, 'back'));
 step('the readers to start');
 await Promise.all(readers.map((w) => next(w, 'ready')));
-await sleep(50);
+step('the readers to block in poll');
+out.blockedBeforeClose = await blockedInPoll(2);
 const allFds = [dev.fd, q1, dev.wakeFd, dev.queueWakeFds[0]];
 step('close() to wake the readers');
 dev.close();
@@ -757,8 +787,8 @@ for (const mode of ['offload', 'plain'] as const) {
       t.same(out.gro, { handled: 4, written: 4, errors: 0, writes: 4, coalesced: 0 }, 'no header: four plain writes');
     }
 
-    t.ok(Array.isArray(out.close.back) && out.close.back.every((n: number) => n === 0 || n === -9),
-      `close() woke the blocked readers of both queues (returned ${JSON.stringify(out.close.back)}: 0 or -EBADF)`);
+    t.equal(out.blockedBeforeClose, true, 'both readers were blocked in poll when close() came');
+    t.same(out.close.back, [-9, -9], 'close() ended the blocked readers of both queues with EBADF');
     t.ok(out.close.fdsClosed, 'close() closed both queue fds and both eventfds');
     t.ok(out.close.linkGone, 'and the link went away');
     t.same(out.close.links, ['lo']);

@@ -35,11 +35,14 @@
 // Use of the fd. It is non-blocking. The data plane reads it only through the addon's
 // readSlots (poll on the fd and on `wakeFd`, an eventfd, then batched reads) and writes it
 // through writeSlots; see TunNative below for the exact contract. `wake()` interrupts a
-// blocked readSlots (it returns 0). close() wakes the reader, then closes the TUN fd and the
-// eventfd: a readSlots blocked at that moment returns 0, or -EBADF when its poll re-checks the
-// fds after they were closed (both seen); a later call returns -EBADF. The owner should tell
-// the reader thread to stop (CTL_SHUTDOWN) before close(), so it does not call readSlots with
-// fd numbers that may meanwhile be reused. Closing the last fd of a non-persistent TUN deletes
+// blocked readSlots (it returns 0). close() marks each wake eventfd closed, then closes the TUN
+// fds and the eventfds: a readSlots blocked at that moment, or called before the fds are closed,
+// returns -EBADF (it sees the mark, and leaves it for the next call); one called after sees the
+// fds closed (-EBADF). So a reader that loops until "gone" ends however its calls fall around
+// close(); had close() only woken it (a consumed wake, 0), a call made between the wake and the
+// closing would wait forever, as closing an fd does not end a poll on it. The owner should still
+// stop its reader threads (CTL_SHUTDOWN) before close(), so none calls readSlots with fd numbers
+// that may meanwhile be reused. Closing the last fd of a non-persistent TUN deletes
 // the link. Deleting the link (`ip link delete`) makes a blocked readSlots return -EBADFD (77)
 // and writeSlots report GONE_ERRNO 77.
 //
@@ -81,7 +84,7 @@ export interface TunDevice {
   exists(): boolean;
   /** Interrupts a readSlots blocked on this device (it returns 0); with queues, each queue's reader. */
   wake(): void;
-  /** Wakes the readers (they return 0 or -EBADF), closes the fds and the eventfds. Idempotent. */
+  /** Marks the wake eventfds closed (a reader's readSlots returns -EBADF), closes the fds and the eventfds. Idempotent. */
   close(): void;
 }
 
@@ -204,8 +207,11 @@ export interface TunNative {
   getMtu(name: string): number;
   /** A non-blocking, close-on-exec eventfd. */
   eventfd(): number;
-  /** Adds 1 to the eventfd; 0 or the errno. */
-  wake(efd: number): number;
+  /**
+   * Adds 1 to the eventfd (a wake: readSlots returns 0 and consumes it), or with `closed` the
+   * device's closed mark (readSlots returns -EBADF and leaves it); 0 or the errno.
+   */
+  wake(efd: number, closed?: boolean): number;
   /**
    * Waits (poll, up to timeoutMs; -1 = forever) until the TUN fd is readable or wakeFd (-1:
    * none) is signalled, then reads packets until EAGAIN or maxSlots slots are filled, in the
@@ -213,8 +219,8 @@ export interface TunNative {
    * full checksums); segments that do not fit stay pending in this thread's state for this
    * fd and are emitted first by the next call, which then does not wait.
    * Returns: n ≥ 0 slots filled (0: timeout, wake — the wake is consumed —, EINTR, or only
-   * drops); TUN_READ_EOF or -errno when the device is gone (link deleted: -EBADFD; fd or
-   * eventfd closed: -EBADF; any read error but EAGAIN/EINTR/ENOBUFS/ENOMEM). An error after
+   * drops); TUN_READ_EOF or -errno when the device is gone (link deleted: -EBADFD; device
+   * closed — the closed mark, or fd or eventfd closed —: -EBADF; any read error but EAGAIN/EINTR/ENOBUFS/ENOMEM). An error after
    * some slots were filled returns those first; the next call reports it.
    */
   readSlots(
@@ -401,7 +407,8 @@ class LinuxTun implements TunDevice {
 
   close(): void {
     if (this.#closed) return;
-    this.wake();
+    const nat = tunNative();
+    for (const w of [this.wakeFd, ...this.queueWakeFds]) nat.wake(w, true);
     this.#closed = true;
     closeQuietly(this.fd);
     for (const fd of this.queueFds) closeQuietly(fd);

@@ -29,7 +29,7 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { type TunDevice } from '../../src/io/tun.js';
+import { type TunDevice, tunNative } from '../../src/io/tun.js';
 import { udpNative } from '../../src/io/udp-native.js';
 
 export const MEMTUN_DEFAULT_MTU = 1420;
@@ -77,7 +77,7 @@ class MemTunDevice implements TunDevice {
 
   close(): void {
     if (this.#closed) return;
-    this.wake();
+    tunNative().wake(this.wakeFd, true); // as a real device's close(): a reader still calling sees it closed
     this.#closed = true;
     udpNative().close(this.fd);
     udpNative().close(this.wakeFd);
