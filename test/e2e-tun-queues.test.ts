@@ -3,10 +3,12 @@
 // streams are read from both queues (the writers spread the flows over the queues by a symmetric
 // hash of addresses and ports, and the kernel reads each flow from the queue it was last written
 // on), and nothing the single-queue path guarantees is lost: no message is dropped as replayed,
-// undecryptable or misrouted, and the per-peer counters agree on both ends. And a daemon with two
+// undecryptable or misrouted, and the per-peer counters agree on both ends. A stream whose flow
+// hashes to queue 1 is read from queue 1 only (not flapping to queue 0). And a daemon with two
 // peers whose streams fill both queues' rings at once: every message is counted for the peer it
 // went to (a slot of one ring is never taken for the same slot of another).
 import t, { type Test } from 'tap';
+import { tunNative } from '../src/io/tun.js';
 import { run } from './helpers/netns.js';
 import {
   METRICS_ARGS, type Pair, e2eSkipReason, iperfClient, makeHub, makePair, metricsText, ping, pingReplies, pingUntilUp, startIperfServer,
@@ -86,6 +88,36 @@ t.test('two TUN queues: each has its reader, TCP streams are read from both, not
   t.ok(t1.a.tx > t0.a.tx, 'the pings were counted');
   t.equal(t1.a.tx - t0.a.tx, t1.b.rx - t0.b.rx, 'A sent exactly the bytes B received');
   t.equal(t1.b.tx - t0.b.tx, t1.a.rx - t0.a.rx, 'B sent exactly the bytes A received');
+});
+
+// While queue 0 is idle and queue 1 loaded, replies main writes must not go to queue 0: that would
+// steer the loaded flow there, main would read it at idle, hand the queue back, and the flow would
+// flap between the queues (reordered TCP) for as long as the load lasted.
+t.test('two TUN queues: a stream whose flow hashes to queue 1 is read from queue 1 only', { skip, timeout: 120_000 }, async (t) => {
+  const p = await pair(t, 'tunqf');
+  t.ok(await pingUntilUp(p.a.ns, p.b.inner4), 'the tunnel is up');
+  // The client port whose flow (A → B:5201, TCP) the writers' symmetric hash puts on queue 1.
+  const octets = (a: string) => a.split('.').map(Number);
+  const onQueue = (sport: number): number => {
+    const pkt = new Uint8Array(40);
+    pkt[0] = 0x45; pkt[9] = 6;
+    pkt.set(octets(p.a.inner4), 12); pkt.set(octets(p.b.inner4), 16);
+    new DataView(pkt.buffer).setUint16(20, sport); new DataView(pkt.buffer).setUint16(22, 5201);
+    return tunNative().flowQueue(pkt, 2);
+  };
+  let cport = 40000;
+  while (onQueue(cport) !== 1) cport++;
+  const server = await startIperfServer(p.b.ns, p.b.inner4);
+  t.teardown(() => { server.kill(); });
+  const before = await queueReads(p, 'a');
+  const r = await iperfClient(p.a.ns, p.b.inner4, { seconds: 3, cport });
+  const moved = (await queueReads(p, 'a')).map((v, q) => v - before[q]!);
+  t.ok(r.received > 1_000_000, `one TCP stream A → B (client port ${cport}) moved ${r.received} bytes`);
+  t.ok(moved[1]! >= 1000, `A read it from queue 1 (${moved[1]} packets)`);
+  // Queue 0 sees iperf3's control connection if it hashes there, and the flow's first packets
+  // (read where the kernel's own hash picks until the first reply is written): a few dozen.
+  t.ok(moved[0]! <= 100, `A read at most 100 packets from queue 0 (${moved[0]})`);
+  t.equal(await badInbound(p, 'b'), 0, 'B dropped nothing as replayed, undecryptable or misrouted');
 });
 
 t.test('two TUN queues, two peers loaded at once: each message is counted for its own peer', { skip, timeout: 120_000 }, async (t) => {

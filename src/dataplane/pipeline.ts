@@ -945,7 +945,9 @@ export class Pipeline {
     const tunAt = Atomics.load(ctl, tun.iProduced);
     const recvAt = Atomics.load(ctl, recv.iProduced);
     const tunQuiet = this.tunMains[0]!.owned() && tunAt === this.retired[RING_TUN] && Atomics.load(ctl, tun.iFreed) === tunAt;
-    const recvQuiet = this.udpMain.owned() && recvAt === this.retired[RING_RECV]
+    // The receive hook writes to queue 0: only while main owns every queue (the whole device idle),
+    // or its writes would pull a loaded queue's flows onto queue 0 (writeDirect).
+    const recvQuiet = this.udpMain.owned() && this.tunMains.every((m) => m.owned()) && recvAt === this.retired[RING_RECV]
       && ((Atomics.load(ctl, recv.iFreed) - this.deliverMark) | 0) >= 0;
     // A hook's hand-over not taken yet (only while stopping) means main is not idle: no lease.
     if ((!tunQuiet && !recvQuiet) || L[IL_TUN_ADOPT] !== 0 || L[IL_UDP_ADOPT] !== 0) return;
@@ -1145,8 +1147,10 @@ export class Pipeline {
   /**
    * Direct mode: write the packet at slot s to TUN from main, with the writer's own native call
    * (one packet, no coalescing; the virtio header, a plain packet's, goes in front of it; on a
-   * multi-queue device to its flow's queue as the writer would, or at idle to queue 0:
-   * directWriteTarget). False (nothing written) on any error: the writer then retries it and
+   * multi-queue device to its flow's queue as the writer would (directWriteTarget), or to queue 0
+   * while main owns every queue: the whole device idle, where queue 0's idle hook reads the
+   * replies. Queue 0 owned alone is not idleness: a flow of a loaded queue written to queue 0
+   * would be steered there, read by main, handed back, and flap between the queues). False (nothing written) on any error: the writer then retries it and
    * classifies the error.
    */
   private writeDirect(ring: RingView, s: number, len: number): boolean {
@@ -1154,7 +1158,7 @@ export class Pipeline {
     this.directSlot[0] = s;
     this.directLen[0] = len;
     try {
-      const target = this.tunMains[0]!.owned() ? this.directWriteFd : this.directWriteTarget;
+      const target = this.tunMains.every((m) => m.owned()) ? this.directWriteFd : this.directWriteTarget;
       tunNative().writeSlots(target, this.tunHeader !== 0, ring.data, ring.slotBytes, null, this.directSlot, this.directLen, 1, false, out);
     } catch {
       return false;

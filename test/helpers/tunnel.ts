@@ -511,10 +511,11 @@ export async function startIperfServer(ns: Netns, addr: string): Promise<ChildPr
 }
 
 /** Runs an iperf3 TCP client for `seconds` (reverse: server sends; streams: parallel connections); returns bytes moved. */
-export async function iperfClient(ns: Netns, server: string, opts: { seconds: number; reverse?: boolean; streams?: number }): Promise<{ sent: number; received: number; raw: string }> {
+export async function iperfClient(ns: Netns, server: string, opts: { seconds: number; reverse?: boolean; streams?: number; cport?: number }): Promise<{ sent: number; received: number; raw: string }> {
   const args = ['-c', server, '-t', String(opts.seconds), '-J', '--connect-timeout', '5000'];
   if (opts.reverse === true) args.push('-R');
   if (opts.streams !== undefined) args.push('-P', String(opts.streams));
+  if (opts.cport !== undefined) args.push('--cport', String(opts.cport)); // the data stream's client port
   const r = await ns.exec('iperf3', args, { timeoutMs: (opts.seconds + 15) * 1_000 });
   if (r.code !== 0) throw new Error(`iperf3 ${args.join(' ')} failed (${r.code}): ${r.stdout.slice(-2000)} ${r.stderr}`);
   const j = JSON.parse(r.stdout) as { end: { sum_sent: { bytes: number }; sum_received: { bytes: number } } };
