@@ -102,7 +102,9 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   watcher *w = handle->data;
   if (w->closed) return;
   if (status >= 0 && w->hook != NULL && w->hook->run(w->hook, w->fd) == WP_HOOK_DONE && settle_later(w)) return;
-  if (settle.loop == w->poll.loop) settle_cancel();  // a callback runs now: its turn settles
+  // A readable callback runs now: its turn settles. An error's callback only hands the input back
+  // (no turn), so a settle still due stays armed.
+  if (status >= 0 && settle.loop == w->poll.loop) settle_cancel();
   call_js(w, status, events);
 }
 

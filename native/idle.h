@@ -62,6 +62,7 @@ enum {
   IL_RECV_BYTES = 16,    //   their datagrams' bytes
   IL_WRITTEN = 17,       //   packets written to TUN
   IL_WRITTEN_BYTES = 18, //   their bytes
+  IL_SEQ = 19,           //   events (sends and receives, all entries) so far: IE_LAST's clock
   IL_HEADER = 20,        // the first entry
 };
 // An entry's words, from its first (IL_HEADER + i × IE_WORDS).
@@ -83,11 +84,15 @@ enum {
   IE_SENT_LEN = 33,      //   IL_MAX words: each one's length
   IE_RECEIVED = 41,      //   messages received under it
   IE_RECV_REC = 42,      //   IL_MAX × 4 words: counter lo, hi, message length, plaintext length
-  IE_WORDS = 74,
+  IE_LAST = 74,          //   its last event: 2 × IL_SEQ after it, + 1 for a receive (0: none), so
+                         //   main replays the entries' timer events in the order that matters
+  IE_WORDS = 75,
 };
 #define IL_MAX 8      // sends, and receives, per entry and lease
 #define IL_ENTRIES 8  // (peer, inner address) entries per lease
 #define IL_WORDS (IL_HEADER + IL_ENTRIES * IE_WORDS)
+// Counters main refuses (src/constants.ts COUNTER_LIMIT, 2^53 - 1): the receive hook leaves them to it.
+#define IL_COUNTER_LIMIT ((UINT64_C(1) << 53) - 1)
 
 // The key table (src/dataplane/layout.ts KEY_*).
 #define IL_KEY_SLOT_BYTES 64

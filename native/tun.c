@@ -1070,6 +1070,7 @@ static int idle_send_one(send_hook *t, int32_t slot) {
   if (sent != (ssize_t)mlen) return 0;
   E[IE_SENT_LEN + E[IE_SENT]] = (int32_t)mlen;
   E[IE_SENT]++;
+  E[IE_LAST] = ++L[IL_SEQ] * 2;
   return (int)mlen;
 }
 
@@ -1124,6 +1125,7 @@ static napi_value js_idle_send_hook(napi_env env, napi_callback_info info) {
   int32_t fd = -1;
   int vnet = 0;
   size_t nl = 0;
+  if (bad == NULL && t->c.slot_bytes < SLOT_PAYLOAD_OFFSET + SLOT_TAIL_ROOM + 20) bad = "slotBytes (too small)";  // as readSlots
   if (bad == NULL && (napi_get_named_property(env, argv[0], "tunFd", &v) != napi_ok || get_i32(env, v, &fd) != 0 || fd < 0)) bad = "tunFd";
   if (bad == NULL && (napi_get_named_property(env, argv[0], "vnetHdr", &v) != napi_ok || get_bool(env, v, &vnet) != 0)) bad = "vnetHdr";
   if (bad == NULL && (napi_get_named_property(env, argv[0], "ifname", &v) != napi_ok ||
@@ -1720,8 +1722,8 @@ static napi_value init(napi_env env, napi_value exports) {
   static const int32_t layout[] = {
       IL_VALID, IL_ROUTE_VER, IL_ENGINE_VER, IL_UDP_GEN, IL_MTU, IL_TUN_ADOPT, IL_UDP_ADOPT, IL_TUN_AT, IL_TUN_QUIET, IL_RECV_AT,
       IL_RECV_QUIET, IL_COUNT, IL_SENT, IL_SENT_READS, IL_SENT_PLAIN, IL_RECEIVED, IL_RECV_BYTES, IL_WRITTEN, IL_WRITTEN_BYTES,
-      IL_HEADER, IE_KEY_ID, IE_KEY_GEN, IE_FAMILY, IE_ADDR, IE_REMOTE_INDEX, IE_LOCAL_INDEX, IE_SEND_NEXT, IE_SEND_END,
-      IE_SEND_UNTIL, IE_RECV_UNTIL, IE_RECV_TOP, IE_EP, IE_SEND_FD, IE_SENT, IE_SENT_LEN, IE_RECEIVED, IE_RECV_REC, IE_WORDS,
+      IL_SEQ, IL_HEADER, IE_KEY_ID, IE_KEY_GEN, IE_FAMILY, IE_ADDR, IE_REMOTE_INDEX, IE_LOCAL_INDEX, IE_SEND_NEXT, IE_SEND_END,
+      IE_SEND_UNTIL, IE_RECV_UNTIL, IE_RECV_TOP, IE_EP, IE_SEND_FD, IE_SENT, IE_SENT_LEN, IE_RECEIVED, IE_RECV_REC, IE_LAST, IE_WORDS,
       IL_MAX, IL_ENTRIES, IL_WORDS, IL_KEY_SLOT_BYTES, IL_KEY_SEND_OFFSET, IL_KEY_RECV_OFFSET,
   };
   napi_value arr;

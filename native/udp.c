@@ -948,7 +948,7 @@ static int idle_receive_one(recv_hook *u, int32_t slot) {
   if (E == NULL || !il_entry_current(E, &c->st) || il_now_ms() >= il_u64(E, IE_RECV_UNTIL) ||
       memcmp(m + M_EP_FAMILY, &E[IE_EP], EP_WORDS * sizeof(int32_t)) != 0) return 0;
   uint64_t counter = le64(msg + 8);
-  if (counter <= il_index_top(L, receiver) || 16 + len > c->scratch_len) return 0;
+  if (counter <= il_index_top(L, receiver) || counter >= IL_COUNTER_LIMIT || 16 + len > c->scratch_len) return 0;
   size_t plen = len - 32;
   uint8_t *p = c->scratch + 16;  // 16 bytes of room in front (the virtio header), then the plaintext
   memcpy(p, msg + 16, len - 16);
@@ -990,6 +990,7 @@ static int idle_receive_one(recv_hook *u, int32_t slot) {
   rec[2] = (int32_t)len;
   rec[3] = (int32_t)plen;
   E[IE_RECEIVED]++;
+  E[IE_LAST] = ++L[IL_SEQ] * 2 + 1;
   L[IL_RECEIVED]++;
   L[IL_RECV_BYTES] += (int32_t)len;
   return 1;

@@ -17,10 +17,12 @@
 //             would have (transportSent, receiveTransport: counters, timers, the replay window,
 //             key freshness); reserved counters no message used go back to the keypair if nothing
 //             else has sent with it since (the entries in reverse order, so each range given back
-//             lets the one reserved before it be given back too).
+//             lets the one reserved before it be given back too). The timers' state depends on
+//             which came last, a send or a receive: the entries are replayed in the order of
+//             their last events (IE_LAST, stamped by the hooks), each with the other kind first.
 import { COUNTER_LIMIT, REJECT_AFTER_TIME, REKEY_AFTER_TIME } from './constants.js';
 import {
-  IE_ADDR, IE_EP, IE_FAMILY, IE_KEY_GEN, IE_KEY_ID, IE_LOCAL_INDEX, IE_RECEIVED, IE_RECV_REC, IE_RECV_TOP, IE_RECV_UNTIL, IE_REMOTE_INDEX,
+  IE_ADDR, IE_EP, IE_FAMILY, IE_KEY_GEN, IE_KEY_ID, IE_LAST, IE_LOCAL_INDEX, IE_RECEIVED, IE_RECV_REC, IE_RECV_TOP, IE_RECV_UNTIL, IE_REMOTE_INDEX,
   IE_SEND_END, IE_SEND_FD, IE_SEND_NEXT, IE_SEND_UNTIL, IE_SENT, IE_SENT_LEN, IE_WORDS, IL_COUNT, IL_ENGINE_VER, IL_ENTRIES, IL_HEADER,
   IL_MAX, IL_MTU, IL_ROUTE_VER, leaseU64, monotonicMs, setLeaseU64,
 } from './dataplane/idle-lease.js';
@@ -60,14 +62,14 @@ interface Granted {
   peer: Peer | null;
   keypair: Keypair | null;
   end: number;
-  readonly source: LeaseSource;
 }
 
 export class IdlePath {
   /** The (peer, address) pairs main last exchanged packets with, the most recent first (at most IL_ENTRIES, distinct). */
   private readonly notes: Note[] = [];
-  private readonly granted: Granted[] = Array.from({ length: IL_ENTRIES }, () => ({ peer: null, keypair: null, end: 0, source: new LeaseSource() }));
+  private readonly granted: Granted[] = Array.from({ length: IL_ENTRIES }, () => ({ peer: null, keypair: null, end: 0 }));
   private count = 0;
+  private readonly order: number[] = [];
 
   constructor(private readonly ctx: IdlePathContext) {}
 
@@ -109,23 +111,41 @@ export class IdlePath {
 
   /** The lease was withdrawn: account for what the hooks did under it, and give back unused counters. */
   settle(L: Int32Array): void {
-    const e = this.ctx.engine;
-    for (let i = this.count - 1; i >= 0; i--) {
+    const n = this.count;
+    this.count = 0;
+    for (let i = n - 1; i >= 0; i--) {
       const g = this.granted[i]!;
-      const peer = g.peer!;
-      const kp = g.keypair!;
+      if (g.keypair!.sendCounter === g.end) g.keypair!.sendCounter = leaseU64(L, IL_HEADER + i * IE_WORDS + IE_SEND_NEXT);
+    }
+    // The timers' state after an exchange depends on which came last, a send or a receive (a
+    // responder's reply leaves no keepalive due and a new handshake armed; an initiator's answer
+    // the reverse): the entries in the order of their last events, and in each the other kind
+    // first.
+    const order = this.order;
+    order.length = 0;
+    for (let i = 0; i < n; i++) order.push(i);
+    order.sort((a, b) => L[IL_HEADER + a * IE_WORDS + IE_LAST]! - L[IL_HEADER + b * IE_WORDS + IE_LAST]!);
+    for (const i of order) {
+      const g = this.granted[i]!;
+      const b = IL_HEADER + i * IE_WORDS;
+      if ((L[b + IE_LAST]! & 1) === 0) this.settleReceived(L, b, g);
+      this.settleSent(L, b, g);
+      if ((L[b + IE_LAST]! & 1) === 1) this.settleReceived(L, b, g);
       g.peer = null;
       g.keypair = null;
-      const b = IL_HEADER + i * IE_WORDS;
-      if (kp.sendCounter === g.end) kp.sendCounter = leaseU64(L, b + IE_SEND_NEXT);
-      if (!peer.removed) for (let k = 0; k < L[b + IE_SENT]!; k++) e.transportSent(peer, L[b + IE_SENT_LEN + k]!, true);
-      for (let k = 0; k < L[b + IE_RECEIVED]!; k++) {
-        const r = b + IE_RECV_REC + 4 * k;
-        e.receiveTransport(kp, leaseU64(L, r), L[r + 2]!, L[r + 3]!, g.source);
-      }
-      g.source.leased = null;
     }
-    this.count = 0;
+  }
+
+  private settleSent(L: Int32Array, b: number, g: Granted): void {
+    if (g.peer!.removed) return;
+    for (let k = 0; k < L[b + IE_SENT]!; k++) this.ctx.engine.transportSent(g.peer!, L[b + IE_SENT_LEN + k]!, true);
+  }
+
+  private settleReceived(L: Int32Array, b: number, g: Granted): void {
+    for (let k = 0; k < L[b + IE_RECEIVED]!; k++) {
+      const r = b + IE_RECV_REC + 4 * k;
+      this.ctx.engine.receiveTransport(g.keypair!, leaseU64(L, r), L[r + 2]!, L[r + 3]!, LEASE_SOURCE);
+    }
   }
 
   /** Entry i of the lease for note n, if its address still routes to its peer and the peer's current keypair may send: true when filled. */
@@ -160,20 +180,17 @@ export class IdlePath {
     g.peer = peer;
     g.keypair = kp;
     g.end = next + IL_MAX;
-    g.source.leased = ep;
     return true;
   }
 }
 
-/** Where an entry's received messages came from: its endpoint (the hook compared the words). */
-class LeaseSource implements PacketSource {
-  leased: Endpoint | null = null;
-
-  isEndpoint(ep: Endpoint | null): boolean {
-    return ep !== null && ep === this.leased;
-  }
-
-  endpoint(): Endpoint | null {
-    return this.leased;
-  }
-}
+/**
+ * Where the hooks' received messages came from: the peer's endpoint at the grant (the hook
+ * compared the words), and still current as far as they are concerned: an endpoint set since
+ * (the UAPI, a handshake) bumped the engine's version, after which the hooks took nothing, so it
+ * is newer than every message here and settling must not roam back to the old one.
+ */
+const LEASE_SOURCE: PacketSource = {
+  isEndpoint: (ep: Endpoint | null): boolean => ep !== null,
+  endpoint: (): Endpoint | null => null,
+};

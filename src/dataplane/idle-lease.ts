@@ -29,6 +29,8 @@ export const IL_RECEIVED = 15;
 export const IL_RECV_BYTES = 16;
 export const IL_WRITTEN = 17;
 export const IL_WRITTEN_BYTES = 18;
+/** Events (sends and receives, all entries) so far under the lease: IE_LAST's clock. */
+export const IL_SEQ = 19;
 export const IL_HEADER = 20;
 export const IE_KEY_ID = 0;
 export const IE_KEY_GEN = 1;
@@ -47,7 +49,9 @@ export const IE_SENT = 32;
 export const IE_SENT_LEN = 33;
 export const IE_RECEIVED = 41;
 export const IE_RECV_REC = 42;
-export const IE_WORDS = 74;
+/** The entry's last event: 2 × IL_SEQ after it, + 1 for a receive; 0: none. */
+export const IE_LAST = 74;
+export const IE_WORDS = 75;
 /** Sends, and receives, one entry allows before main takes over (native/idle.h IL_MAX). */
 export const IL_MAX = 8;
 /** Peers per lease. */
@@ -58,8 +62,8 @@ export const IL_WORDS = IL_HEADER + IL_ENTRIES * IE_WORDS;
 export const IDLE_LAYOUT: readonly number[] = [
   IL_VALID, IL_ROUTE_VER, IL_ENGINE_VER, IL_UDP_GEN, IL_MTU, IL_TUN_ADOPT, IL_UDP_ADOPT, IL_TUN_AT, IL_TUN_QUIET, IL_RECV_AT,
   IL_RECV_QUIET, IL_COUNT, IL_SENT, IL_SENT_READS, IL_SENT_PLAIN, IL_RECEIVED, IL_RECV_BYTES, IL_WRITTEN, IL_WRITTEN_BYTES,
-  IL_HEADER, IE_KEY_ID, IE_KEY_GEN, IE_FAMILY, IE_ADDR, IE_REMOTE_INDEX, IE_LOCAL_INDEX, IE_SEND_NEXT, IE_SEND_END,
-  IE_SEND_UNTIL, IE_RECV_UNTIL, IE_RECV_TOP, IE_EP, IE_SEND_FD, IE_SENT, IE_SENT_LEN, IE_RECEIVED, IE_RECV_REC, IE_WORDS,
+  IL_SEQ, IL_HEADER, IE_KEY_ID, IE_KEY_GEN, IE_FAMILY, IE_ADDR, IE_REMOTE_INDEX, IE_LOCAL_INDEX, IE_SEND_NEXT, IE_SEND_END,
+  IE_SEND_UNTIL, IE_RECV_UNTIL, IE_RECV_TOP, IE_EP, IE_SEND_FD, IE_SENT, IE_SENT_LEN, IE_RECEIVED, IE_RECV_REC, IE_LAST, IE_WORDS,
   IL_MAX, IL_ENTRIES, IL_WORDS, KEY_SLOT_BYTES, KEY_SEND_OFFSET, KEY_RECV_OFFSET,
 ];
 

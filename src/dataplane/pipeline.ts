@@ -238,7 +238,7 @@ export interface PipelineHooks {
   onHookError?(stage: HookStage, err: unknown): void;
 }
 
-export type HookStage = 'route' | 'classify' | 'onSealed' | 'onOpened';
+export type HookStage = 'route' | 'classify' | 'onSealed' | 'onOpened' | 'idleSettle';
 
 export { TUN_READER_ID, TUN_WRITER_ID, UDP_READER_ID };
 
@@ -990,7 +990,11 @@ export class Pipeline {
     st[STAT_WRITER + W_WRITES]! += L[IL_WRITTEN]!;
     st[STAT_WRITER + W_BYTES]! += L[IL_WRITTEN_BYTES]!;
     st[STAT_MAIN + MAIN_IDLE_RECEIVED]! += L[IL_RECEIVED]!;
-    this.hooks.idleSettle?.(L); // the results stay until the next grant zeroes them
+    try {
+      this.hooks.idleSettle?.(L); // the results stay until the next grant zeroes them
+    } catch (err) {
+      this.hookError('idleSettle', err, null); // as a packet hook's: logged, and the turn goes on
+    }
   }
 
   /** Publish the routed slots of TUN ring r below `seq`; wake up to `n` sleeping workers (0: none). */
@@ -1202,8 +1206,9 @@ export class Pipeline {
     }
   }
 
-  private hookError(stage: HookStage, err: unknown, ring: RingId): void {
-    this.stats[statDrop(ring, Drop.HOOK_ERROR)]! += 1;
+  /** A hook threw: counted as a drop of a packet of `ring` (null: no packet was dropped), and reported. */
+  private hookError(stage: HookStage, err: unknown, ring: RingId | null): void {
+    if (ring !== null) this.stats[statDrop(ring, Drop.HOOK_ERROR)]! += 1;
     if (this.hooks.onHookError) this.hooks.onHookError(stage, err);
     else queueMicrotask(() => { throw err; });
   }
