@@ -35,14 +35,20 @@ typedef struct {
   napi_ref hook_ref;  // keeps the hook's External alive
 } watcher;
 
-// One settle timer for the loop the hooks run on (the main thread's): after a packet a hook handled,
-// one callback — whichever watcher's — runs IDLE_SETTLE_MS later, however many hooks handled
-// packets meanwhile; a callback that runs for any other reason first cancels it (that turn settles).
+// Settle timers for the loop the hooks run on (the main thread's), one armed per hook group (a
+// pipeline's two hooks share its lease): after a packet a hook handled, one callback of that
+// group's watchers runs IDLE_SETTLE_MS later, however many of the group's hooks handled packets
+// meanwhile; a readable callback of the group that runs for any other reason first cancels it
+// (that turn settles). Another group's callbacks (another device in the process) leave it be.
+// Slots are taken only while armed; with all of them armed, a hook's callback runs at once.
+#define SETTLE_SLOTS 16
 static struct {
   uv_timer_t timer;
-  uv_loop_t *loop;  // NULL until first used
-  watcher *for_w;   // the watcher whose callback it runs; NULL: not armed
-} settle;
+  int ready;          // timer initialised (on `loop`)
+  const void *group;  // the group it is armed for
+  watcher *for_w;     // the watcher whose callback it runs; NULL: not armed
+} settles[SETTLE_SLOTS];
+static uv_loop_t *settle_loop;  // NULL until first used
 
 static napi_value throw_type(napi_env env, const char *msg) {
   napi_throw_type_error(env, NULL, msg);
@@ -71,40 +77,58 @@ static void call_js(watcher *w, int status, int events) {
 }
 
 static void on_settle(uv_timer_t *t) {
-  (void)t;
-  watcher *w = settle.for_w;
-  settle.for_w = NULL;
-  if (w != NULL && !w->closed) call_js(w, 0, UV_READABLE);
+  for (int i = 0; i < SETTLE_SLOTS; i++) {
+    if (&settles[i].timer != t) continue;
+    watcher *w = settles[i].for_w;
+    settles[i].for_w = NULL;
+    if (w != NULL && !w->closed) call_js(w, 0, UV_READABLE);
+    return;
+  }
 }
 
-/** Arms the settle timer for w's callback (if not armed); 0 when w's loop cannot have it (then call now). */
+/** Arms a settle timer for w's callback unless its group has one armed; 0 when it cannot (then call now). */
 static int settle_later(watcher *w) {
-  if (settle.loop == NULL) {
-    if (uv_timer_init(w->poll.loop, &settle.timer) != 0) return 0;
-    uv_unref((uv_handle_t *)&settle.timer);
-    settle.loop = w->poll.loop;
+  if (settle_loop == NULL) settle_loop = w->poll.loop;
+  if (settle_loop != w->poll.loop) return 0;
+  const void *g = w->hook->group;
+  int free_slot = -1;
+  for (int i = 0; i < SETTLE_SLOTS; i++) {
+    if (settles[i].for_w == NULL) {
+      if (free_slot < 0) free_slot = i;
+    } else if (settles[i].group == g) {
+      return 1;
+    }
   }
-  if (settle.loop != w->poll.loop) return 0;
-  if (settle.for_w == NULL) {
-    settle.for_w = w;
-    uv_timer_start(&settle.timer, on_settle, IDLE_SETTLE_MS, 0);
+  if (free_slot < 0) return 0;
+  if (!settles[free_slot].ready) {
+    if (uv_timer_init(settle_loop, &settles[free_slot].timer) != 0) return 0;
+    uv_unref((uv_handle_t *)&settles[free_slot].timer);
+    settles[free_slot].ready = 1;
   }
+  settles[free_slot].group = g;
+  settles[free_slot].for_w = w;
+  uv_timer_start(&settles[free_slot].timer, on_settle, IDLE_SETTLE_MS, 0);
   return 1;
 }
 
-static void settle_cancel(void) {
-  if (settle.for_w == NULL) return;
-  settle.for_w = NULL;
-  uv_timer_stop(&settle.timer);
+/** Disarms the settle of group g (a callback of the group runs now), or the one for watcher w. */
+static void settle_cancel(const void *g, const watcher *w) {
+  if (settle_loop == NULL) return;
+  for (int i = 0; i < SETTLE_SLOTS; i++) {
+    if (settles[i].for_w != NULL && ((g != NULL && settles[i].group == g) || settles[i].for_w == w)) {
+      settles[i].for_w = NULL;
+      uv_timer_stop(&settles[i].timer);
+    }
+  }
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events) {
   watcher *w = handle->data;
   if (w->closed) return;
   if (status >= 0 && w->hook != NULL && w->hook->run(w->hook, w->fd) == WP_HOOK_DONE && settle_later(w)) return;
-  // A readable callback runs now: its turn settles. An error's callback only hands the input back
-  // (no turn), so a settle still due stays armed.
-  if (status >= 0 && settle.loop == w->poll.loop) settle_cancel();
+  // A readable callback runs now: its turn settles its group. An error's callback only hands the
+  // input back (no turn), so a settle still due stays armed.
+  if (status >= 0 && w->hook != NULL && w->poll.loop == settle_loop) settle_cancel(w->hook->group, NULL);
   call_js(w, status, events);
 }
 
@@ -123,7 +147,7 @@ static void do_close(napi_env env, watcher *w) {
   w->hook = NULL;
   w->hook_ref = NULL;
   napi_async_destroy(env, w->context);
-  if (settle.for_w == w) settle_cancel();
+  settle_cancel(NULL, w);
   uv_close((uv_handle_t *)&w->poll, on_close);
 }
 

@@ -104,8 +104,8 @@ enum {
 
 /**
  * A native hook an fd watcher (fdwatch.c) runs before its JavaScript callback: returns
- * WP_HOOK_DONE when it handled what was readable (the callback then runs later, at most
- * IDLE_SETTLE_MS on), WP_HOOK_PASS when the callback must run now. The addon that made it hands it
+ * WP_HOOK_DONE when it handled what was readable (a callback of its group then runs later, at
+ * most IDLE_SETTLE_MS on), WP_HOOK_PASS when the callback must run now. The addon that made it hands it
  * over as an External whose data starts with this struct.
  */
 #define WP_HOOK_MAGIC 0x77706b31u
@@ -114,6 +114,7 @@ enum {
 typedef struct wp_fd_hook {
   uint32_t magic;
   int (*run)(struct wp_fd_hook *hook, int fd);
+  const void *group;  // hooks that one JavaScript turn settles (a pipeline's: its lease) share it
 } wp_fd_hook;
 
 static inline uint64_t il_u64(const int32_t *L, int i) {

@@ -1147,6 +1147,7 @@ static napi_value js_idle_send_hook(napi_env env, napi_callback_info info) {
     return NULL;
   }
   t->hook.magic = WP_HOOK_MAGIC;
+  t->hook.group = t->c.lease;  // the pipeline's other hook has the same lease
   t->hook.run = idle_send_run;
   napi_value ext = il_make_hook(env, &t->hook, send_hook_free);
   if (ext == NULL) send_hook_free(env, t, NULL);

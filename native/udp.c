@@ -1064,6 +1064,7 @@ static napi_value js_idle_receive_hook(napi_env env, napi_callback_info info) {
     return NULL;
   }
   u->hook.magic = WP_HOOK_MAGIC;
+  u->hook.group = u->c.lease;  // the pipeline's other hook has the same lease
   u->hook.run = idle_receive_run;
   napi_value ext = il_make_hook(env, &u->hook, recv_hook_free);
   if (ext == NULL) recv_hook_free(env, u, NULL);
