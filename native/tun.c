@@ -78,7 +78,7 @@
 
 #define MAX_PACKET 65535
 #define SCRATCH_BYTES 65536  // super-packet buffer; a read of more than this was truncated
-#define READ_STATES 8        // TUN fds one thread may read with split state
+#define READ_STATES 8        // TUN fds one thread may read with split state: ≥ the queues (tun.ts checks)
 #define GRO_CHUNK 128        // packets considered together for coalescing
 #define GRO_SCAN 16          // most recent flow entries searched per packet
 #define GRO_MAX_SEGS 64      // segments per coalesced write
@@ -1719,6 +1719,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value v;
   napi_create_int32(env, READ_EOF, &v);
   napi_set_named_property(env, exports, "READ_EOF", v);
+  napi_create_int32(env, READ_STATES, &v);
+  napi_set_named_property(env, exports, "READ_STATES", v);
   // The idle lease's word numbers in idle.h's order (src/dataplane/idle-lease.ts must match; a test compares).
   static const int32_t layout[] = {
       IL_VALID, IL_ROUTE_VER, IL_ENGINE_VER, IL_UDP_GEN, IL_MTU, IL_TUN_ADOPT, IL_UDP_ADOPT, IL_TUN_AT, IL_TUN_QUIET, IL_RECV_AT,

@@ -266,6 +266,8 @@ export interface TunNative {
    */
   flowQueue(packet: Uint8Array, queues: number): number;
   readonly READ_EOF: number;
+  /** TUN fds one thread can read with their own split state: main reads every queue at idle. */
+  readonly READ_STATES: number;
 }
 
 let native: TunNative | undefined;
@@ -277,6 +279,12 @@ export function tunNative(): TunNative {
       native = createRequire(import.meta.url)('../../../native/build/Release/wirepool_tun.node') as TunNative;
     } catch (err) {
       throw new TunError('ERR_TUN_UNAVAILABLE', `TUN addon could not be loaded (build it: cd native && npx node-gyp rebuild): ${errorText(err)}`, { cause: err });
+    }
+    // Fewer would make main, reading every queue at idle, evict a queue's pending TSO segments.
+    if (!(native.READ_STATES >= MAX_TUN_QUEUES)) {
+      const n = native.READ_STATES;
+      native = undefined;
+      throw new TunError('ERR_TUN_UNAVAILABLE', `TUN addon keeps split state for ${n} fds per thread, fewer than the ${MAX_TUN_QUEUES} queues: rebuild it (cd native && npx node-gyp rebuild)`);
     }
   }
   return native;
