@@ -945,9 +945,9 @@ export class Pipeline {
     const tunAt = Atomics.load(ctl, tun.iProduced);
     const recvAt = Atomics.load(ctl, recv.iProduced);
     const tunQuiet = this.tunMains[0]!.owned() && tunAt === this.retired[RING_TUN] && Atomics.load(ctl, tun.iFreed) === tunAt;
-    // The receive hook writes to queue 0: only while main owns every queue (the whole device idle),
-    // or its writes would pull a loaded queue's flows onto queue 0 (writeDirect).
-    const recvQuiet = this.udpMain.owned() && this.tunMains.every((m) => m.owned()) && recvAt === this.retired[RING_RECV]
+    // The receive hook writes to queue 0: with several queues only while main owns every queue (the
+    // whole device idle), or its writes would pull a loaded queue's flows onto queue 0 (writeDirect).
+    const recvQuiet = this.udpMain.owned() && (this.tunMains.length === 1 || this.allQueuesOwned()) && recvAt === this.retired[RING_RECV]
       && ((Atomics.load(ctl, recv.iFreed) - this.deliverMark) | 0) >= 0;
     // A hook's hand-over not taken yet (only while stopping) means main is not idle: no lease.
     if ((!tunQuiet && !recvQuiet) || L[IL_TUN_ADOPT] !== 0 || L[IL_UDP_ADOPT] !== 0) return;
@@ -1148,6 +1148,12 @@ export class Pipeline {
     return true;
   }
 
+  /** Main reads every TUN queue itself: the whole device is idle. */
+  private allQueuesOwned(): boolean {
+    for (const m of this.tunMains) if (!m.owned()) return false;
+    return true;
+  }
+
   /**
    * Direct mode: write the packet at slot s to TUN from main, with the writer's own native call
    * (one packet, no coalescing; the virtio header, a plain packet's, goes in front of it; on a
@@ -1162,7 +1168,7 @@ export class Pipeline {
     this.directSlot[0] = s;
     this.directLen[0] = len;
     try {
-      const target = this.tunMains.every((m) => m.owned()) ? this.directWriteFd : this.directWriteTarget;
+      const target = this.allQueuesOwned() ? this.directWriteFd : this.directWriteTarget;
       tunNative().writeSlots(target, this.tunHeader !== 0, ring.data, ring.slotBytes, null, this.directSlot, this.directLen, 1, false, out);
     } catch {
       return false;
