@@ -362,6 +362,10 @@ export class Device {
   private readonly onTimer = (): void => {
     this.timer = null;
     this.timerAt = Infinity;
+    // A turn of main's like any other: first what the idle hooks did since the last one is settled
+    // (drain), so the timers due now see those packets (one the hook just received cancels a
+    // new-handshake timer falling due in the same 2 ms; one it just sent, a keepalive).
+    this.pipeline.drain();
     this.engine.tick();
     this.scheduleTimers();
   };
