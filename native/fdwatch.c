@@ -44,7 +44,7 @@ typedef struct {
 #define SETTLE_SLOTS 16
 static struct {
   uv_timer_t timer;
-  int ready;          // timer initialised (on `loop`)
+  int ready;          // timer initialised (on settle_loop; its data points back at this slot)
   const void *group;  // the group it is armed for
   watcher *for_w;     // the watcher whose callback it runs; NULL: not armed
 } settles[SETTLE_SLOTS];
@@ -77,13 +77,10 @@ static void call_js(watcher *w, int status, int events) {
 }
 
 static void on_settle(uv_timer_t *t) {
-  for (int i = 0; i < SETTLE_SLOTS; i++) {
-    if (&settles[i].timer != t) continue;
-    watcher *w = settles[i].for_w;
-    settles[i].for_w = NULL;
-    if (w != NULL && !w->closed) call_js(w, 0, UV_READABLE);
-    return;
-  }
+  watcher **for_w = t->data;
+  watcher *w = *for_w;
+  *for_w = NULL;
+  if (w != NULL && !w->closed) call_js(w, 0, UV_READABLE);
 }
 
 /** Arms a settle timer for w's callback unless its group has one armed; 0 when it cannot (then call now). */
@@ -103,6 +100,7 @@ static int settle_later(watcher *w) {
   if (!settles[free_slot].ready) {
     if (uv_timer_init(settle_loop, &settles[free_slot].timer) != 0) return 0;
     uv_unref((uv_handle_t *)&settles[free_slot].timer);
+    settles[free_slot].timer.data = &settles[free_slot].for_w;
     settles[free_slot].ready = 1;
   }
   settles[free_slot].group = g;

@@ -851,18 +851,13 @@ static int read_core(read_state *r, int fd, int wfd, int vnet, read_ctx *c0, int
     if (wfd >= 0 && pfd[1].revents != 0) {
       uint64_t v = 0;
       ssize_t got = read(wfd, &v, sizeof(v));
-      // EBADF: close() closed it after marking it, between the poll and this read; EAGAIN:
-      // another reader drained it.
-      if (got < 0 && errno == EBADF) {
-        if (r != NULL) r->pending = 0;
-        return -EBADF;
-      }
-      if (got == (ssize_t)sizeof(v) && v >= WAKE_CLOSED) {
-        if (write(wfd, &v, sizeof(v)) < 0) { /* the counter is full: it stays readable anyway */ }
-        if (r != NULL) r->pending = 0;
-        return -EBADF;  // the device was closed
-      }
-      return 0;
+      // The device was closed: the mark (put back for the next call), or EBADF when close()
+      // closed the eventfd between the poll and this read. EAGAIN: another reader drained it.
+      int marked = got == (ssize_t)sizeof(v) && v >= WAKE_CLOSED;
+      if (!marked && !(got < 0 && errno == EBADF)) return 0;
+      if (marked && write(wfd, &v, sizeof(v)) < 0) { /* the counter is full: it stays readable anyway */ }
+      if (r != NULL) r->pending = 0;
+      return -EBADF;
     }
     if (pfd[0].revents & POLLNVAL) {
       if (r != NULL) r->pending = 0;

@@ -1160,8 +1160,8 @@ export class Pipeline {
    * multi-queue device to its flow's queue as the writer would (directWriteTarget), or to queue 0
    * while main owns every queue: the whole device idle, where queue 0's idle hook reads the
    * replies. Queue 0 owned alone is not idleness: a flow of a loaded queue written to queue 0
-   * would be steered there, read by main, handed back, and flap between the queues). False (nothing written) on any error: the writer then retries it and
-   * classifies the error.
+   * would be steered there, read by main, handed back, and flap between the queues). False
+   * (nothing written) on any error: the writer then retries it and classifies the error.
    */
   private writeDirect(ring: RingView, s: number, len: number): boolean {
     const out = this.directOut;

@@ -275,17 +275,17 @@ let native: TunNative | undefined;
 /** The addon (loaded once per thread). Throws ERR_TUN_UNAVAILABLE when it is not built. */
 export function tunNative(): TunNative {
   if (native === undefined) {
+    let loaded: TunNative;
     try {
-      native = createRequire(import.meta.url)('../../../native/build/Release/wirepool_tun.node') as TunNative;
+      loaded = createRequire(import.meta.url)('../../../native/build/Release/wirepool_tun.node') as TunNative;
     } catch (err) {
       throw new TunError('ERR_TUN_UNAVAILABLE', `TUN addon could not be loaded (build it: cd native && npx node-gyp rebuild): ${errorText(err)}`, { cause: err });
     }
     // Fewer would make main, reading every queue at idle, evict a queue's pending TSO segments.
-    if (!(native.READ_STATES >= MAX_TUN_QUEUES)) {
-      const n = native.READ_STATES;
-      native = undefined;
-      throw new TunError('ERR_TUN_UNAVAILABLE', `TUN addon keeps split state for ${n} fds per thread, fewer than the ${MAX_TUN_QUEUES} queues: rebuild it (cd native && npx node-gyp rebuild)`);
+    if (!(loaded.READ_STATES >= MAX_TUN_QUEUES)) {
+      throw new TunError('ERR_TUN_UNAVAILABLE', `TUN addon keeps split state for ${loaded.READ_STATES} fds per thread, fewer than the ${MAX_TUN_QUEUES} queues: rebuild it (cd native && npx node-gyp rebuild)`);
     }
+    native = loaded;
   }
   return native;
 }
@@ -404,19 +404,20 @@ class LinuxTun implements TunDevice {
     return linkExists(this.name);
   }
 
-  wake(): void {
-    if (this.#closed) return;
-    // An eventfd wake is consumed by the first reader that reads it, so each queue's reader
-    // has its own.
+  /** A wake, or the closed mark, on every queue's wake eventfd: a wake is consumed by the first reader that reads it, so each queue's reader has its own. */
+  #signal(closed: boolean): void {
     const nat = tunNative();
-    nat.wake(this.wakeFd);
-    for (const w of this.queueWakeFds) nat.wake(w);
+    nat.wake(this.wakeFd, closed);
+    for (const w of this.queueWakeFds) nat.wake(w, closed);
+  }
+
+  wake(): void {
+    if (!this.#closed) this.#signal(false);
   }
 
   close(): void {
     if (this.#closed) return;
-    const nat = tunNative();
-    for (const w of [this.wakeFd, ...this.queueWakeFds]) nat.wake(w, true);
+    this.#signal(true);
     this.#closed = true;
     closeQuietly(this.fd);
     for (const fd of this.queueFds) closeQuietly(fd);
